@@ -53,9 +53,9 @@ export function children(el: XmlElement, name: string): XmlElement[] {
 
 /** A child that may appear at most once. */
 export function single(el: XmlElement, name: string): XmlElement | undefined {
-  const all = children(el, name);
-  if (all.length > 1) throw invalid(all[1]!, `<${name}> may appear only once inside <${el.name}>`);
-  return all[0];
+  const [first, second] = children(el, name);
+  if (second) throw invalid(second, `<${name}> may appear only once inside <${el.name}>`);
+  return first;
 }
 
 export function childText(el: XmlElement, name: string): string | undefined {
