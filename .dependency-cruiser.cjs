@@ -3,7 +3,8 @@
 const forbid = (name, from, to, comment) => ({ name, severity: 'error', comment, from: { path: from }, to: { path: to } });
 module.exports = {
   forbidden: [
-    forbid('conf-is-pure', '^src/conf/', '^src/(host|hostdev|network|qemu|daemon|protocol|cli)/', 'conf imports nothing of ours'),
+    forbid('conf-is-pure', '^src/conf/', '^src/(lib|host|hostdev|network|qemu|daemon|protocol|cli)/', 'conf imports nothing of ours'),
+    forbid('lib-is-a-leaf', '^src/lib/', '^src/(conf|host|hostdev|network|qemu|daemon|protocol|cli)/', 'lib: small I/O utilities (atomic files) below everything but conf'),
     forbid('host-below-hostdev', '^src/host/', '^src/(hostdev|network|qemu|daemon|protocol|cli)/', 'host only knows conf'),
     forbid('hostdev-below-network', '^src/hostdev/', '^src/(network|qemu|daemon|protocol|cli)/', 'hostdev only knows host and conf'),
     forbid('network-below-qemu', '^src/network/', '^src/(qemu|daemon|protocol|cli)/', 'network knows hostdev, host, conf'),

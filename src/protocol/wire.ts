@@ -1,0 +1,76 @@
+/**
+ * The API's wire types, shared by the daemon and the CLI (and nothing else of theirs). Paths:
+ *
+ *   GET    /domains                       -> DomainSummary[]
+ *   POST   /domains            {xml}      -> DomainSummary        (define)
+ *   DELETE /domains/:name                 -> {}                   (undefine)
+ *   POST   /domains/:name/start           -> DomainSummary
+ *   POST   /domains/:name/destroy         -> DomainSummary
+ *   GET    /domains/:name/xml?inactive=1  -> {xml}
+ *   GET    /nodedevs?cap=pci|net          -> NodeDeviceSummary[]
+ *   GET    /nodedevs/:name/xml            -> {xml}
+ *   GET    /nodedevs/:name/vfs            -> VfTable              (a PF's VF table)
+ *   GET    /events                        -> text/event-stream of DaemonEvent
+ *
+ * Errors: any status >= 400 with an ErrorBody.
+ */
+
+export type DomainState = 'shutoff' | 'starting' | 'running' | 'stopping' | 'crashed';
+
+export interface DomainSummary {
+  readonly name: string;
+  readonly uuid: string;
+  readonly state: DomainState;
+  /** QEMU's pid while running. */
+  readonly pid?: number;
+}
+
+export interface NodeDeviceSummary {
+  readonly name: string;
+  readonly capability: 'pci' | 'net';
+  readonly parent?: string;
+  /** pci: the bound driver; net: the netdev's interface name. */
+  readonly detail?: string;
+}
+
+export interface VfRow {
+  readonly vf: number;
+  readonly address: string;
+  readonly mac: string;
+  readonly vlan: number;
+  readonly qos: number;
+  readonly spoofchk?: boolean;
+  readonly trust?: boolean;
+  readonly driver?: string;
+  readonly netdev?: string;
+}
+
+export interface VfTable {
+  readonly pf: string;
+  readonly pfNetdev: string;
+  readonly vfs: readonly VfRow[];
+}
+
+export interface XmlBody {
+  readonly xml: string;
+}
+
+export interface ErrorBody {
+  readonly code: string;
+  readonly message: string;
+  readonly hint?: string;
+  readonly line?: number;
+  readonly column?: number;
+}
+
+export type DaemonEvent =
+  | {
+      readonly type: 'domain';
+      readonly event: 'defined' | 'undefined' | 'started' | 'stopped' | 'crashed';
+      readonly name: string;
+      readonly reason?: string;
+    }
+  | { readonly type: 'nodedev'; readonly event: 'updated'; readonly name: string };
+
+export const DEFAULT_SOCKET = '/run/passthru/passthru.sock';
+export const DEFAULT_STATE_DIR = '/var/lib/passthru';
