@@ -1,0 +1,37 @@
+import type { PciAddress } from '../conf/pci-address.ts';
+import type { VfConfig, VfSettings } from '../host/types.ts';
+
+/** What the device manager needs to know about a PCI function to plan its assignment. */
+export interface DeviceFacts {
+  readonly address: PciAddress;
+  /** Header type 0. Bridges and cardbus are never assignable. */
+  readonly endpoint: boolean;
+  readonly driver: string | undefined;
+  readonly iommuGroup: number | undefined;
+  /** The other functions of its IOMMU group (itself excluded). */
+  readonly groupPeers: readonly {
+    readonly address: PciAddress;
+    readonly driver: string | undefined;
+    readonly endpoint: boolean;
+  }[];
+  /** Set when the function is an SR-IOV VF. */
+  readonly vf: { readonly pf: PciAddress; readonly pfNetdev: string | undefined; readonly index: number } | undefined;
+}
+
+/** The host operations the device manager performs; host/ implements them for both backends. */
+export interface HostOps {
+  facts(address: PciAddress): Promise<DeviceFacts | undefined>;
+  vfRow(pfNetdev: string, vf: number): Promise<VfConfig | undefined>;
+  setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void>;
+  bindStub(address: PciAddress, stub: string): Promise<{ changed: boolean; previousDriver?: string }>;
+  rebindHostDriver(address: PciAddress): Promise<void>;
+}
+
+/** Drivers that hold a device for userspace, so the host no longer uses it. */
+export const STUB_DRIVERS: ReadonlySet<string> = new Set(['vfio-pci', 'pci-stub', 'uio_pci_generic', 'igb_uio']);
+
+export function isVfioDriver(driver: string | undefined): boolean {
+  return (
+    driver !== undefined && (driver === 'vfio-pci' || driver.endsWith('_vfio_pci') || driver.endsWith('-vfio-pci'))
+  );
+}

@@ -1,0 +1,134 @@
+import { PassthruError } from '../conf/error.ts';
+import { formatPciAddress } from '../conf/pci-address.ts';
+import { isVfioDriver, type DeviceFacts } from './facts.ts';
+import type { Leases } from './leases.ts';
+import type { HostdevRequest } from './request.ts';
+import type { Step } from './steps.ts';
+
+/**
+ * Turns "give these devices to domain D" into checks and an ordered list of steps. Pure: the
+ * facts about the host and the lease table are read before, so every refusal happens before
+ * anything on the host changes.
+ */
+export function planPrepare(
+  domain: string,
+  requests: readonly HostdevRequest[],
+  facts: ReadonlyMap<string, DeviceFacts | undefined>,
+  leases: Leases,
+): Step[] {
+  const wanted = new Map<string, HostdevRequest>();
+  for (const r of requests) {
+    const bdf = formatPciAddress(r.address);
+    const twin = wanted.get(bdf);
+    if (twin) {
+      throw new PassthruError(
+        'XML_INVALID',
+        `PCI device ${bdf} is given twice in domain ${domain} (${twin.alias} and ${r.alias})`,
+      );
+    }
+    wanted.set(bdf, r);
+  }
+
+  for (const [bdf, r] of wanted) checkOne(domain, bdf, r, facts.get(bdf), wanted, leases);
+
+  const saves: Step[] = [];
+  const binds: Step[] = [];
+  const sets: Step[] = [];
+  for (const [bdf, r] of wanted) {
+    const vf = facts.get(bdf)?.vf;
+    if (r.managed) binds.push({ kind: 'bind-stub', alias: r.alias, address: bdf, stub: 'vfio-pci' });
+    if (r.net && vf?.pfNetdev !== undefined) {
+      saves.push({ kind: 'save-vf-config', alias: r.alias, address: bdf, pfNetdev: vf.pfNetdev, vf: vf.index });
+      sets.push({
+        kind: 'set-vf-config',
+        alias: r.alias,
+        address: bdf,
+        pfNetdev: vf.pfNetdev,
+        vf: vf.index,
+        ...(r.net.mac ? { mac: r.net.mac } : {}),
+        vlan: r.net.vlan?.tags[0]?.id ?? 0,
+      });
+    }
+  }
+  // Save before detaching, while the VF's own netdev can still be read (libvirt cceada57);
+  // program MAC/VLAN after the VF sits on vfio-pci.
+  return [...saves, ...binds, ...sets];
+}
+
+function name(bdf: string, f: DeviceFacts | undefined): string {
+  return f?.vf?.pfNetdev ? `VF ${bdf} of PF ${f.vf.pfNetdev}` : `PCI device ${bdf}`;
+}
+
+function checkOne(
+  domain: string,
+  bdf: string,
+  r: HostdevRequest,
+  f: DeviceFacts | undefined,
+  wanted: ReadonlyMap<string, HostdevRequest>,
+  leases: Leases,
+): void {
+  if (!f) {
+    throw new PassthruError(
+      'NO_DEVICE',
+      `PCI device ${bdf} (${r.alias} of domain ${domain}) does not exist on this host`,
+      {
+        hint: "list the host's devices with 'passthru nodedev-list --cap pci'",
+      },
+    );
+  }
+  if (!f.endpoint) {
+    throw new PassthruError('DEVICE_NOT_ASSIGNABLE', `Non-endpoint PCI device ${bdf} cannot be assigned to guests`);
+  }
+  const holder = leases.holder(bdf);
+  if (holder !== undefined) {
+    throw new PassthruError('DEVICE_IN_USE', `${name(bdf, f)} is in use by domain ${holder}`);
+  }
+  for (const peer of f.groupPeers) {
+    const peerBdf = formatPciAddress(peer.address);
+    const peerHolder = leases.holder(peerBdf);
+    if (peerHolder !== undefined && peerHolder !== domain) {
+      throw new PassthruError(
+        'DEVICE_IN_USE',
+        `${name(bdf, f)} shares IOMMU group ${f.iommuGroup} with ${peerBdf}, which is in use by domain ${peerHolder}`,
+        { hint: 'the functions of one IOMMU group can only be given to one domain' },
+      );
+    }
+    // VFIO needs every endpoint of the group on a vfio driver or unbound; we never take a
+    // device from the host that the domain did not ask for.
+    if (peer.endpoint && !wanted.has(peerBdf) && peer.driver !== undefined && !isVfioDriver(peer.driver)) {
+      throw new PassthruError(
+        'DEVICE_NOT_ASSIGNABLE',
+        `${name(bdf, f)} shares IOMMU group ${f.iommuGroup} with ${peerBdf} (driver ${peer.driver}), which domain ${domain} does not include`,
+        { hint: `add ${peerBdf} to the domain too (with <address type='unassigned'/> if the guest should not see it)` },
+      );
+    }
+  }
+  if (r.net) {
+    if (!f.vf) {
+      throw new PassthruError(
+        'DEVICE_NOT_ASSIGNABLE',
+        `Interface type hostdev is currently supported on SR-IOV Virtual Functions only: ${bdf} (${r.alias}) is not a VF`,
+      );
+    }
+    if (f.vf.pfNetdev === undefined) {
+      throw new PassthruError(
+        'DEVICE_NOT_ASSIGNABLE',
+        `The PF ${formatPciAddress(f.vf.pf)} of VF ${bdf} has no network device, so its admin MAC and VLAN cannot be set`,
+      );
+    }
+    const vlan = r.net.vlan;
+    if (vlan && (vlan.trunk || vlan.tags.length > 1)) {
+      throw new PassthruError(
+        'CONFIG_UNSUPPORTED',
+        `vlan trunking is not supported by SR-IOV network devices (${r.alias})`,
+      );
+    }
+  }
+  if (!r.managed && !isVfioDriver(f.driver)) {
+    throw new PassthruError(
+      'OPERATION_INVALID',
+      `Unmanaged PCI device ${bdf} must be manually detached from the host (it is bound to ${f.driver ?? 'no driver'})`,
+      { hint: `run 'passthru nodedev-detach ${bdf}' first, or set managed='yes'` },
+    );
+  }
+}
