@@ -69,7 +69,7 @@ test('refusals: missing device, bridge, not a VF, unmanaged on host driver, trun
   assert.throws(plan(vfFacts({ groupPeers: [peer] })), /shares IOMMU group 30 with 0000:06:02.1 \(driver iavf\)/);
 });
 
-test('the same device twice in one domain is refused', async () => {
+test('the same device twice in one domain is refused', () => {
   assert.throws(
     () =>
       planPrepare(
