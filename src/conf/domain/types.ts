@@ -2,21 +2,48 @@ import type { MacAddress } from '../mac.ts';
 import type { PciAddress } from '../pci-address.ts';
 import type { Uuid } from '../uuid.ts';
 import type { Vlan } from '../vlan.ts';
+import type { XmlElement } from '../xml/tree.ts';
 
 /**
  * A libvirt domain definition, as far as passthru understands it. Plain data: parse.ts builds
  * it from XML, postparse.ts fills defaults, validate.ts checks whole-definition rules,
  * format.ts writes it back. Device kinds are discriminated unions.
+ *
+ * `line` fields are the 1-based line of the element in the document it was read from, kept so
+ * that validation can point at it; definitions built in code leave them out.
  */
 export interface DomainDef {
+  /** `<domain type=...>`; libvirt's test data uses 'qemu', real hosts 'kvm'. Default 'kvm'. */
+  readonly type?: 'kvm' | 'qemu';
   readonly name: string;
   readonly uuid?: Uuid;
+  readonly title?: string;
+  readonly description?: string;
   /** KiB, as libvirt stores it whatever unit the XML used. */
   readonly memoryKiB: number;
+  readonly currentMemoryKiB?: number;
   readonly vcpus: number;
+  readonly vcpuPlacement?: 'static' | 'auto';
+  readonly vcpuCpuset?: string;
   readonly os: OsDef;
+  /** `<features>`, `<cpu>`, `<clock>`: carried checked but uninterpreted (see generic.ts). */
+  readonly features?: XmlElement;
+  readonly cpu?: XmlElement;
+  readonly clock?: XmlElement;
+  readonly onPoweroff?: LifecycleAction;
+  readonly onReboot?: LifecycleAction;
+  readonly onCrash?: LifecycleAction;
   readonly devices: Devices;
+  readonly line?: number;
 }
+
+export type LifecycleAction =
+  | 'destroy'
+  | 'restart'
+  | 'preserve'
+  | 'rename-restart'
+  | 'coredump-destroy'
+  | 'coredump-restart';
 
 export interface OsDef {
   readonly type: 'hvm';
@@ -25,10 +52,17 @@ export interface OsDef {
   readonly kernel?: string;
   readonly initrd?: string;
   readonly cmdline?: string;
+  /** `<boot dev=.../>` in order. */
+  readonly bootDevs?: readonly BootDev[];
+  readonly bootMenu?: boolean;
+  readonly line?: number;
 }
+
+export type BootDev = 'hd' | 'cdrom' | 'network' | 'fd';
 
 export interface Devices {
   readonly emulator?: string;
+  readonly disks?: readonly OtherDeviceDef[];
   readonly controllers: readonly ControllerDef[];
   /** Plain `<hostdev>` elements. `<interface type='hostdev'>` carries its own hostdev part and is
    *  not repeated here (unlike libvirt's shared pointer, which is a C memory trick). */
@@ -36,39 +70,155 @@ export interface Devices {
   readonly interfaces: readonly InterfaceDef[];
   readonly serials: readonly CharDevDef[];
   readonly consoles: readonly CharDevDef[];
+  /** Devices passthru carries for libvirt compatibility but does not interpret: disk, filesystem,
+   *  input, graphics, sound, audio, video, memballoon, rng. Checked against an allow-list. */
+  readonly others?: readonly OtherDeviceDef[];
 }
 
-/** Where a device sits in the guest. `unassigned`: taken from the host, given no guest device. */
+/** A device outside passthru's own concern, kept as its checked XML so that it survives a round
+ *  trip. `kind` is its element name. */
+export interface OtherDeviceDef {
+  readonly kind: OtherDeviceKind;
+  readonly xml: XmlElement;
+  /** The guest PCI address, if it has one: the address planner must not reuse it. */
+  readonly guestAddress?: GuestAddress;
+}
+
+export type OtherDeviceKind =
+  | 'disk'
+  | 'filesystem'
+  | 'input'
+  | 'graphics'
+  | 'sound'
+  | 'audio'
+  | 'video'
+  | 'memballoon'
+  | 'rng';
+
+/** Where a device sits in the guest. `unassigned`: taken from the host, given no guest device.
+ *  `drive` is the address of a disk on its controller (carried, not planned by us). */
 export type GuestAddress =
   | ({ readonly type: 'pci'; readonly multifunction?: boolean } & PciAddress)
-  | { readonly type: 'unassigned' };
+  | { readonly type: 'unassigned' }
+  | {
+      readonly type: 'drive';
+      readonly controller?: number;
+      readonly bus?: number;
+      readonly target?: number;
+      readonly unit?: number;
+    };
+
+export type ControllerType = 'pci' | 'usb' | 'ide' | 'sata' | 'scsi' | 'virtio-serial';
+
+export type PciControllerModel =
+  | 'pcie-root'
+  | 'pcie-root-port'
+  | 'pci-root'
+  | 'pci-bridge'
+  | 'dmi-to-pci-bridge'
+  | 'pcie-to-pci-bridge'
+  | 'pcie-switch-upstream-port'
+  | 'pcie-switch-downstream-port'
+  | 'pci-expander-bus'
+  | 'pcie-expander-bus';
 
 export interface ControllerDef {
-  readonly type: 'pci';
+  readonly type: ControllerType;
   readonly index: number;
-  readonly model: 'pcie-root' | 'pcie-root-port' | 'pci-root' | 'pci-bridge';
+  /** For type pci one of PciControllerModel; for usb/scsi the libvirt model name ('none' too). */
+  readonly model?: string;
+  /** `<model name=.../>`: the QEMU device behind a PCI controller (ioh3420, pcie-root-port ...). */
+  readonly modelName?: string;
+  readonly target?: ControllerTarget;
   readonly address?: GuestAddress;
   readonly alias?: string;
+  readonly line?: number;
+}
+
+export interface ControllerTarget {
+  readonly chassisNr?: number;
+  readonly chassis?: number;
+  readonly port?: number;
+  readonly busNr?: number;
+  readonly hotplug?: boolean;
 }
 
 /** The host side of a PCI host device, shared by `<hostdev>` and `<interface type='hostdev'>`. */
 export interface PciHostdevSource {
   readonly managed: boolean;
   readonly address: PciAddress;
+  /** passthru extension: the device comes from a device pool instead (address is then the one
+   *  the pool resolved to at start, or absent in the inactive definition). See docs/conf-pools.md. */
+  readonly pool?: string;
+  /** Whether the source address was written in the document (false when only a pool is named). */
+  readonly addressGiven?: boolean;
+  /** `<driver name=... model=...>`: the host-side PCI backend and an optional vfio variant driver. */
+  readonly driver?: HostdevDriver;
 }
 
-export interface HostdevDef {
+export interface HostdevDriver {
+  readonly name?: 'kvm' | 'vfio' | 'xen';
+  readonly model?: string;
+}
+
+export interface RomDef {
+  readonly bar?: boolean;
+  readonly file?: string;
+  readonly enabled?: boolean;
+}
+
+export type TeamingDef = { readonly type: 'persistent' } | { readonly type: 'transient'; readonly persistent: string };
+
+/** libvirt's `<virtualport>`: type may be missing on interfaces of type network (merged later). */
+export interface VirtualPortDef {
+  readonly type?: '802.1Qbg' | '802.1Qbh' | 'openvswitch' | 'midonet';
+  readonly managerid?: number;
+  readonly typeid?: number;
+  readonly typeidversion?: number;
+  readonly instanceid?: Uuid;
+  readonly profileid?: string;
+  readonly interfaceid?: Uuid;
+  readonly line?: number;
+}
+
+/** Per-port settings of a multi-port VF (PRODUCT.md C, [seed]). Ports are numbered from 1. */
+export interface HostdevNetdevPort {
+  readonly port: number;
+  readonly mac?: MacAddress;
+  readonly vlan?: Vlan;
+  readonly line?: number;
+}
+
+/** Properties every device with a guest identity has. */
+export interface DeviceInfo {
+  readonly guestAddress?: GuestAddress;
+  readonly alias?: string;
+  readonly bootOrder?: number;
+  readonly rom?: RomDef;
+  readonly line?: number;
+}
+
+export interface HostdevDef extends DeviceInfo {
   readonly mode: 'subsystem';
   readonly type: 'pci';
   readonly source: PciHostdevSource;
-  readonly guestAddress?: GuestAddress;
-  readonly alias?: string;
+  readonly teaming?: TeamingDef;
+  /** [seed] partial assignment: false = taken from the host, given no guest device. */
+  readonly assigned?: boolean;
+  readonly netdevs?: readonly HostdevNetdevPort[];
 }
 
-interface InterfaceCommon {
+interface InterfaceCommon extends DeviceInfo {
   readonly mac?: MacAddress;
-  readonly guestAddress?: GuestAddress;
-  readonly alias?: string;
+  readonly model?: string;
+  readonly vlan?: Vlan;
+  readonly virtualport?: VirtualPortDef;
+  readonly teaming?: TeamingDef;
+  readonly trustGuestRxFilters?: boolean;
+  /** `<target dev=.../>`: the host tap/macvtap name. */
+  readonly targetDev?: string;
+  readonly linkState?: 'up' | 'down';
+  readonly mtu?: number;
 }
 
 export interface HostdevInterfaceDef extends InterfaceCommon {
@@ -77,17 +227,70 @@ export interface HostdevInterfaceDef extends InterfaceCommon {
   readonly vlan?: Vlan;
 }
 
+/** [seed] a VF plus a virtio standby on a macvtap of the same PF, one MAC, as a failover pair. */
+export interface HostdevHybridInterfaceDef extends InterfaceCommon {
+  readonly type: 'hostdev-hybrid';
+  readonly source: PciHostdevSource;
+}
+
 export interface UserInterfaceDef extends InterfaceCommon {
   readonly type: 'user';
   readonly model?: string;
 }
 
-export type InterfaceDef = HostdevInterfaceDef | UserInterfaceDef;
+export interface EthernetInterfaceDef extends InterfaceCommon {
+  readonly type: 'ethernet';
+}
+
+export interface BridgeInterfaceDef extends InterfaceCommon {
+  readonly type: 'bridge';
+  readonly bridge: string;
+}
+
+export interface DirectInterfaceDef extends InterfaceCommon {
+  readonly type: 'direct';
+  readonly dev: string;
+  readonly mode?: 'vepa' | 'bridge' | 'private' | 'passthrough';
+}
+
+/** What a network allocated to an interface at start: shown in live and status XML only. */
+export interface ActualHostdev {
+  readonly type: 'hostdev';
+  readonly source: PciHostdevSource;
+  readonly vlan?: Vlan;
+  readonly virtualport?: VirtualPortDef;
+}
+
+export interface NetworkInterfaceDef extends InterfaceCommon {
+  readonly type: 'network';
+  readonly network: string;
+  readonly portgroup?: string;
+  readonly portid?: Uuid;
+  readonly actual?: ActualHostdev;
+}
+
+export type InterfaceDef =
+  | HostdevInterfaceDef
+  | HostdevHybridInterfaceDef
+  | UserInterfaceDef
+  | EthernetInterfaceDef
+  | BridgeInterfaceDef
+  | DirectInterfaceDef
+  | NetworkInterfaceDef;
+
+export type InterfaceType = InterfaceDef['type'];
 
 export interface CharDevDef {
-  readonly type: 'file' | 'pty' | 'null';
+  readonly type: 'file' | 'pty' | 'null' | 'stdio' | 'unix';
   readonly path?: string;
+  /** unix only: bind (server) or connect (client). */
+  readonly mode?: 'bind' | 'connect';
   readonly targetPort?: number;
-  /** console only: serial | virtio */
+  /** serial: isa-serial | pci-serial | usb-serial ...; console: serial | virtio */
   readonly targetType?: string;
+  /** serial `<target><model name=.../></target>`. */
+  readonly targetModel?: string;
+  readonly alias?: string;
+  readonly guestAddress?: GuestAddress;
+  readonly line?: number;
 }

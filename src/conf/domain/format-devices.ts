@@ -1,0 +1,193 @@
+import { type FormatFlags, writesActualAsDevice, writesAlias } from '../format-flags.ts';
+import { type OutElement, out } from '../xml/tree.ts';
+import { toOut } from './generic.ts';
+import {
+  guestAddressOut,
+  hostdevDriverOut,
+  pciSourceOut,
+  romOut,
+  teamingOut,
+  virtualPortOut,
+  vlanOut,
+} from './format-parts.ts';
+import type { CharDevDef, ControllerDef, DeviceInfo, HostdevDef, InterfaceDef, OtherDeviceDef } from './types.ts';
+
+type Kids = (OutElement | undefined | false)[];
+
+/** boot, alias, rom, address: libvirt's virDomainDeviceInfoFormat order. */
+function infoOut(info: DeviceInfo, flags: FormatFlags): Kids {
+  return [
+    info.bootOrder !== undefined && out('boot', [['order', info.bootOrder]]),
+    writesAlias(flags, info.alias) && out('alias', [['name', info.alias]]),
+    romOut(info.rom),
+    guestAddressOut(info.guestAddress),
+  ];
+}
+
+export function hostdevOut(h: HostdevDef, flags: FormatFlags): OutElement {
+  return out(
+    'hostdev',
+    [
+      ['mode', h.mode],
+      ['type', h.type],
+      ['managed', h.source.managed ? 'yes' : 'no'],
+      ['assigned', h.assigned === undefined ? undefined : h.assigned ? 'yes' : 'no'],
+    ],
+    [
+      hostdevDriverOut(h.source.driver),
+      pciSourceOut(h.source.address, false),
+      ...(h.netdevs ?? []).map((n) =>
+        out('netdev', [['port', n.port]], [n.mac !== undefined && out('mac', [['address', n.mac]]), vlanOut(n.vlan)]),
+      ),
+      teamingOut(h.teaming),
+      ...infoOut(h, flags),
+    ],
+  );
+}
+
+export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
+  const mac = i.mac !== undefined && out('mac', [['address', i.mac]]);
+  const tail: Kids = [
+    i.targetDev !== undefined && out('target', [['dev', i.targetDev]]),
+    i.model !== undefined && out('model', [['type', i.model]]),
+    i.linkState !== undefined && out('link', [['state', i.linkState]]),
+    i.mtu !== undefined && out('mtu', [['size', i.mtu]]),
+    teamingOut(i.teaming),
+    ...infoOut(i, flags),
+  ];
+  const trust: [string, string | undefined] = [
+    'trustGuestRxFilters',
+    i.trustGuestRxFilters === undefined ? undefined : i.trustGuestRxFilters ? 'yes' : 'no',
+  ];
+  const nets: Kids = [vlanOut(i.vlan), virtualPortOut(i.virtualport)];
+  switch (i.type) {
+    case 'hostdev':
+    case 'hostdev-hybrid':
+      return out(
+        'interface',
+        [['type', i.type], ['managed', i.source.managed ? 'yes' : undefined], trust],
+        [mac, hostdevDriverOut(i.source.driver), pciSourceOut(i.source.address, true), ...nets, ...tail],
+      );
+    case 'network': {
+      const a = i.actual;
+      if (a && writesActualAsDevice(flags)) {
+        // Live XML shows the VF the network gave, as libvirt's "publicActual" does.
+        return out(
+          'interface',
+          [['type', 'hostdev'], ['managed', a.source.managed ? 'yes' : undefined], trust],
+          [
+            mac,
+            hostdevDriverOut(a.source.driver),
+            pciSourceOut(a.source.address, true),
+            vlanOut(a.vlan ?? i.vlan),
+            virtualPortOut(a.virtualport ?? i.virtualport),
+            ...tail,
+          ],
+        );
+      }
+      const actual =
+        a &&
+        flags.status &&
+        out(
+          'actual',
+          [
+            ['type', 'hostdev'],
+            ['managed', a.source.managed ? 'yes' : undefined],
+          ],
+          [
+            hostdevDriverOut(a.source.driver),
+            pciSourceOut(a.source.address, true),
+            vlanOut(a.vlan),
+            virtualPortOut(a.virtualport),
+          ],
+        );
+      const source = out('source', [
+        ['network', i.network],
+        ['portgroup', i.portgroup],
+        ['portid', flags.inactive ? undefined : i.portid],
+      ]);
+      return out('interface', [['type', 'network'], trust], [mac, source, actual, ...nets, ...tail]);
+    }
+    case 'bridge':
+      return out(
+        'interface',
+        [['type', i.type], trust],
+        [mac, out('source', [['bridge', i.bridge]]), ...nets, ...tail],
+      );
+    case 'direct':
+      return out(
+        'interface',
+        [['type', i.type], trust],
+        [
+          mac,
+          out('source', [
+            ['dev', i.dev],
+            ['mode', i.mode],
+          ]),
+          ...nets,
+          ...tail,
+        ],
+      );
+    case 'user':
+    case 'ethernet':
+      return out('interface', [['type', i.type], trust], [mac, ...nets, ...tail]);
+  }
+}
+
+export function controllerOut(c: ControllerDef, flags: FormatFlags): OutElement {
+  const t = c.target;
+  const target =
+    t &&
+    out('target', [
+      ['chassisNr', t.chassisNr],
+      ['chassis', t.chassis],
+      ['port', t.port === undefined ? undefined : `0x${t.port.toString(16)}`],
+      ['busNr', t.busNr],
+      ['hotplug', t.hotplug === undefined ? undefined : t.hotplug ? 'on' : 'off'],
+    ]);
+  return out(
+    'controller',
+    [
+      ['type', c.type],
+      ['index', c.index],
+      ['model', c.model],
+    ],
+    [
+      c.modelName !== undefined && out('model', [['name', c.modelName]]),
+      target,
+      writesAlias(flags, c.alias) && out('alias', [['name', c.alias]]),
+      guestAddressOut(c.address),
+    ],
+  );
+}
+
+export function charDevOut(name: 'serial' | 'console', c: CharDevDef, flags: FormatFlags): OutElement {
+  const target =
+    (c.targetType !== undefined || c.targetPort !== undefined || c.targetModel !== undefined) &&
+    out(
+      'target',
+      [
+        ['type', c.targetType],
+        ['port', c.targetPort],
+      ],
+      [c.targetModel !== undefined && out('model', [['name', c.targetModel]])],
+    );
+  return out(
+    name,
+    [['type', c.type]],
+    [
+      c.path !== undefined &&
+        out('source', [
+          ['mode', c.mode],
+          ['path', c.path],
+        ]),
+      target,
+      writesAlias(flags, c.alias) && out('alias', [['name', c.alias]]),
+      guestAddressOut(c.guestAddress),
+    ],
+  );
+}
+
+export function otherOut(o: OtherDeviceDef): OutElement {
+  return toOut(o.xml);
+}

@@ -1,0 +1,319 @@
+import { parseUuid } from '../uuid.ts';
+import {
+  attr,
+  children,
+  invalid,
+  located,
+  oneOf,
+  parseUnsigned,
+  rejectUnknown,
+  requireAttr,
+  single,
+  yesNo,
+} from '../xml/read.ts';
+import { textOf, type XmlElement } from '../xml/tree.ts';
+import {
+  parseAlias,
+  parseBootOrder,
+  parseGuestAddress,
+  parseHostdevDriver,
+  parseMacElement,
+  parseRom,
+  parseSourceAddress,
+  parseTeaming,
+  parseVirtualPort,
+  parseVlan,
+} from './parse-parts.ts';
+import type {
+  ActualHostdev,
+  CharDevDef,
+  ControllerDef,
+  ControllerTarget,
+  DeviceInfo,
+  HostdevDef,
+  HostdevNetdevPort,
+  InterfaceDef,
+  InterfaceType,
+  PciHostdevSource,
+} from './types.ts';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const INFO_CHILDREN = ['address', 'alias', 'boot', 'rom'];
+
+/** boot, alias, rom and guest address: the children every guest-visible device may have. */
+function parseDeviceInfo(el: XmlElement): DeviceInfo {
+  const info: Mutable<DeviceInfo> = { line: el.line };
+  const address = single(el, 'address');
+  const alias = single(el, 'alias');
+  const boot = single(el, 'boot');
+  const rom = single(el, 'rom');
+  if (address) info.guestAddress = parseGuestAddress(address);
+  if (alias) info.alias = parseAlias(alias);
+  if (boot) info.bootOrder = parseBootOrder(boot);
+  if (rom) info.rom = parseRom(rom);
+  return info;
+}
+
+function parseManaged(el: XmlElement): boolean {
+  return yesNo(el, 'managed') ?? false;
+}
+
+/** `<driver>` + `<source><address/></source>` of a PCI host device. */
+function parsePciSource(el: XmlElement, managed: boolean, typeRequired: boolean): PciHostdevSource {
+  const source = single(el, 'source');
+  if (!source) throw invalid(el, `missing <source> element in <${el.name}>`);
+  rejectUnknown(source, [], ['address']);
+  const address = single(source, 'address');
+  if (!address) throw invalid(source, 'missing <address> inside <source>');
+  const driverEl = single(el, 'driver');
+  const driver = driverEl ? parseHostdevDriver(driverEl) : undefined;
+  return { managed, address: parseSourceAddress(address, typeRequired), ...(driver ? { driver } : {}) };
+}
+
+export function parseHostdev(el: XmlElement): HostdevDef {
+  rejectUnknown(
+    el,
+    ['mode', 'type', 'managed', 'assigned'],
+    ['driver', 'source', 'teaming', 'netdev', ...INFO_CHILDREN],
+  );
+  const mode = requireAttr(el, 'mode');
+  if (mode !== 'subsystem') throw invalid(el, `hostdev mode '${mode}' is not supported`, "only mode='subsystem' is");
+  const type = requireAttr(el, 'type');
+  if (type !== 'pci') throw invalid(el, `hostdev type '${type}' is not supported`, "only type='pci' is");
+  const teaming = single(el, 'teaming');
+  const assigned = yesNo(el, 'assigned');
+  const netdevs = children(el, 'netdev').map(parseNetdevPort);
+  return {
+    mode,
+    type,
+    source: parsePciSource(el, parseManaged(el), false),
+    ...parseDeviceInfo(el),
+    ...(teaming ? { teaming: parseTeaming(teaming) } : {}),
+    ...(assigned === undefined ? {} : { assigned }),
+    ...(netdevs.length > 0 ? { netdevs } : {}),
+  };
+}
+
+function parseNetdevPort(el: XmlElement): HostdevNetdevPort {
+  rejectUnknown(el, ['port'], ['mac', 'vlan']);
+  const port = parseUnsigned(el, 'port', requireAttr(el, 'port'));
+  if (port < 1) throw invalid(el, `netdev port '${port}' is invalid: ports are numbered from 1`);
+  const mac = single(el, 'mac');
+  const vlan = single(el, 'vlan');
+  return {
+    port,
+    line: el.line,
+    ...(mac ? { mac: parseMacElement(mac) } : {}),
+    ...(vlan ? { vlan: parseVlan(vlan) } : {}),
+  };
+}
+
+const INTERFACE_TYPES = ['hostdev', 'hostdev-hybrid', 'network', 'bridge', 'direct', 'user', 'ethernet'] as const;
+const COMMON_CHILDREN = ['mac', 'model', 'vlan', 'virtualport', 'teaming', 'target', 'link', 'mtu', ...INFO_CHILDREN];
+const TYPE_CHILDREN: Record<InterfaceType, readonly string[]> = {
+  hostdev: ['source', 'driver'],
+  'hostdev-hybrid': ['source', 'driver'],
+  network: ['source', 'actual'],
+  bridge: ['source'],
+  direct: ['source'],
+  user: [],
+  ethernet: [],
+};
+
+export function parseInterface(el: XmlElement): InterfaceDef {
+  const type = oneOf(el, 'type', requireAttr(el, 'type'), INTERFACE_TYPES);
+  const isHostdev = type === 'hostdev' || type === 'hostdev-hybrid';
+  rejectUnknown(el, isHostdev ? ['type', 'managed', 'trustGuestRxFilters'] : ['type', 'trustGuestRxFilters'], [
+    ...COMMON_CHILDREN,
+    ...TYPE_CHILDREN[type],
+  ]);
+  const c: Mutable<Omit<InterfaceDef, 'type'>> = parseDeviceInfo(el);
+  const mac = single(el, 'mac');
+  const model = single(el, 'model');
+  const vlan = single(el, 'vlan');
+  const vport = single(el, 'virtualport');
+  const teaming = single(el, 'teaming');
+  const target = single(el, 'target');
+  const link = single(el, 'link');
+  const mtu = single(el, 'mtu');
+  const trust = yesNo(el, 'trustGuestRxFilters');
+  if (mac) c.mac = parseMacElement(mac);
+  if (model) {
+    rejectUnknown(model, ['type'], []);
+    c.model = requireAttr(model, 'type');
+  }
+  if (vlan) c.vlan = parseVlan(vlan);
+  if (vport) c.virtualport = parseVirtualPort(vport);
+  if (teaming) c.teaming = parseTeaming(teaming);
+  if (trust !== undefined) c.trustGuestRxFilters = trust;
+  if (target) {
+    rejectUnknown(target, ['dev'], []);
+    c.targetDev = requireAttr(target, 'dev');
+  }
+  if (link) {
+    rejectUnknown(link, ['state'], []);
+    c.linkState = oneOf(link, 'state', requireAttr(link, 'state'), ['up', 'down'] as const);
+  }
+  if (mtu) {
+    rejectUnknown(mtu, ['size'], []);
+    c.mtu = parseUnsigned(mtu, 'size', requireAttr(mtu, 'size'));
+  }
+  switch (type) {
+    case 'hostdev':
+    case 'hostdev-hybrid':
+      return { type, ...c, source: parsePciSource(el, parseManaged(el), true) };
+    case 'user':
+    case 'ethernet':
+      return { type, ...c };
+    case 'network': {
+      const s = requireSource(el, ['network', 'portgroup', 'portid']);
+      const portgroup = attr(s, 'portgroup');
+      const portid = attr(s, 'portid');
+      const actual = single(el, 'actual');
+      return {
+        type,
+        ...c,
+        network: requireAttr(s, 'network'),
+        ...(portgroup === undefined ? {} : { portgroup }),
+        ...(portid === undefined ? {} : { portid: located(s, () => parseUuid(portid)) }),
+        ...(actual ? { actual: parseActual(actual) } : {}),
+      };
+    }
+    case 'bridge':
+      return { type, ...c, bridge: requireAttr(requireSource(el, ['bridge']), 'bridge') };
+    case 'direct': {
+      const s = requireSource(el, ['dev', 'mode']);
+      const mode = attr(s, 'mode');
+      return {
+        type,
+        ...c,
+        dev: requireAttr(s, 'dev'),
+        ...(mode === undefined
+          ? {}
+          : { mode: oneOf(s, 'mode', mode, ['vepa', 'bridge', 'private', 'passthrough'] as const) }),
+      };
+    }
+  }
+}
+
+function requireSource(el: XmlElement, attrs: readonly string[]): XmlElement {
+  const s = single(el, 'source');
+  if (!s) throw invalid(el, `missing <source> element in <interface type='${attr(el, 'type') ?? ''}'>`);
+  rejectUnknown(s, attrs, []);
+  return s;
+}
+
+/** The `<actual type='hostdev'>` of status XML: what a network allocated. */
+function parseActual(el: XmlElement): ActualHostdev {
+  rejectUnknown(el, ['type', 'managed'], ['source', 'driver', 'vlan', 'virtualport']);
+  const type = requireAttr(el, 'type');
+  if (type !== 'hostdev') throw invalid(el, `unsupported type '${type}' in interface's <actual> element`);
+  const vlan = single(el, 'vlan');
+  const vport = single(el, 'virtualport');
+  return {
+    type,
+    source: parsePciSource(el, parseManaged(el), true),
+    ...(vlan ? { vlan: parseVlan(vlan) } : {}),
+    ...(vport ? { virtualport: parseVirtualPort(vport) } : {}),
+  };
+}
+
+const CONTROLLER_TYPES = ['pci', 'usb', 'ide', 'sata', 'scsi', 'virtio-serial'] as const;
+const PCI_MODELS = [
+  'pci-root',
+  'pcie-root',
+  'pcie-root-port',
+  'pci-bridge',
+  'dmi-to-pci-bridge',
+  'pcie-to-pci-bridge',
+  'pcie-switch-upstream-port',
+  'pcie-switch-downstream-port',
+  'pci-expander-bus',
+  'pcie-expander-bus',
+] as const;
+
+/** A controller; `index` is -1 when the document leaves it out (parse.ts numbers them). */
+export function parseController(el: XmlElement): ControllerDef {
+  rejectUnknown(el, ['type', 'index', 'model'], ['model', 'target', 'alias', 'address']);
+  const type = oneOf(el, 'type', requireAttr(el, 'type'), CONTROLLER_TYPES);
+  const idx = attr(el, 'index');
+  const model = attr(el, 'model');
+  if (type === 'pci' && model === undefined)
+    throw invalid(el, "a PCI controller needs a model, e.g. model='pcie-root-port'");
+  if (type === 'pci' && model !== undefined) oneOf(el, 'model', model, PCI_MODELS);
+  const out: Mutable<ControllerDef> = {
+    type,
+    index: idx === undefined ? -1 : parseUnsigned(el, 'index', idx),
+    line: el.line,
+  };
+  if (model !== undefined) out.model = model;
+  const modelEl = single(el, 'model');
+  if (modelEl) {
+    rejectUnknown(modelEl, ['name'], []);
+    out.modelName = requireAttr(modelEl, 'name');
+  }
+  const target = single(el, 'target');
+  if (target) out.target = parseControllerTarget(target);
+  const alias = single(el, 'alias');
+  if (alias) out.alias = parseAlias(alias);
+  const address = single(el, 'address');
+  if (address) out.address = parseGuestAddress(address);
+  return out;
+}
+
+function parseControllerTarget(el: XmlElement): ControllerTarget {
+  rejectUnknown(el, ['chassisNr', 'chassis', 'port', 'busNr', 'hotplug'], []);
+  const t: Mutable<ControllerTarget> = {};
+  for (const k of ['chassisNr', 'chassis', 'port', 'busNr'] as const) {
+    const v = attr(el, k);
+    if (v !== undefined) t[k] = parseUnsigned(el, k, v);
+  }
+  const hp = attr(el, 'hotplug');
+  if (hp !== undefined) t.hotplug = oneOf(el, 'hotplug', hp, ['on', 'off']) === 'on';
+  return t;
+}
+
+const CHAR_TYPES = ['file', 'pty', 'null', 'stdio', 'unix'] as const;
+
+export function parseCharDev(el: XmlElement): CharDevDef {
+  rejectUnknown(el, ['type', 'tty'], ['source', 'target', 'alias', 'address']);
+  const type = oneOf(el, 'type', requireAttr(el, 'type'), CHAR_TYPES);
+  const out: Mutable<CharDevDef> = { type, line: el.line };
+  const source = single(el, 'source');
+  if (source) {
+    rejectUnknown(source, ['path', 'mode', 'append'], []);
+    const path = attr(source, 'path');
+    if (path !== undefined) out.path = path;
+    const mode = attr(source, 'mode');
+    if (mode !== undefined) out.mode = oneOf(source, 'mode', mode, ['bind', 'connect'] as const);
+  }
+  if ((type === 'file' || type === 'unix') && out.path === undefined) {
+    throw invalid(el, `a <${el.name} type='${type}'> needs <source path=.../>`);
+  }
+  const target = single(el, 'target');
+  if (target) {
+    rejectUnknown(target, ['type', 'port'], ['model']);
+    const tt = attr(target, 'type');
+    const port = attr(target, 'port');
+    if (tt !== undefined) out.targetType = tt;
+    if (port !== undefined) out.targetPort = parseUnsigned(target, 'port', port);
+    const m = single(target, 'model');
+    if (m) {
+      rejectUnknown(m, ['name'], []);
+      out.targetModel = requireAttr(m, 'name');
+    }
+  }
+  const alias = single(el, 'alias');
+  if (alias) out.alias = parseAlias(alias);
+  const address = single(el, 'address');
+  if (address) out.guestAddress = parseGuestAddress(address);
+  return out;
+}
+
+export function parseEmulator(el: XmlElement): string {
+  rejectUnknown(el, [], []);
+  const path = textOf(el);
+  if (!path.startsWith('/')) throw invalid(el, `emulator '${path}' must be an absolute path`);
+  return path;
+}

@@ -1,0 +1,270 @@
+import { PassthruError } from '../error.ts';
+import { parseUuid } from '../uuid.ts';
+import {
+  attr,
+  childText,
+  invalid,
+  located,
+  oneOf,
+  parseUnsigned,
+  rejectUnknown,
+  requireAttr,
+  single,
+  yesNo,
+} from '../xml/read.ts';
+import { parseXml } from '../xml/reader.ts';
+import { childElements, textOf, type XmlElement } from '../xml/tree.ts';
+import { CLOCK_SHAPE, CPU_SHAPE, carriedAddress, checkShape, FEATURES_SHAPE, OTHER_DEVICE_SHAPES } from './generic.ts';
+import { parseCharDev, parseController, parseEmulator, parseHostdev, parseInterface } from './parse-devices.ts';
+import { parseGuestAddress } from './parse-parts.ts';
+import type {
+  BootDev,
+  ControllerDef,
+  Devices,
+  DomainDef,
+  LifecycleAction,
+  OsDef,
+  OtherDeviceDef,
+  OtherDeviceKind,
+} from './types.ts';
+import { toKiB } from './units.ts';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const TOP = [
+  'name',
+  'uuid',
+  'title',
+  'description',
+  'memory',
+  'currentMemory',
+  'vcpu',
+  'os',
+  'features',
+  'cpu',
+  'clock',
+  'on_poweroff',
+  'on_reboot',
+  'on_crash',
+  'devices',
+];
+
+const LIFECYCLE = ['destroy', 'restart', 'preserve', 'rename-restart', 'coredump-destroy', 'coredump-restart'] as const;
+
+/**
+ * The grammar step: XML text -> DomainDef. Refuses unknown elements and attributes with their
+ * name and line, and bad values (PCI address, MAC, VLAN ...) at the element that carries them.
+ * Defaults are postparse.ts's business, whole-definition rules validate.ts's.
+ */
+export function parseDomainXml(text: string, source = 'domain XML'): DomainDef {
+  return parseDomainElement(parseXml(text, source));
+}
+
+export function parseDomainElement(root: XmlElement): DomainDef {
+  if (root.name !== 'domain') throw invalid(root, `expected a <domain> document, not <${root.name}>`);
+  rejectUnknown(root, ['type', 'id'], TOP);
+  for (const n of TOP) single(root, n);
+  const type = attr(root, 'type');
+  const name = childText(root, 'name');
+  if (name === undefined || name === '') throw invalid(root, 'missing domain <name>');
+  if (name.includes('/')) throw invalid(single(root, 'name') ?? root, `domain name '${name}' cannot contain '/'`);
+  const def: Mutable<DomainDef> = {
+    name,
+    memoryKiB: 0,
+    vcpus: 1,
+    os: parseOs(requireChild(root, 'os')),
+    devices: parseDevices(single(root, 'devices')),
+    line: root.line,
+  };
+  if (type !== undefined) def.type = oneOf(root, 'type', type, ['kvm', 'qemu'] as const);
+  for (const el of childElements(root)) parseTopChild(def, el);
+  if (single(root, 'memory') === undefined) throw invalid(root, 'missing <memory> element');
+  return def;
+}
+
+function requireChild(el: XmlElement, name: string): XmlElement {
+  const c = single(el, name);
+  if (!c) throw invalid(el, `missing <${name}> element`);
+  return c;
+}
+
+function parseTopChild(def: Mutable<DomainDef>, el: XmlElement): void {
+  switch (el.name) {
+    case 'uuid':
+      rejectUnknown(el, [], []);
+      def.uuid = located(el, () => parseUuid(textOf(el)));
+      return;
+    case 'title':
+    case 'description':
+      rejectUnknown(el, [], []);
+      if (el.name === 'title' && textOf(el).includes('\n')) throw invalid(el, 'title must not contain a newline');
+      def[el.name] = textOf(el);
+      return;
+    case 'memory':
+    case 'currentMemory': {
+      rejectUnknown(el, ['unit'], []);
+      const kib = located(el, () => toKiB(textOf(el), attr(el, 'unit')));
+      if (el.name === 'memory') def.memoryKiB = kib;
+      else def.currentMemoryKiB = kib;
+      return;
+    }
+    case 'vcpu': {
+      rejectUnknown(el, ['placement', 'cpuset'], []);
+      def.vcpus = parseUnsigned(el, 'vcpu', textOf(el));
+      const placement = attr(el, 'placement');
+      const cpuset = attr(el, 'cpuset');
+      if (placement !== undefined) def.vcpuPlacement = oneOf(el, 'placement', placement, ['static', 'auto'] as const);
+      if (cpuset !== undefined) {
+        if (!/^\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*$/.test(cpuset)) throw invalid(el, `cpuset '${cpuset}' is not a CPU list`);
+        def.vcpuCpuset = cpuset;
+      }
+      return;
+    }
+    case 'features':
+      def.features = checkShape(el, FEATURES_SHAPE);
+      return;
+    case 'cpu':
+      def.cpu = checkShape(el, CPU_SHAPE);
+      return;
+    case 'clock':
+      def.clock = checkShape(el, CLOCK_SHAPE);
+      return;
+    case 'on_poweroff':
+    case 'on_reboot':
+    case 'on_crash': {
+      rejectUnknown(el, [], []);
+      const action: LifecycleAction = oneOf(el, el.name, textOf(el), LIFECYCLE);
+      if (el.name === 'on_poweroff') def.onPoweroff = action;
+      else if (el.name === 'on_reboot') def.onReboot = action;
+      else def.onCrash = action;
+      return;
+    }
+    default:
+    // name, os, devices: read before the loop.
+  }
+}
+
+const BOOT_DEVS = ['hd', 'cdrom', 'network', 'fd'] as const;
+
+function parseOs(el: XmlElement): OsDef {
+  rejectUnknown(el, [], ['type', 'kernel', 'initrd', 'cmdline', 'boot', 'bootmenu']);
+  const typeEl = requireChild(el, 'type');
+  rejectUnknown(typeEl, ['arch', 'machine'], []);
+  const t = textOf(typeEl);
+  if (t !== 'hvm')
+    throw invalid(typeEl, `OS type '${t}' is not supported`, 'passthru runs QEMU guests: <type>hvm</type>');
+  const os: Mutable<OsDef> = { type: 'hvm', line: el.line };
+  const arch = attr(typeEl, 'arch');
+  const machine = attr(typeEl, 'machine');
+  if (arch !== undefined) os.arch = arch;
+  if (machine !== undefined) os.machine = machine;
+  for (const k of ['kernel', 'initrd', 'cmdline'] as const) {
+    const c = single(el, k);
+    if (c) {
+      rejectUnknown(c, [], []);
+      os[k] = textOf(c);
+    }
+  }
+  const boots = childElements(el).filter((c) => c.name === 'boot');
+  if (boots.length > 0) {
+    os.bootDevs = boots.map((b): BootDev => {
+      rejectUnknown(b, ['dev'], []);
+      return oneOf(b, 'dev', requireAttr(b, 'dev'), BOOT_DEVS);
+    });
+  }
+  const menu = single(el, 'bootmenu');
+  if (menu) {
+    rejectUnknown(menu, ['enable'], []);
+    const enable = yesNo(menu, 'enable');
+    if (enable !== undefined) os.bootMenu = enable;
+  }
+  return os;
+}
+
+const DEVICE_CHILDREN = [
+  'emulator',
+  'controller',
+  'hostdev',
+  'interface',
+  'serial',
+  'console',
+  ...Object.keys(OTHER_DEVICE_SHAPES),
+];
+
+function parseDevices(el: XmlElement | undefined): Devices {
+  const d = {
+    controllers: [] as ControllerDef[],
+    hostdevs: [] as Devices['hostdevs'][number][],
+    interfaces: [] as Devices['interfaces'][number][],
+    serials: [] as Devices['serials'][number][],
+    consoles: [] as Devices['consoles'][number][],
+    disks: [] as OtherDeviceDef[],
+    others: [] as OtherDeviceDef[],
+    emulator: undefined as string | undefined,
+  };
+  if (el) {
+    rejectUnknown(el, [], DEVICE_CHILDREN);
+    const emulator = single(el, 'emulator');
+    if (emulator) d.emulator = parseEmulator(emulator);
+    for (const c of childElements(el)) {
+      switch (c.name) {
+        case 'emulator':
+          break;
+        case 'controller':
+          d.controllers.push(parseController(c));
+          break;
+        case 'hostdev':
+          d.hostdevs.push(parseHostdev(c));
+          break;
+        case 'interface':
+          d.interfaces.push(parseInterface(c));
+          break;
+        case 'serial':
+          d.serials.push(parseCharDev(c));
+          break;
+        case 'console':
+          d.consoles.push(parseCharDev(c));
+          break;
+        default: {
+          const other = parseOther(c);
+          (other.kind === 'disk' ? d.disks : d.others).push(other);
+        }
+      }
+    }
+  }
+  const { emulator, ...rest } = d;
+  return { ...(emulator === undefined ? {} : { emulator }), ...rest, controllers: numberControllers(d.controllers) };
+}
+
+function parseOther(el: XmlElement): OtherDeviceDef {
+  const shape = OTHER_DEVICE_SHAPES[el.name];
+  if (!shape) throw new PassthruError('INTERNAL', `no shape for <${el.name}>`);
+  checkShape(el, shape);
+  const addr = carriedAddress(el);
+  const guestAddress = addr ? parseGuestAddressLoose(addr) : undefined;
+  return { kind: el.name as OtherDeviceKind, xml: el, ...(guestAddress ? { guestAddress } : {}) };
+}
+
+/** Carried devices may have address types we do not model (usb, virtio-serial ...): only a pci
+ *  one matters to us, the rest stay in the carried XML. */
+function parseGuestAddressLoose(el: XmlElement): ReturnType<typeof parseGuestAddress> | undefined {
+  const type = attr(el, 'type');
+  return type === 'pci' || type === 'drive' ? parseGuestAddress(el) : undefined;
+}
+
+/** libvirt gives a controller without an index the first index not used by its type. */
+function numberControllers(list: readonly ControllerDef[]): ControllerDef[] {
+  const used = new Map<string, Set<number>>();
+  for (const c of list) {
+    if (c.index >= 0) (used.get(c.type) ?? used.set(c.type, new Set()).get(c.type))?.add(c.index);
+  }
+  return list.map((c) => {
+    if (c.index >= 0) return c;
+    const set = used.get(c.type) ?? new Set<number>();
+    used.set(c.type, set);
+    let i = 0;
+    while (set.has(i)) i++;
+    set.add(i);
+    return { ...c, index: i };
+  });
+}

@@ -1,0 +1,296 @@
+import { PassthruError } from '../error.ts';
+import { formatPciAddress, type PciAddress } from '../pci-address.ts';
+import { isQ35 } from './postparse.ts';
+import type { ControllerDef, DomainDef, GuestAddress, HostdevDef, InterfaceDef, PciHostdevSource } from './types.ts';
+
+/**
+ * Whole-definition rules (libvirt's domain_validate.c and the parts of qemu_validate.c that do
+ * not need QEMU), run after postParse. Each problem names the element and its line.
+ * `domainProblems` returns all of them (for `passthru validate`); `validateDomain` throws the first.
+ */
+export function validateDomain(def: DomainDef): DomainDef {
+  const [first] = domainProblems(def);
+  if (first) throw first;
+  return def;
+}
+
+type Report = (
+  line: number | undefined,
+  element: string,
+  message: string,
+  code?: 'XML_INVALID' | 'CONFIG_UNSUPPORTED',
+) => void;
+
+export function domainProblems(def: DomainDef): PassthruError[] {
+  const problems: PassthruError[] = [];
+  const report: Report = (line, element, message, code = 'XML_INVALID') => {
+    const at = line === undefined ? `<${element}>` : `<${element}> at line ${line}`;
+    problems.push(new PassthruError(code, `${at}: ${message}`, line === undefined ? {} : { line }));
+  };
+  if (def.memoryKiB <= 0) report(def.line, 'memory', 'memory must be greater than 0');
+  if (def.vcpus < 1) report(def.line, 'vcpu', 'a domain needs at least 1 vCPU');
+  for (const h of def.devices.hostdevs) checkHostdev(h, report);
+  for (const i of def.devices.interfaces) checkInterface(i, report);
+  checkHostSources(def, report);
+  checkGuestAddresses(def, report);
+  checkAliases(def, report);
+  checkBootOrder(def, report);
+  checkTeaming(def, report);
+  checkControllers(def, report);
+  return problems;
+}
+
+/** virPCIDeviceAddressIsValid: the host bridge 0000:00:00.0 is never a device to assign. */
+function checkSourceAddress(src: PciHostdevSource, line: number | undefined, element: string, report: Report): void {
+  const a = src.address;
+  if (a.domain === 0 && a.bus === 0 && a.slot === 0) {
+    report(
+      line,
+      element,
+      `invalid PCI address ${formatPciAddress(a)}: at least one of domain, bus, or slot must be > 0`,
+    );
+  }
+}
+
+function checkHostdev(h: HostdevDef, report: Report): void {
+  checkSourceAddress(h.source, h.line, 'hostdev', report);
+  const g = h.guestAddress;
+  if (g && g.type !== 'pci' && g.type !== 'unassigned') {
+    report(h.line, 'hostdev', "PCI host devices must use 'pci' or 'unassigned' address type");
+  }
+  if (h.assigned === false && g !== undefined && g.type !== 'unassigned') {
+    report(h.line, 'hostdev', "assigned='no' forbids an <address>: the function gets no guest device");
+  }
+  if (h.assigned === true && g?.type === 'unassigned') {
+    report(h.line, 'hostdev', "assigned='yes' contradicts <address type='unassigned'/>");
+  }
+  const unassigned = h.assigned === false || g?.type === 'unassigned';
+  if (unassigned && h.bootOrder !== undefined)
+    report(h.line, 'hostdev', 'an unassigned host device cannot have a <boot order>');
+  if (unassigned && h.teaming)
+    report(h.line, 'hostdev', 'an unassigned host device cannot be part of a <teaming> pair');
+  if (h.teaming && h.teaming.type !== 'transient')
+    report(h.line, 'hostdev', "teaming hostdev devices must have type='transient'");
+  if (h.rom?.enabled === false && (h.rom.bar !== undefined || h.rom.file !== undefined)) {
+    report(h.line, 'hostdev', 'ROM tuning is not supported when ROM is disabled');
+  }
+  const seen = new Map<number, number | undefined>();
+  for (const n of h.netdevs ?? []) {
+    if (seen.has(n.port))
+      report(
+        n.line,
+        'netdev',
+        `port ${n.port} is declared twice in this <hostdev> (first at line ${seen.get(n.port)})`,
+      );
+    seen.set(n.port, n.line);
+    if (n.vlan && (n.vlan.trunk || n.vlan.tags.length > 1)) {
+      report(n.line, 'netdev', `port ${n.port}: vlan trunking is not supported by SR-IOV network devices`);
+    }
+  }
+}
+
+function ifaceName(i: InterfaceDef): string {
+  return i.mac ?? i.alias ?? `type='${i.type}'`;
+}
+
+function checkInterface(i: InterfaceDef, report: Report): void {
+  const name = ifaceName(i);
+  const isHostdev = i.type === 'hostdev' || i.type === 'hostdev-hybrid';
+  if (isHostdev) checkSourceAddress(i.source, i.line, 'interface', report);
+  if (i.vlan) {
+    const vport = i.virtualport?.type;
+    const carries =
+      isHostdev ||
+      i.type === 'network' ||
+      (i.type === 'direct' && i.mode === 'passthrough') ||
+      (i.type === 'bridge' && vport === 'openvswitch');
+    if (!carries) report(i.line, 'interface', `interface ${name} - vlan tag not supported for this connection type`);
+    if (isHostdev && (i.vlan.trunk || i.vlan.tags.length > 1)) {
+      report(i.line, 'interface', `interface ${name} - vlan trunking is not supported by SR-IOV network devices`);
+    }
+  }
+  if (isHostdev && (i.virtualport?.type === 'openvswitch' || i.virtualport?.type === 'midonet')) {
+    report(
+      i.line,
+      'interface',
+      `interface ${name} - virtualport type ${i.virtualport.type} is not supported on interfaces of type ${i.type}`,
+      'CONFIG_UNSUPPORTED',
+    );
+  }
+  const g = i.guestAddress;
+  if (g && g.type !== 'pci')
+    report(i.line, 'interface', `interface ${name} - guest address type '${g.type}' is not supported, only 'pci'`);
+  if (i.teaming?.type === 'persistent' && i.model !== 'virtio') {
+    report(
+      i.line,
+      'interface',
+      `interface ${name} - the persistent side of a teaming pair must have <model type='virtio'/>`,
+    );
+  }
+  if (i.teaming?.type === 'transient' && i.type !== 'hostdev' && i.type !== 'network') {
+    report(
+      i.line,
+      'interface',
+      `interface ${name} - teaming transient device must be type='hostdev' or 'network', not '${i.type}'`,
+    );
+  }
+  if (i.type === 'hostdev-hybrid' && i.teaming) {
+    report(
+      i.line,
+      'interface',
+      `interface ${name} - hostdev-hybrid builds its own failover pair and takes no <teaming>`,
+    );
+  }
+  if (isHostdev && i.targetDev !== undefined) {
+    report(
+      i.line,
+      'interface',
+      `interface ${name} - custom tap device path is not supported for network interfaces of type ${i.type}`,
+    );
+  }
+}
+
+/** A host PCI function can be given to the guest only once. */
+function checkHostSources(def: DomainDef, report: Report): void {
+  const seen = new Map<string, number | undefined>();
+  const note = (a: PciAddress, line: number | undefined, element: string): void => {
+    const key = formatPciAddress(a);
+    if (seen.has(key)) {
+      const first = seen.get(key);
+      report(
+        line,
+        element,
+        `host PCI device ${key} is already used by another device${first === undefined ? '' : ` (line ${first})`}`,
+      );
+    } else seen.set(key, line);
+  };
+  for (const h of def.devices.hostdevs) note(h.source.address, h.line, 'hostdev');
+  for (const i of def.devices.interfaces) {
+    if (i.type === 'hostdev' || i.type === 'hostdev-hybrid') note(i.source.address, i.line, 'interface');
+    else if (i.type === 'network' && i.actual) note(i.actual.source.address, i.line, 'interface');
+  }
+}
+
+function checkGuestAddresses(def: DomainDef, report: Report): void {
+  const seen = new Map<string, number | undefined>();
+  const note = (g: GuestAddress | undefined, line: number | undefined, element: string): void => {
+    if (g?.type !== 'pci') return;
+    const key = formatPciAddress(g);
+    if (seen.has(key)) {
+      const first = seen.get(key);
+      report(
+        line,
+        element,
+        `guest PCI address ${key} is already in use${first === undefined ? '' : ` by the device at line ${first}`}`,
+      );
+    } else seen.set(key, line);
+  };
+  const d = def.devices;
+  for (const c of d.controllers) note(c.address, c.line, 'controller');
+  for (const i of d.interfaces) note(i.guestAddress, i.line, 'interface');
+  for (const h of d.hostdevs) note(h.guestAddress, h.line, 'hostdev');
+  for (const s of [...d.serials]) note(s.guestAddress, s.line, 'serial');
+  for (const o of [...(d.disks ?? []), ...(d.others ?? [])]) note(o.guestAddress, o.xml.line, o.kind);
+}
+
+function checkAliases(def: DomainDef, report: Report): void {
+  const seen = new Map<string, number | undefined>();
+  const d = def.devices;
+  const all: { alias?: string; line?: number; el: string }[] = [
+    ...d.interfaces.map((i) => ({ ...pick(i), el: 'interface' })),
+    ...d.hostdevs.map((h) => ({ ...pick(h), el: 'hostdev' })),
+    ...d.controllers.map((c) => ({ ...pick(c), el: 'controller' })),
+    ...d.serials.map((s) => ({ ...pick(s), el: 'serial' })),
+  ];
+  for (const x of all) {
+    if (x.alias === undefined) continue;
+    if (seen.has(x.alias))
+      report(x.line, x.el, `alias '${x.alias}' is already used by another device (line ${seen.get(x.alias) ?? '?'})`);
+    seen.set(x.alias, x.line);
+  }
+}
+
+function pick(x: { alias?: string | undefined; line?: number | undefined }): { alias?: string; line?: number } {
+  return { ...(x.alias === undefined ? {} : { alias: x.alias }), ...(x.line === undefined ? {} : { line: x.line }) };
+}
+
+function checkBootOrder(def: DomainDef, report: Report): void {
+  const seen = new Map<number, number | undefined>();
+  const devices = [
+    ...def.devices.interfaces.map((i) => ['interface', i] as const),
+    ...def.devices.hostdevs.map((h) => ['hostdev', h] as const),
+  ];
+  for (const [el, d] of devices) {
+    if (d.bootOrder === undefined) continue;
+    if (def.os.bootDevs !== undefined && def.os.bootDevs.length > 0) {
+      report(d.line, el, 'per-device boot elements cannot be used together with os/boot elements');
+    }
+    if (seen.has(d.bootOrder)) report(d.line, el, `boot order ${d.bootOrder} is already used by another device`);
+    seen.set(d.bootOrder, d.line);
+  }
+}
+
+/** Both sides of a virtio-net failover pair must exist and point at each other. */
+function checkTeaming(def: DomainDef, report: Report): void {
+  const persistent = new Map<string, InterfaceDef>();
+  for (const i of def.devices.interfaces) {
+    if (i.teaming?.type === 'persistent') {
+      if (!i.alias?.startsWith('ua-')) {
+        report(
+          i.line,
+          'interface',
+          `interface ${ifaceName(i)} - the persistent side of a teaming pair needs a user alias (<alias name='ua-...'/>)`,
+        );
+      } else persistent.set(i.alias, i);
+    }
+  }
+  const transient: { teaming: { persistent: string }; line?: number | undefined; el: string }[] = [];
+  for (const i of def.devices.interfaces)
+    if (i.teaming?.type === 'transient') transient.push({ teaming: i.teaming, line: i.line, el: 'interface' });
+  for (const h of def.devices.hostdevs)
+    if (h.teaming?.type === 'transient') transient.push({ teaming: h.teaming, line: h.line, el: 'hostdev' });
+  const used = new Set<string>();
+  for (const t of transient) {
+    const p = t.teaming.persistent;
+    if (!persistent.has(p))
+      report(
+        t.line,
+        t.el,
+        `teaming persistent='${p}' names no <interface> with <teaming type='persistent'/> and alias '${p}'`,
+      );
+    if (used.has(p)) report(t.line, t.el, `interface '${p}' is already the persistent side of another teaming pair`);
+    used.add(p);
+  }
+}
+
+/** Root ports go on pcie-root slots 2..0x1e (slot 1 is VGA's, 0x1f the ICH9 functions'), eight
+ *  functions each: more than that cannot be placed (libvirt: pcie-root-port-too-many). */
+const ROOT_PORT_CAPACITY = 29 * 8;
+
+function checkControllers(def: DomainDef, report: Report): void {
+  const seen = new Map<string, ControllerDef>();
+  for (const c of def.devices.controllers) {
+    const key = `${c.type}:${c.index}`;
+    if (seen.has(key)) report(c.line, 'controller', `multiple controllers of type ${c.type} with index ${c.index}`);
+    seen.set(key, c);
+    if (c.type !== 'pci') continue;
+    const root = c.model === 'pci-root' || c.model === 'pcie-root';
+    if (c.index === 0 && !root)
+      report(c.line, 'controller', `PCI controller 0 must be pci-root or pcie-root, not ${c.model ?? '?'}`);
+    if (c.index !== 0 && root) report(c.line, 'controller', `a ${c.model ?? ''} controller must have index 0`);
+    if (c.model === 'pcie-root' && def.os.machine !== undefined && !isQ35(def.os.machine)) {
+      report(c.line, 'controller', `pcie-root needs a q35 machine, not '${def.os.machine}'`);
+    }
+    if (c.model === 'pci-root' && isQ35(def.os.machine))
+      report(c.line, 'controller', 'a q35 machine has pcie-root, not pci-root');
+  }
+  const unplaced = def.devices.controllers.filter((c) => c.model === 'pcie-root-port' && c.address === undefined);
+  const last = unplaced[ROOT_PORT_CAPACITY];
+  if (last) {
+    report(
+      last.line,
+      'controller',
+      `a PCI slot is needed to connect a PCI controller model='pcie-root-port', but none is available (at most ${ROOT_PORT_CAPACITY} fit on pcie-root)`,
+    );
+  }
+}
