@@ -6,7 +6,7 @@ import { readDomainXml } from '../../../src/conf/domain/read.ts';
 import type { DomainDef, InterfaceDef } from '../../../src/conf/domain/types.ts';
 import { PassthruError } from '../../../src/conf/error.ts';
 import { SKELETON_INACTIVE, SKELETON_LIVE } from '../domain/fixtures.ts';
-import { files, read, rngProblem } from './libvirt.ts';
+import { files, omit, read, rngProblem } from './libvirt.ts';
 
 const IN = 'domain/xml2argv';
 const OUT = 'domain/xml2xml-out';
@@ -45,13 +45,12 @@ test('every libvirt input in scope reads, and formats back to itself where libvi
  *  identity and sizing. Guest addresses and implicit devices are the QEMU driver's additions
  *  (docs/conf-differences.md), so they are compared only where the input wrote them. */
 function meaning(def: DomainDef, addressed: (i: number) => boolean, declared: Set<number>): unknown {
-  const iface = (i: InterfaceDef, n: number): unknown => {
-    const { line: _l, guestAddress, virtualport, ...rest } = i;
-    const vp = virtualport && { ...virtualport, line: 0 };
-    // libvirt drops a network port's portid from the inactive definition (it names a runtime port).
-    const { portid: _p, ...kept } = rest as typeof rest & { portid?: string };
-    return { ...kept, virtualport: vp, guestAddress: addressed(n) ? guestAddress : undefined };
-  };
+  // libvirt drops a network port's portid from the inactive definition (it names a runtime port).
+  const iface = (i: InterfaceDef, n: number): unknown => ({
+    ...omit(i, 'line', 'guestAddress', 'virtualport', 'portid'),
+    virtualport: i.virtualport && omit(i.virtualport, 'line'),
+    guestAddress: addressed(n) ? i.guestAddress : undefined,
+  });
   return {
     name: def.name,
     uuid: def.uuid,
@@ -60,7 +59,7 @@ function meaning(def: DomainDef, addressed: (i: number) => boolean, declared: Se
     vcpus: def.vcpus,
     os: { ...def.os, line: 0 },
     interfaces: def.devices.interfaces.map(iface),
-    hostdevs: def.devices.hostdevs.map(({ line: _l, guestAddress: _g, ...h }) => h),
+    hostdevs: def.devices.hostdevs.map((h) => omit(h, 'line', 'guestAddress')),
     // The QEMU driver fills <model name>, chassis and port of PCI controllers: compare the rest.
     pciControllers: def.devices.controllers
       .filter((c) => c.type === 'pci' && declared.has(c.index))
