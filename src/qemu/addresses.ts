@@ -1,0 +1,273 @@
+import type { ControllerDef, DomainDef, GuestAddress, HostdevDef, InterfaceDef } from '../conf/domain/types.ts';
+import { PassthruError } from '../conf/error.ts';
+import { formatPciAddress } from '../conf/pci-address.ts';
+import { isHostdevInterface } from './aliases.ts';
+
+/**
+ * Guest PCI addresses as libvirt plans them (qemuDomainAssignPCIAddresses, domain_addr.c), pure.
+ *
+ * q35: every endpoint without an address gets a pcie-root-port of its own (so it can be hot-
+ * unplugged) and sits at slot 0 of it; one spare root port is kept for a later hot-plug. Root
+ * ports without an address are packed eight to a slot of pcie.0 from slot 2 on (slot 1 is kept
+ * for the primary video, 0x1f is the ICH9 LPC/SATA/SMBus), function 0 then says multifunction.
+ * i440fx (machine 'pc'): endpoints take the next free slot of pci.0 from slot 2 (slot 1 is PIIX3).
+ *
+ * Explicit addresses are kept; two devices on one address, or an address no controller provides,
+ * is an XML_INVALID error naming both devices. `unassigned` devices get none.
+ */
+export function assignAddresses(def: DomainDef): DomainDef {
+  const family = machineFamily(def);
+  const plan = new SlotMap();
+  const controllers = withRoot(def.devices.controllers, family);
+  if (family === 'q35') addMissingBuses(controllers, def);
+  const rootPorts = (): ControllerDef[] =>
+    controllers.filter((c) => c.type === 'pci' && c.model === 'pcie-root-port').sort((a, b) => a.index - b.index);
+
+  // 1. Reserve what is fixed: the chipset's own slots, then every explicit address.
+  plan.reserve({ bus: 0, slot: 0, function: 0 }, 'the host bridge', true);
+  if (family === 'q35') {
+    plan.reserve({ bus: 0, slot: 0x1f, function: 0 }, 'the ICH9 LPC/SATA/SMBus functions', true);
+    plan.reserve({ bus: 0, slot: 1, function: 0 }, 'the primary video slot', true);
+  } else {
+    plan.reserve({ bus: 0, slot: 1, function: 0 }, 'the PIIX3 functions', true);
+    const videoWithoutAddress = (def.devices.others ?? []).some(
+      (o) => o.kind === 'video' && o.guestAddress === undefined,
+    );
+    if (videoWithoutAddress) plan.reserve({ bus: 0, slot: 2, function: 0 }, 'the primary video', true);
+  }
+  for (const { address, owner } of explicitAddresses(def, controllers)) {
+    checkBus(address, owner, controllers);
+    plan.reserve(address, owner, false);
+  }
+
+  // 2. Endpoints that want an address, in libvirt's order: QEMU-backed interfaces, then every
+  //    hostdev (those of <interface type='hostdev'> first, as libvirt parses them first).
+  const wanting = endpointsWantingAddress(def);
+
+  // 3. q35: enough root ports for them, plus a spare, at new controller indexes.
+  if (family === 'q35') {
+    const free = rootPorts().filter(
+      (c) => c.target?.hotplug !== false && !plan.isUsed({ bus: c.index, slot: 0, function: 0 }),
+    );
+    let next = Math.max(...controllers.map((c) => (c.type === 'pci' ? c.index : 0))) + 1;
+    for (let n = Math.max(0, wanting.length + 1 - free.length); n > 0; n--) {
+      controllers.push({ type: 'pci', index: next++, model: 'pcie-root-port' });
+    }
+  }
+
+  sortPciByIndex(controllers);
+
+  // 4. PCI controllers without an address: root ports packed into multifunction slots of bus 0.
+  let aggregateSlot: number | undefined;
+  for (const [i, c] of controllers.entries()) {
+    if (c.type !== 'pci' || c.index === 0 || c.address !== undefined) continue;
+    const owner = `PCI controller ${c.index} (${c.model ?? 'pci'})`;
+    let at: Slot;
+    if (c.model === 'pcie-root-port') {
+      const fn = aggregateSlot === undefined ? undefined : plan.freeFunction(0, aggregateSlot);
+      if (aggregateSlot !== undefined && fn !== undefined) at = { bus: 0, slot: aggregateSlot, function: fn };
+      else at = { bus: 0, slot: plan.freeSlot(0, 2, owner), function: 0 };
+      aggregateSlot = at.slot;
+    } else {
+      at = { bus: 0, slot: plan.freeSlot(0, 2, owner), function: 0 };
+    }
+    plan.reserve(at, owner, false);
+    controllers[i] = { ...c, address: pciAddress(at) };
+  }
+
+  // 5. Endpoints: a root port each (q35) or a slot of pci.0 (i440fx).
+  const placed = new Map<object, GuestAddress>();
+  for (const dev of wanting) {
+    const owner = describe(dev);
+    let at: Slot;
+    if (family === 'q35') {
+      const port = rootPorts().find(
+        (c) => c.target?.hotplug !== false && !plan.isUsed({ bus: c.index, slot: 0, function: 0 }),
+      );
+      if (port === undefined) throw new PassthruError('INTERNAL', `no free pcie-root-port left for ${owner}`);
+      at = { bus: port.index, slot: 0, function: 0 };
+    } else {
+      at = { bus: 0, slot: plan.freeSlot(0, 2, owner), function: 0 };
+    }
+    plan.reserve(at, owner, false);
+    placed.set(dev, pciAddress(at));
+  }
+
+  // 6. Function 0 of a slot with other functions in use says so (virDomainPCIAddressSetAllMulti).
+  const multi = <T extends { readonly guestAddress?: GuestAddress }>(d: T): T => {
+    const a = placed.get(d) ?? d.guestAddress;
+    if (a === undefined) return d;
+    return { ...d, guestAddress: withMultifunction(a, plan) };
+  };
+  return {
+    ...def,
+    devices: {
+      ...def.devices,
+      controllers: controllers.map((c) =>
+        c.address === undefined ? c : { ...c, address: withMultifunction(c.address, plan) },
+      ),
+      interfaces: def.devices.interfaces.map(multi),
+      hostdevs: def.devices.hostdevs.map(multi),
+    },
+  };
+}
+
+export type MachineFamily = 'q35' | 'i440fx';
+
+export function machineFamily(def: DomainDef): MachineFamily {
+  const m = def.os.machine ?? 'q35';
+  if (m === 'q35' || m.startsWith('pc-q35')) return 'q35';
+  if (m === 'pc' || m.startsWith('pc-i440fx') || m.startsWith('pc-')) return 'i440fx';
+  throw new PassthruError('CONFIG_UNSUPPORTED', `machine type '${m}' is not supported; use q35 (or pc)`, {
+    hint: "write <type arch='x86_64' machine='q35'>hvm</type>",
+  });
+}
+
+interface Slot {
+  readonly bus: number;
+  readonly slot: number;
+  readonly function: number;
+}
+
+type Endpoint = InterfaceDef | HostdevDef;
+
+function endpointsWantingAddress(def: DomainDef): Endpoint[] {
+  const ifaces = def.devices.interfaces;
+  return [
+    ...ifaces.filter((i) => !isHostdevInterface(i)),
+    ...ifaces.filter((i) => isHostdevInterface(i)),
+    ...def.devices.hostdevs.filter((h) => h.assigned !== false),
+  ].filter((d) => d.guestAddress === undefined);
+}
+
+function describe(dev: Endpoint): string {
+  if (dev.alias !== undefined) return dev.alias;
+  if (dev.type === 'pci') return `hostdev ${formatPciAddress(dev.source.address)}`;
+  if (dev.type === 'hostdev' || dev.type === 'hostdev-hybrid') {
+    return `interface ${dev.mac ?? formatPciAddress(dev.source.address)}`;
+  }
+  return `interface ${dev.mac ?? dev.type}`;
+}
+
+function withRoot(controllers: readonly ControllerDef[], family: MachineFamily): ControllerDef[] {
+  const out = [...controllers];
+  const model = family === 'q35' ? 'pcie-root' : 'pci-root';
+  const root = out.find((c) => c.type === 'pci' && c.index === 0);
+  if (root === undefined) out.push({ type: 'pci', index: 0, model });
+  else if (root.model !== model) {
+    throw new PassthruError(
+      'XML_INVALID',
+      `PCI controller 0 is a '${root.model ?? '?'}', but a ${family} machine has a '${model}'`,
+      root.line === undefined ? {} : { line: root.line },
+    );
+  }
+  return out;
+}
+
+/** libvirt adds the controllers that explicit addresses point at; on q35 those are root ports. */
+function addMissingBuses(controllers: ControllerDef[], def: DomainDef): void {
+  const have = new Set(controllers.filter((c) => c.type === 'pci').map((c) => c.index));
+  const wanted = explicitAddresses(def, controllers).map((e) => e.address.bus);
+  const max = Math.max(0, ...wanted);
+  for (let i = 1; i <= max; i++) {
+    if (!have.has(i)) controllers.push({ type: 'pci', index: i, model: 'pcie-root-port' });
+  }
+}
+
+function explicitAddresses(
+  def: DomainDef,
+  controllers: readonly ControllerDef[],
+): { address: Slot & { readonly domain: number }; owner: string }[] {
+  const out: { address: Slot & { readonly domain: number }; owner: string }[] = [];
+  const add = (a: GuestAddress | undefined, owner: string): void => {
+    if (a?.type === 'pci') out.push({ address: a, owner });
+  };
+  for (const c of controllers) add(c.address, `${c.type === 'pci' ? 'PCI' : c.type} controller ${c.index}`);
+  for (const i of def.devices.interfaces) add(i.guestAddress, describe(i));
+  for (const h of def.devices.hostdevs) add(h.guestAddress, describe(h));
+  for (const o of [...(def.devices.disks ?? []), ...(def.devices.others ?? [])]) add(o.guestAddress, o.kind);
+  for (const s of [...def.devices.serials, ...def.devices.consoles]) add(s.guestAddress, s.alias ?? 'serial');
+  return out;
+}
+
+function checkBus(a: Slot & { readonly domain: number }, owner: string, controllers: readonly ControllerDef[]): void {
+  const text = formatPciAddress(a);
+  if (a.domain !== 0) {
+    throw new PassthruError(
+      'CONFIG_UNSUPPORTED',
+      `guest PCI address ${text} of ${owner}: only PCI domain 0 exists in the guest`,
+    );
+  }
+  const bus = controllers.find((c) => c.type === 'pci' && c.index === a.bus);
+  if (bus === undefined) {
+    throw new PassthruError(
+      'XML_INVALID',
+      `guest PCI address ${text} of ${owner} is on bus ${a.bus}, but no PCI controller has index ${a.bus}`,
+    );
+  }
+  if ((bus.model === 'pcie-root-port' || bus.model === 'pcie-switch-downstream-port') && a.slot !== 0) {
+    throw new PassthruError('XML_INVALID', `guest PCI address ${text} of ${owner}: a ${bus.model} has only slot 0`);
+  }
+}
+
+/** PCI controllers in index order, in the places PCI controllers hold; other types stay put. */
+function sortPciByIndex(controllers: ControllerDef[]): void {
+  const places = controllers.flatMap((c, i) => (c.type === 'pci' ? [i] : []));
+  const pci = places.map((i) => controllers[i]).filter((c) => c !== undefined);
+  pci.sort((a, b) => a.index - b.index);
+  places.forEach((place, k) => {
+    const c = pci[k];
+    if (c) controllers[place] = c;
+  });
+}
+
+function pciAddress(at: Slot): GuestAddress {
+  return { type: 'pci', domain: 0, bus: at.bus, slot: at.slot, function: at.function };
+}
+
+function withMultifunction(a: GuestAddress, plan: SlotMap): GuestAddress {
+  if (a.type !== 'pci' || a.function !== 0 || a.multifunction !== undefined) return a;
+  return plan.functionsUsed(a.bus, a.slot) > 1 ? { ...a, multifunction: true } : a;
+}
+
+/** Which (bus, slot, function) is taken, and by whom. A reserved slot takes all 8 functions. */
+class SlotMap {
+  private readonly owners = new Map<string, string>();
+
+  private static key(s: Slot): string {
+    return `${s.bus}:${s.slot}:${s.function}`;
+  }
+
+  isUsed(s: Slot): boolean {
+    return this.owners.has(SlotMap.key(s));
+  }
+
+  reserve(s: Slot, owner: string, wholeSlot: boolean): void {
+    const fns = wholeSlot ? [0, 1, 2, 3, 4, 5, 6, 7] : [s.function];
+    for (const f of fns) {
+      const k = SlotMap.key({ ...s, function: f });
+      const holder = this.owners.get(k);
+      if (holder !== undefined) {
+        const text = formatPciAddress({ domain: 0, bus: s.bus, slot: s.slot, function: f });
+        throw new PassthruError('XML_INVALID', `guest PCI address ${text} of ${owner} is already in use by ${holder}`);
+      }
+      this.owners.set(k, owner);
+    }
+  }
+
+  functionsUsed(bus: number, slot: number): number {
+    let n = 0;
+    for (let f = 0; f < 8; f++) if (this.isUsed({ bus, slot, function: f })) n++;
+    return n;
+  }
+
+  freeFunction(bus: number, slot: number): number | undefined {
+    for (let f = 0; f < 8; f++) if (!this.isUsed({ bus, slot, function: f })) return f;
+    return undefined;
+  }
+
+  freeSlot(bus: number, from: number, owner: string): number {
+    for (let s = from; s < 32; s++) if (this.functionsUsed(bus, s) === 0) return s;
+    throw new PassthruError('CONFIG_UNSUPPORTED', `no free PCI slot left on bus ${bus} for ${owner}`);
+  }
+}

@@ -1,0 +1,98 @@
+import type {
+  CharDevDef,
+  ControllerDef,
+  DomainDef,
+  HostdevHybridInterfaceDef,
+  HostdevInterfaceDef,
+  InterfaceDef,
+  NetworkInterfaceDef,
+} from '../conf/domain/types.ts';
+import { defaultPciControllerAlias } from './device-props.ts';
+
+/**
+ * Device aliases as libvirt gives them at start (qemuAssignDeviceAliases). The alias is the QEMU
+ * device id, so it is what QMP events and hot-unplug name. Aliases already present (the user's
+ * `ua-` ones, or those of a live definition) are kept; a new one takes the highest index in use
+ * for its prefix plus one, so re-running this on a live definition changes nothing.
+ */
+export function assignAliases(def: DomainDef): DomainDef {
+  const counters = new Counters(def);
+  const interfaces = def.devices.interfaces.map((iface) =>
+    iface.alias !== undefined
+      ? iface
+      : { ...iface, alias: counters.next(isHostdevInterface(iface) ? 'hostdev' : 'net') },
+  );
+  const hostdevs = def.devices.hostdevs.map((h) =>
+    h.alias !== undefined ? h : { ...h, alias: counters.next('hostdev') },
+  );
+  const controllers = def.devices.controllers.map((c) =>
+    c.alias !== undefined ? c : { ...c, alias: controllerAlias(c) },
+  );
+  const serials = def.devices.serials.map((s, i) =>
+    s.alias !== undefined ? s : { ...s, alias: `serial${s.targetPort ?? i}` },
+  );
+  const consoles = def.devices.consoles.map((c, i) =>
+    c.alias !== undefined ? c : { ...c, alias: consoleAlias(c, i, serials) },
+  );
+  return { ...def, devices: { ...def.devices, controllers, interfaces, hostdevs, serials, consoles } };
+}
+
+/** Interfaces that are PCI host devices in QEMU: they share the hostdevN numbering (libvirt
+ *  commit 8f74f527: one id namespace for everything that becomes a vfio-pci device). */
+export function isHostdevInterface(
+  iface: InterfaceDef,
+): iface is HostdevInterfaceDef | HostdevHybridInterfaceDef | NetworkInterfaceDef {
+  return (
+    iface.type === 'hostdev' ||
+    iface.type === 'hostdev-hybrid' ||
+    (iface.type === 'network' && iface.actual?.type === 'hostdev')
+  );
+}
+
+class Counters {
+  private readonly max = new Map<string, number>();
+
+  constructor(def: DomainDef) {
+    const all = [...def.devices.interfaces, ...def.devices.hostdevs];
+    for (const d of all) if (d.alias !== undefined) this.note(d.alias);
+  }
+
+  private note(alias: string): void {
+    const m = /^(net|hostdev)(\d+)$/.exec(alias);
+    if (!m?.[1] || !m[2]) return;
+    this.max.set(m[1], Math.max(this.max.get(m[1]) ?? -1, Number(m[2])));
+  }
+
+  next(prefix: 'net' | 'hostdev'): string {
+    const n = (this.max.get(prefix) ?? -1) + 1;
+    this.max.set(prefix, n);
+    return `${prefix}${n}`;
+  }
+}
+
+function controllerAlias(c: ControllerDef): string {
+  switch (c.type) {
+    case 'pci':
+      return defaultPciControllerAlias(c);
+    case 'usb':
+      return c.index === 0 ? 'usb' : `usb${c.index}`;
+    case 'ide':
+      return c.index === 0 ? 'ide' : `ide${c.index}`;
+    case 'sata':
+    case 'scsi':
+    case 'virtio-serial':
+      return `${c.type}${c.index}`;
+  }
+}
+
+/** A console on a serial target is the same device as that serial port: libvirt shows the
+ *  serial's alias on it. Only other consoles (virtio) get consoleN. */
+function consoleAlias(c: CharDevDef, i: number, serials: readonly CharDevDef[]): string {
+  if (c.targetType === undefined || c.targetType === 'serial') {
+    const port = c.targetPort ?? 0;
+    const serial = serials.find((s, j) => (s.targetPort ?? j) === port);
+    if (serial?.alias !== undefined) return serial.alias;
+    return `serial${port}`;
+  }
+  return `console${i}`;
+}

@@ -1,0 +1,138 @@
+import type { CharDevDef, DomainDef } from '../conf/domain/types.ts';
+import { PassthruError } from '../conf/error.ts';
+import { formatPciAddress } from '../conf/pci-address.ts';
+import type { DevicePresentation } from '../host/types.ts';
+import type { Accel } from './accel.ts';
+import { isHostdevInterface } from './aliases.ts';
+import {
+  type BusAliases,
+  busAliases,
+  type DeviceProps,
+  formatDeviceJson,
+  hostdevProps,
+  netdevProps,
+  nicProps,
+  rootPortProps,
+} from './device-props.ts';
+
+export interface ArgvContext {
+  readonly accel: Accel;
+  /** QMP listens here (a unix socket QEMU creates). */
+  readonly qmpSocket: string;
+  /** Where the guest's serial console goes when the definition does not name a file. */
+  readonly consoleLog: string;
+  readonly pidfile: string;
+  /** How each host device is given to QEMU, by device alias (hostdevN); the host decides. */
+  readonly hostDevices: ReadonlyMap<string, DevicePresentation>;
+  /** -S: the vCPUs wait for QMP `cont`, so devices can be checked first (default true, as libvirt). */
+  readonly startPaused?: boolean;
+}
+
+/**
+ * The QEMU command line (without the binary) for a live definition (prepareLiveDef's output).
+ * Pure. Options come in libvirt's order; devices are `-device` JSON, as libvirt gives QEMU >= 6.
+ */
+export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
+  const buses = busAliases(def);
+  const a: string[] = ['-name', `guest=${optValue(def.name)},debug-threads=on`];
+  if (ctx.startPaused ?? true) a.push('-S');
+  a.push('-machine', `${def.os.machine ?? 'q35'},usb=off,dump-guest-core=off`);
+  a.push('-accel', ctx.accel);
+  // TCG has no host CPU to copy; 'max' gives the guest every feature TCG can emulate.
+  a.push('-cpu', ctx.accel === 'kvm' ? 'host' : 'max');
+  a.push('-m', String(Math.ceil(def.memoryKiB / 1024)));
+  a.push('-smp', `${def.vcpus},sockets=${def.vcpus},cores=1,threads=1`);
+  if (def.uuid !== undefined) a.push('-uuid', def.uuid);
+  a.push('-display', 'none', '-no-user-config', '-nodefaults');
+  a.push('-chardev', `socket,id=charmonitor,path=${optValue(ctx.qmpSocket)},server=on,wait=off`);
+  a.push('-mon', 'chardev=charmonitor,id=monitor,mode=control');
+  a.push('-pidfile', ctx.pidfile);
+  if (def.os.kernel !== undefined) a.push('-kernel', def.os.kernel);
+  if (def.os.initrd !== undefined) a.push('-initrd', def.os.initrd);
+  if (def.os.cmdline !== undefined) a.push('-append', def.os.cmdline);
+
+  for (const c of def.devices.controllers) {
+    if (c.type !== 'pci' || c.index === 0) continue;
+    if (c.model !== 'pcie-root-port') {
+      throw new PassthruError(
+        'CONFIG_UNSUPPORTED',
+        `PCI controller model '${c.model ?? '?'}' (index ${c.index}) is not supported`,
+      );
+    }
+    device(a, rootPortProps(c, buses));
+  }
+  for (const iface of def.devices.interfaces) {
+    if (isHostdevInterface(iface)) continue; // with the hostdevs, as libvirt does
+    a.push('-netdev', JSON.stringify(netdevProps(iface)));
+    device(a, nicProps(iface, buses));
+  }
+  serialArgs(a, def.devices.serials, ctx.consoleLog);
+  for (const props of hostdevDeviceProps(def, ctx.hostDevices, buses)) device(a, props);
+  a.push('-msg', 'timestamp=on');
+  return a;
+}
+
+/** The -device properties of every host device that gets a guest device, in libvirt's order. */
+export function hostdevDeviceProps(
+  def: DomainDef,
+  presentations: ReadonlyMap<string, DevicePresentation>,
+  buses: BusAliases = busAliases(def),
+): DeviceProps[] {
+  const out: DeviceProps[] = [];
+  const hostdevs = [
+    ...def.devices.interfaces.filter(isHostdevInterface).map((iface) => {
+      if (iface.type === 'hostdev-hybrid') {
+        throw new PassthruError(
+          'CONFIG_UNSUPPORTED',
+          `interface type 'hostdev-hybrid' is not supported on the QEMU command line yet`,
+        );
+      }
+      const source = iface.type === 'network' ? iface.actual?.source : iface.source;
+      return { dev: iface, address: source?.address };
+    }),
+    ...def.devices.hostdevs.filter((h) => h.assigned !== false).map((h) => ({ dev: h, address: h.source.address })),
+  ];
+  for (const { dev, address } of hostdevs) {
+    if (dev.guestAddress?.type === 'unassigned') continue;
+    const alias = dev.alias ?? '';
+    const presentation = presentations.get(alias);
+    if (presentation === undefined) {
+      const host = address === undefined ? 'no source address' : `host ${formatPciAddress(address)}`;
+      throw new PassthruError(
+        'INTERNAL',
+        `no presentation from the host backend for ${alias || 'a hostdev'} (${host})`,
+      );
+    }
+    out.push(hostdevProps(dev, presentation, buses));
+  }
+  return out;
+}
+
+function device(a: string[], props: DeviceProps): void {
+  a.push('-device', formatDeviceJson(props));
+}
+
+/** Serial ports as files. A port of another type (pty) and a domain without any serial port
+ *  both log to ctx.consoleLog: the daemon always has the console to read. */
+function serialArgs(a: string[], serials: readonly CharDevDef[], consoleLog: string): void {
+  const ports = serials.length > 0 ? serials : [{ type: 'file', alias: 'serial0', targetPort: 0 } as const];
+  let fallbackUsed = false;
+  for (const [i, s] of ports.entries()) {
+    const alias = s.alias ?? `serial${i}`;
+    const index = s.targetPort ?? i;
+    let chardev: string;
+    if (s.type === 'null') chardev = `null,id=char${alias}`;
+    else if (s.type === 'file' && s.path !== undefined) chardev = `file,id=char${alias},path=${optValue(s.path)}`;
+    else if (!fallbackUsed) {
+      fallbackUsed = true;
+      chardev = `file,id=char${alias},path=${optValue(consoleLog)}`;
+    } else chardev = `null,id=char${alias}`;
+    a.push('-chardev', chardev);
+    a.push('-device', JSON.stringify({ driver: 'isa-serial', chardev: `char${alias}`, id: alias, index }));
+  }
+}
+
+/** A value inside QEMU's key=value option syntax: a comma is written twice (libvirt does the same). */
+function optValue(v: string): string {
+  return v.replaceAll(',', ',,');
+}

@@ -1,0 +1,239 @@
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { readFile, unlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PassthruError } from '../conf/error.ts';
+import { type Clock, QmpClient, realClock } from './qmp.ts';
+
+export interface LaunchOptions {
+  readonly binary: string;
+  readonly argv: readonly string[];
+  /** QEMU writes its pid here (-pidfile in argv must name the same file). */
+  readonly pidfile: string;
+  /** QEMU's stdout and stderr, appended; a header line per start. */
+  readonly logFile: string;
+  readonly qmpSocket: string;
+  /** Names the process in errors ("QEMU of domain web1"). */
+  readonly name?: string;
+  /** From spawn to a completed QMP handshake. */
+  readonly startTimeoutMs?: number;
+  readonly clock?: Clock;
+}
+
+export interface ExitStatus {
+  /** Known only for a process this daemon spawned itself. */
+  readonly code?: number | null;
+  readonly signal?: NodeJS.Signals | null;
+}
+
+/** A running QEMU with its QMP connection. */
+export interface QemuProcess {
+  readonly pid: number;
+  readonly qmp: QmpClient;
+  isAlive(): boolean;
+  /** Sends a signal (SIGTERM by default); a process already gone is not an error. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Resolves when the process has exited; TIMEOUT when it has not within timeoutMs. */
+  waitExit(timeoutMs?: number): Promise<ExitStatus>;
+  /** SIGTERM, then SIGKILL after graceMs (libvirt's virProcessKillPainfully). */
+  destroy(graceMs?: number): Promise<ExitStatus>;
+}
+
+const LOG_TAIL_LINES = 15;
+
+/**
+ * Starts QEMU detached from the daemon (its own process group, no pipes to us), so it outlives a
+ * daemon restart and attachQemu can pick it up again. Resolves once QMP is connected and
+ * negotiated. When QEMU exits first, the error carries the last lines of its log.
+ */
+export async function launchQemu(opts: LaunchOptions): Promise<QemuProcess> {
+  const name = opts.name ?? 'QEMU';
+  const timeoutMs = opts.startTimeoutMs ?? 30_000;
+  await removeIfThere(opts.qmpSocket);
+  await removeIfThere(opts.pidfile);
+  const log = openSync(opts.logFile, 'a', 0o600);
+  let child;
+  try {
+    writeSync(log, `${new Date().toISOString()} starting: ${[opts.binary, ...opts.argv].map(shellWord).join(' ')}\n`);
+    child = spawn(opts.binary, opts.argv, { detached: true, stdio: ['ignore', log, log] });
+  } finally {
+    closeSync(log);
+  }
+  let exit: ExitStatus | undefined;
+  let spawnError: Error | undefined;
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve(exit);
+    });
+    child.once('error', (err) => {
+      spawnError = err;
+      exit = { code: null, signal: null };
+      resolve(exit);
+    });
+  });
+  child.unref();
+
+  const started = performance.now();
+  for (;;) {
+    if (spawnError !== undefined) {
+      throw new PassthruError('QEMU_FAILED', `cannot run ${opts.binary} for ${name}: ${spawnError.message}`, {
+        cause: spawnError,
+        hint: 'install QEMU (apt-get install qemu-system-x86) or name the binary in <emulator>',
+      });
+    }
+    if (exit !== undefined) throw await earlyExit(name, exit, opts.logFile);
+    const left = timeoutMs - (performance.now() - started);
+    if (left <= 0) {
+      if (child.pid !== undefined) signal(child.pid, 'SIGKILL');
+      throw new PassthruError('TIMEOUT', `${name} did not open QMP at ${opts.qmpSocket} within ${timeoutMs} ms`);
+    }
+    try {
+      const qmp = await QmpClient.connect(opts.qmpSocket, {
+        name,
+        connectTimeoutMs: Math.max(1, Math.min(left, 10_000)),
+        clock: opts.clock ?? realClock,
+      });
+      const pid = child.pid;
+      if (pid === undefined) throw new PassthruError('INTERNAL', `${name} has no pid`);
+      return new Process(pid, qmp, exited, name);
+    } catch (err) {
+      // Before QEMU listens the socket is missing or refuses; anything else ends the wait too,
+      // but only after checking whether QEMU died (its log says why, the socket error does not).
+      if (exit !== undefined) throw await earlyExit(name, exit, opts.logFile);
+      if (err instanceof PassthruError && err.code === 'TIMEOUT') throw err;
+      await sleep(20);
+    }
+  }
+}
+
+export interface AttachOptions {
+  readonly pidfile: string;
+  readonly qmpSocket: string;
+  readonly name?: string;
+  readonly timeoutMs?: number;
+  readonly clock?: Clock;
+}
+
+/** Reconnects to a QEMU started by an earlier daemon: checks the pidfile's process is alive and
+ *  is the QEMU with this QMP socket (a pid can be reused), then negotiates QMP. */
+export async function attachQemu(opts: AttachOptions): Promise<QemuProcess> {
+  const name = opts.name ?? 'QEMU';
+  const text = await readFile(opts.pidfile, 'utf8').catch(() => undefined);
+  const pid = Number.parseInt(text?.trim() ?? '', 10);
+  if (!Number.isInteger(pid) || pid <= 0) {
+    throw new PassthruError('QEMU_FAILED', `${name}: no usable pid in ${opts.pidfile}`);
+  }
+  if (!alive(pid)) throw new PassthruError('QEMU_FAILED', `${name} (pid ${pid}) is no longer running`);
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined);
+  if (cmdline !== undefined && !cmdline.includes(opts.qmpSocket)) {
+    throw new PassthruError(
+      'QEMU_FAILED',
+      `${name}: pid ${pid} from ${opts.pidfile} is not the QEMU with QMP at ${opts.qmpSocket}`,
+    );
+  }
+  const qmp = await QmpClient.connect(opts.qmpSocket, {
+    name,
+    connectTimeoutMs: opts.timeoutMs ?? 10_000,
+    clock: opts.clock ?? realClock,
+  });
+  return new Process(pid, qmp, undefined, name);
+}
+
+class Process implements QemuProcess {
+  readonly pid: number;
+  readonly qmp: QmpClient;
+  private readonly exited: Promise<ExitStatus> | undefined;
+  private readonly name: string;
+  private exitStatus: ExitStatus | undefined;
+
+  constructor(pid: number, qmp: QmpClient, exited: Promise<ExitStatus> | undefined, name: string) {
+    this.pid = pid;
+    this.qmp = qmp;
+    this.name = name;
+    this.exited = exited?.then((s) => (this.exitStatus = s));
+  }
+
+  isAlive(): boolean {
+    return this.exitStatus === undefined && alive(this.pid);
+  }
+
+  kill(sig: NodeJS.Signals = 'SIGTERM'): void {
+    signal(this.pid, sig);
+  }
+
+  async waitExit(timeoutMs = 30_000): Promise<ExitStatus> {
+    const deadline = performance.now() + timeoutMs;
+    // Our own child reports its exit; a process we attached to is not our child, so poll it.
+    const poll = async (): Promise<ExitStatus> => {
+      while (alive(this.pid)) {
+        if (this.exitStatus !== undefined) return this.exitStatus;
+        if (performance.now() > deadline) break;
+        await sleep(50);
+      }
+      return this.exitStatus ?? {};
+    };
+    const status = await (this.exited ? Promise.race([this.exited, poll()]) : poll());
+    if (this.exitStatus === undefined && alive(this.pid)) {
+      throw new PassthruError('TIMEOUT', `${this.name} (pid ${this.pid}) did not exit within ${timeoutMs} ms`);
+    }
+    await this.qmp.close();
+    return status;
+  }
+
+  async destroy(graceMs = 10_000): Promise<ExitStatus> {
+    this.kill('SIGTERM');
+    try {
+      return await this.waitExit(graceMs);
+    } catch {
+      this.kill('SIGKILL');
+      return await this.waitExit(5_000);
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+async function earlyExit(name: string, exit: ExitStatus, logFile: string): Promise<PassthruError> {
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${String(exit.code)}`;
+  const tail = await logTail(logFile);
+  return new PassthruError('QEMU_FAILED', `${name} ${how} before QMP was up${tail ? `:\n${tail}` : ''}`, {
+    hint: `see ${logFile}`,
+  });
+}
+
+/** The last lines QEMU wrote, without our own header lines. */
+export async function logTail(logFile: string, lines = LOG_TAIL_LINES): Promise<string> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  const all = text.split('\n').filter((l) => l.trim() !== '');
+  const lastStart = all.findLastIndex((l) => l.includes(' starting: '));
+  return all
+    .slice(lastStart + 1)
+    .slice(-lines)
+    .join('\n');
+}
+
+async function removeIfThere(path: string): Promise<void> {
+  await unlink(path).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  });
+}
+
+function shellWord(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`;
+}
