@@ -61,4 +61,6 @@ export interface Kernel {
   /** rtnetlink RTM_SETLINK IFLA_VFINFO_LIST on the PF. */
   setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void>;
   present(address: PciAddress): Promise<DevicePresentation>;
+  /** modprobe, for a stub driver that is not loaded yet (linux); the sim has its drivers. */
+  loadModule?(name: string): Promise<void>;
 }

@@ -1,0 +1,168 @@
+import { basename } from 'node:path';
+import { PassthruError } from '../conf/error.ts';
+import type { MacAddress } from '../conf/mac.ts';
+import { formatPciAddress, type PciAddress, parsePciAddress } from '../conf/pci-address.ts';
+import type { Kernel, Sysfs } from './types.ts';
+
+/**
+ * Driver (re)binding as libvirt does it (virPCIDeviceBindToStub / virPCIDeviceUnbindFromStub,
+ * ../shared/reference/peers-and-kernel.md D3): driver_override, unbind, drivers_probe, then
+ * verify the driver link. Never new_id, which affects every device with that ID. Shared by
+ * both backends: only Kernel writes and Sysfs reads.
+ */
+const dev = (a: string): string => `/sys/bus/pci/devices/${a}`;
+
+export async function currentDriver(sysfs: Sysfs, address: PciAddress): Promise<string | undefined> {
+  const link = await sysfs.readLink(`${dev(formatPciAddress(address))}/driver`);
+  return link === undefined ? undefined : basename(link);
+}
+
+async function requireDevice(sysfs: Sysfs, name: string): Promise<void> {
+  if (!(await sysfs.exists(dev(name)))) {
+    throw new PassthruError('NO_DEVICE', `PCI device ${name} does not exist on this host`);
+  }
+}
+
+/** Runs one write, re-throwing a failure with libvirt's sentence for that step. */
+async function step(kernel: Kernel, path: string, value: string, message: string): Promise<void> {
+  try {
+    await kernel.writeSysfs(path, value);
+  } catch (err) {
+    const errno = err instanceof PassthruError ? err.errno : undefined;
+    throw new PassthruError('HOST_FAILED', `${message}${errno === undefined ? '' : ` (${errno})`}`, {
+      cause: err,
+      ...(errno === undefined ? {} : { errno }),
+    });
+  }
+}
+
+export interface BindResult {
+  /** false when the device was already on the stub: then release must not rebind it. */
+  readonly changed: boolean;
+  readonly previousDriver?: string;
+}
+
+export async function bindToStub(kernel: Kernel, address: PciAddress, stub = 'vfio-pci'): Promise<BindResult> {
+  const name = formatPciAddress(address);
+  const sysfs = kernel.sysfs;
+  await requireDevice(sysfs, name);
+  if (!(await sysfs.exists(`/sys/bus/pci/drivers/${stub}`))) {
+    if (kernel.loadModule) await kernel.loadModule(stub);
+    if (!(await sysfs.exists(`/sys/bus/pci/drivers/${stub}`))) {
+      throw new PassthruError('HOST_FAILED', `Failed to load PCI driver module ${stub} for PCI device ${name}`, {
+        hint: `load it with: modprobe ${stub}`,
+      });
+    }
+  }
+  const previous = await currentDriver(sysfs, address);
+  if (previous === stub) return { changed: false, previousDriver: stub };
+  await step(
+    kernel,
+    `${dev(name)}/driver_override`,
+    stub,
+    `Failed to add driver '${stub}' to driver_override interface of PCI device '${name}'`,
+  );
+  try {
+    if (previous !== undefined) {
+      await step(kernel, `${dev(name)}/driver/unbind`, name, `Failed to unbind PCI device '${name}' from ${previous}`);
+    }
+    await step(kernel, '/sys/bus/pci/drivers_probe', name, `Failed to trigger a probe for PCI device '${name}'`);
+    const now = await currentDriver(sysfs, address);
+    if (now !== stub) {
+      throw new PassthruError(
+        'HOST_FAILED',
+        `PCI device ${name} did not bind to ${stub}: its driver is ${now ?? 'none'} after the probe`,
+      );
+    }
+  } catch (err) {
+    // Leave the device as it was: its own driver back, no override left behind.
+    await rebindHostDriver(kernel, address).catch(() => undefined);
+    throw err;
+  }
+  return previous === undefined ? { changed: true } : { changed: true, previousDriver: previous };
+}
+
+/** Gives the device back to its host driver: clear the override, unbind, probe, verify it is
+ *  off the stub (a device without a host driver legitimately ends up unbound). */
+export async function rebindHostDriver(kernel: Kernel, address: PciAddress): Promise<void> {
+  const name = formatPciAddress(address);
+  const sysfs = kernel.sysfs;
+  await requireDevice(sysfs, name);
+  const before = await currentDriver(sysfs, address);
+  await step(kernel, `${dev(name)}/driver_override`, '\n', `Failed to clear driver_override of PCI device '${name}'`);
+  if (before !== undefined) {
+    await step(kernel, `${dev(name)}/driver/unbind`, name, `Failed to unbind PCI device '${name}' from ${before}`);
+  }
+  await step(kernel, '/sys/bus/pci/drivers_probe', name, `Failed to trigger a probe for PCI device '${name}'`);
+  const after = await currentDriver(sysfs, address);
+  if (after !== undefined && after === before && isStub(after)) {
+    throw new PassthruError('HOST_FAILED', `PCI device ${name} is still bound to ${after} after the reprobe`);
+  }
+}
+
+function isStub(driver: string): boolean {
+  return driver === 'vfio-pci' || driver.endsWith('_vfio_pci') || driver === 'pci-stub';
+}
+
+export interface VfOf {
+  readonly pf: PciAddress;
+  readonly pfNetdev: string;
+  readonly index: number;
+}
+
+/** libvirt's VIR_PF_PHYS_PORT_NAME_REGEX: an uplink port name, not a representor (pf0vf1). */
+const UPLINK_PORT_NAME = /(p[0-9]+$)|(p[0-9]+s[0-9]+$)/;
+
+/**
+ * The PF, VF index and PF netdev of a VF; undefined when the device is not a VF. The index
+ * comes from the PF's virtfnN link whose target is this VF (never from glob order). The PF
+ * netdev is chosen as libvirt's virPCIGetNetName does: the one sharing the VF netdev's
+ * phys_port_id, skipping switchdev representors, else the first.
+ */
+export async function vfOf(sysfs: Sysfs, vfAddress: PciAddress): Promise<VfOf | undefined> {
+  const name = formatPciAddress(vfAddress);
+  const physfn = await sysfs.readLink(`${dev(name)}/physfn`);
+  if (physfn === undefined) return undefined;
+  const pfName = basename(physfn);
+  let index: number | undefined;
+  for (const entry of await sysfs.list(dev(pfName))) {
+    const m = /^virtfn(\d+)$/.exec(entry);
+    if (!m) continue;
+    const target = await sysfs.readLink(`${dev(pfName)}/${entry}`);
+    if (target !== undefined && basename(target) === name) {
+      index = Number(m[1]);
+      break;
+    }
+  }
+  if (index === undefined) {
+    throw new PassthruError('HOST_FAILED', `VF ${name} is not listed among the virtfn links of its PF ${pfName}`);
+  }
+  const pfNetdev = await pickPfNetdev(sysfs, pfName, name);
+  if (pfNetdev === undefined) {
+    throw new PassthruError('NO_DEVICE', `The PF device ${pfName} for VF ${name} has no network device name`, {
+      hint: 'bind the PF to its network driver',
+    });
+  }
+  return { pf: parsePciAddress(pfName), pfNetdev, index };
+}
+
+async function pickPfNetdev(sysfs: Sysfs, pf: string, vf: string): Promise<string | undefined> {
+  const names = (await sysfs.list(`${dev(pf)}/net`)).sort();
+  const [vfNetdev] = (await sysfs.list(`${dev(vf)}/net`)).sort();
+  const vfPortId = vfNetdev === undefined ? undefined : await sysfs.read(`${dev(vf)}/net/${vfNetdev}/phys_port_id`);
+  const ports: string[] = [];
+  for (const n of names) {
+    const portName = await sysfs.read(`${dev(pf)}/net/${n}/phys_port_name`);
+    if (portName !== undefined && portName !== '' && !UPLINK_PORT_NAME.test(portName)) continue;
+    if (vfPortId !== undefined && vfPortId !== '') {
+      if ((await sysfs.read(`${dev(pf)}/net/${n}/phys_port_id`)) === vfPortId) return n;
+    }
+    ports.push(n);
+  }
+  return ports[0];
+}
+
+export async function netdevMac(sysfs: Sysfs, ifname: string): Promise<MacAddress | undefined> {
+  const mac = await sysfs.read(`/sys/class/net/${ifname}/address`);
+  return mac === undefined ? undefined : (mac.toLowerCase() as MacAddress);
+}

@@ -1,0 +1,85 @@
+/**
+ * What each simulated driver does when it binds, and which VF attributes a PF driver accepts
+ * through rtnetlink. The errno values are those the real drivers return (checked on igb in the
+ * VM lab, ../shared/reference/vmlab.md; the rest from the drivers' ndo_set_vf_* code).
+ */
+export interface SimDriver {
+  readonly name: string;
+  /** Binding creates the function's netdevs. */
+  readonly net: boolean;
+  /** A vfio driver: binding creates /dev/vfio/<group>. */
+  readonly vfio: boolean;
+  /** The driver implements .sriov_configure, so sriov_numvfs can be written. */
+  readonly sriovConfigure: boolean;
+  /** PF drivers: the VF attributes of IFLA_VFINFO_LIST they implement. */
+  readonly vfAttrs?: VfAttrSupport;
+}
+
+/** Each entry: undefined = supported, else the errno the driver answers. */
+export interface VfAttrSupport {
+  readonly zeroMac?: string;
+  readonly vlanProto8021ad?: string;
+  readonly spoofchk?: string;
+  readonly trust?: string;
+  readonly linkState?: string;
+  readonly minTxRate?: string;
+  readonly maxTxRate?: string;
+  /** Setting the admin MAC resets the VF so a bound VF driver takes the new MAC at once (i40e,
+   *  mlx5); igb only says "Reload the VF driver to make this change effective". */
+  readonly macAppliesLive: boolean;
+  /** Defaults of a fresh VF's row. */
+  readonly spoofchkDefault: boolean;
+}
+
+const plain = (name: string, net = false): SimDriver => ({ name, net, vfio: false, sriovConfigure: false });
+
+const DRIVERS: readonly SimDriver[] = [
+  plain('pcieport'),
+  plain('iavf', true),
+  plain('igbvf', true),
+  plain('tg3', true),
+  plain('e1000e', true),
+  plain('nouveau'),
+  plain('snd_hda_intel'),
+  plain('nvme'),
+  plain('ahci'),
+  { name: 'vfio-pci', net: false, vfio: true, sriovConfigure: false },
+  {
+    name: 'i40e',
+    net: true,
+    vfio: false,
+    sriovConfigure: true,
+    vfAttrs: { vlanProto8021ad: 'EPROTONOSUPPORT', minTxRate: 'EINVAL', macAppliesLive: true, spoofchkDefault: true },
+  },
+  {
+    name: 'igb',
+    net: true,
+    vfio: false,
+    sriovConfigure: true,
+    vfAttrs: {
+      vlanProto8021ad: 'EPROTONOSUPPORT',
+      minTxRate: 'EINVAL',
+      linkState: 'EOPNOTSUPP',
+      macAppliesLive: false,
+      spoofchkDefault: true,
+    },
+  },
+  {
+    name: 'mlx4_core',
+    net: true,
+    vfio: false,
+    sriovConfigure: true,
+    vfAttrs: { zeroMac: 'EINVAL', minTxRate: 'EOPNOTSUPP', macAppliesLive: false, spoofchkDefault: false },
+  },
+  {
+    name: 'mlx5_core',
+    net: true,
+    vfio: false,
+    sriovConfigure: true,
+    vfAttrs: { macAppliesLive: true, spoofchkDefault: false },
+  },
+];
+
+export function simDriver(name: string): SimDriver {
+  return DRIVERS.find((d) => d.name === name) ?? plain(name);
+}

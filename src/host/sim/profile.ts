@@ -1,0 +1,264 @@
+import { PassthruError } from '../../conf/error.ts';
+import { parseMac } from '../../conf/mac.ts';
+import intelX710 from './profiles/intel-x710-2port.json' with { type: 'json' };
+
+/**
+ * A simulated host's topology, as JSON. `createSimHost` turns it into a sysfs-shaped tree.
+ *
+ * Format (all numbers decimal unless the field says hex; hex fields are strings like "0x8086"):
+ * {
+ *   "name": "intel-x710-2port",
+ *   "description": "one line",
+ *   "numaNodes": 2,                      // nodes 0..n-1; devices say which one they sit on
+ *   "drivers": ["vfio-pci"],            // drivers loaded besides those the devices name
+ *   "devices": [ Device, ... ]          // on bus 0 of PCI domain 0000 (host bridge pci0000:00)
+ * }
+ * Device = {
+ *   "slot": 1, "function": 0,
+ *   "kind": "root-port" | "switch-upstream" | "switch-downstream" | "endpoint",
+ *   "vendor": "0x8086", "device": "0x1572", "class": "0x020000",
+ *   "driver": "i40e",                   // bound at boot; absent = no driver
+ *   "numaNode": 0,                      // absent = -1 (no NUMA)
+ *   "iommuGroup": "nic0",               // devices with the same label share one group; absent = own group
+ *   "multifunction": true,              // the header's multifunction bit
+ *   "flr": true,                        // DevCap FLR
+ *   "acs": false,                       // ports: has an ACS capability
+ *   "link": { "speed": 8, "width": 8 }, // PCIe link capability (GT/s, lanes)
+ *   "secondaryBus": 6,                  // bridges: the bus behind them
+ *   "children": [ Device, ... ],        // bridges: devices on the secondary bus
+ *   "netdevs": [ { "name": "enp6s0f0", "mac": "3c:fd:fe:a0:06:00", "devPort": 0,
+ *                  "physPortId": "3cfdfea00600", "physPortName": "p0", "operstate": "up" } ],
+ *   "sriov": {
+ *     "totalVfs": 64, "numVfs": 8, "offset": 16, "stride": 1,
+ *     "vfDevice": "0x154c", "vfDriver": "iavf",
+ *     "vfNetdev": "enp6s0f0v{vf}",      // name of VF n's netdev ({vf} = index, {port} = port)
+ *     "vfPorts": 1,                     // netdevs per VF (2 on mlx4 dual port)
+ *     "autoprobe": true
+ *   }
+ * }
+ */
+export interface Profile {
+  readonly name: string;
+  readonly description: string;
+  readonly numaNodes: number;
+  readonly drivers: readonly string[];
+  readonly devices: readonly ProfileDevice[];
+}
+
+export type DeviceKind = 'root-port' | 'switch-upstream' | 'switch-downstream' | 'endpoint';
+
+export interface ProfileDevice {
+  readonly slot: number;
+  readonly function: number;
+  readonly kind: DeviceKind;
+  readonly vendor: number;
+  readonly device: number;
+  readonly class: number;
+  readonly driver?: string;
+  readonly numaNode?: number;
+  readonly iommuGroup?: string;
+  readonly multifunction?: boolean;
+  readonly flr?: boolean;
+  readonly acs?: boolean;
+  readonly link?: { readonly speed: number; readonly width: number };
+  readonly secondaryBus?: number;
+  readonly children?: readonly ProfileDevice[];
+  readonly netdevs?: readonly ProfileNetdev[];
+  readonly sriov?: ProfileSriov;
+}
+
+export interface ProfileNetdev {
+  readonly name: string;
+  readonly mac: string;
+  readonly devPort?: number;
+  readonly physPortId?: string;
+  readonly physPortName?: string;
+  readonly operstate?: string;
+}
+
+export interface ProfileSriov {
+  readonly totalVfs: number;
+  readonly numVfs: number;
+  readonly offset: number;
+  readonly stride: number;
+  readonly vfDevice: number;
+  readonly vfDriver: string;
+  readonly vfNetdev: string;
+  readonly vfPorts?: number;
+  readonly autoprobe?: boolean;
+}
+
+const BUILTIN: Record<string, unknown> = {
+  'intel-x710-2port': intelX710,
+};
+
+/** Profiles that generate their devices rather than listing them (too big to write out). */
+const GENERATED: Record<string, () => unknown> = {};
+
+export function registerGeneratedProfile(name: string, make: () => unknown): void {
+  GENERATED[name] = make;
+}
+
+export function listProfiles(): string[] {
+  return [...Object.keys(BUILTIN), ...Object.keys(GENERATED)].sort();
+}
+
+/** A built-in profile in its JSON form. */
+export function profileJson(name: string): unknown {
+  const raw = BUILTIN[name] ?? GENERATED[name]?.();
+  if (raw === undefined) {
+    throw new PassthruError('INVALID_ARG', `unknown sim profile '${name}'`, {
+      hint: `known profiles: ${listProfiles().join(', ')}`,
+    });
+  }
+  return raw;
+}
+
+export function loadProfile(name: string): Profile {
+  return parseProfile(profileJson(name), `profile '${name}'`);
+}
+
+// ---- validation: a profile may come from a user's file, so every field is checked ----
+
+type Json = Record<string, unknown>;
+
+function bad(where: string, why: string): PassthruError {
+  return new PassthruError('INVALID_ARG', `${where}: ${why}`);
+}
+
+function obj(v: unknown, where: string): Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad(where, 'must be an object');
+  return v as Json;
+}
+
+function str(o: Json, key: string, where: string): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v === '') throw bad(where, `'${key}' must be a non-empty string`);
+  return v;
+}
+
+function optStr(o: Json, key: string, where: string): string | undefined {
+  return o[key] === undefined ? undefined : str(o, key, where);
+}
+
+function int(o: Json, key: string, where: string, min: number, max: number): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw bad(where, `'${key}' must be an integer from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function optInt(o: Json, key: string, where: string, min: number, max: number): number | undefined {
+  return o[key] === undefined ? undefined : int(o, key, where, min, max);
+}
+
+function hex(o: Json, key: string, where: string, max: number): number {
+  const v = str(o, key, where);
+  const n = /^0x[0-9a-fA-F]+$/.test(v) ? Number.parseInt(v.slice(2), 16) : Number.NaN;
+  if (!Number.isInteger(n) || n > max) throw bad(where, `'${key}' must be a hex string like "0x8086"`);
+  return n;
+}
+
+function optBool(o: Json, key: string, where: string): boolean | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw bad(where, `'${key}' must be true or false`);
+  return v;
+}
+
+function arr(o: Json, key: string, where: string): unknown[] {
+  const v = o[key] ?? [];
+  if (!Array.isArray(v)) throw bad(where, `'${key}' must be an array`);
+  return v;
+}
+
+const KINDS: readonly DeviceKind[] = ['root-port', 'switch-upstream', 'switch-downstream', 'endpoint'];
+
+function parseNetdev(v: unknown, where: string): ProfileNetdev {
+  const o = obj(v, where);
+  const name = str(o, 'name', where);
+  const mac = str(o, 'mac', where);
+  parseMac(mac);
+  return {
+    name,
+    mac: mac.toLowerCase(),
+    ...opt('devPort', optInt(o, 'devPort', where, 0, 255)),
+    ...opt('physPortId', optStr(o, 'physPortId', where)),
+    ...opt('physPortName', optStr(o, 'physPortName', where)),
+    ...opt('operstate', optStr(o, 'operstate', where)),
+  };
+}
+
+function parseSriov(v: unknown, where: string): ProfileSriov {
+  const o = obj(v, where);
+  const totalVfs = int(o, 'totalVfs', where, 1, 65535);
+  return {
+    totalVfs,
+    numVfs: int(o, 'numVfs', where, 0, totalVfs),
+    offset: int(o, 'offset', where, 1, 65535),
+    stride: int(o, 'stride', where, 1, 65535),
+    vfDevice: hex(o, 'vfDevice', where, 0xffff),
+    vfDriver: str(o, 'vfDriver', where),
+    vfNetdev: str(o, 'vfNetdev', where),
+    ...opt('vfPorts', optInt(o, 'vfPorts', where, 1, 4)),
+    ...opt('autoprobe', optBool(o, 'autoprobe', where)),
+  };
+}
+
+/** exactOptionalPropertyTypes: absent keys must stay absent, not become `undefined`. */
+function opt<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
+  return (value === undefined ? {} : { [key]: value }) as Partial<Record<K, V>>;
+}
+
+function parseDevice(v: unknown, where: string): ProfileDevice {
+  const o = obj(v, where);
+  const slot = int(o, 'slot', where, 0, 31);
+  const fn = int(o, 'function', where, 0, 7);
+  const here = `${where} device ${slot.toString(16).padStart(2, '0')}.${fn}`;
+  const kind = str(o, 'kind', here);
+  if (!(KINDS as readonly string[]).includes(kind)) throw bad(here, `'kind' must be one of ${KINDS.join(', ')}`);
+  const isBridge = kind !== 'endpoint';
+  const link = o['link'] === undefined ? undefined : obj(o['link'], `${here} link`);
+  const sriov = o['sriov'] === undefined ? undefined : parseSriov(o['sriov'], `${here} sriov`);
+  if (isBridge && o['secondaryBus'] === undefined) throw bad(here, `a ${kind} needs 'secondaryBus'`);
+  return {
+    slot,
+    function: fn,
+    kind: kind as DeviceKind,
+    vendor: hex(o, 'vendor', here, 0xffff),
+    device: hex(o, 'device', here, 0xffff),
+    class: hex(o, 'class', here, 0xffffff),
+    ...opt('driver', optStr(o, 'driver', here)),
+    ...opt('numaNode', optInt(o, 'numaNode', here, 0, 63)),
+    ...opt('iommuGroup', optStr(o, 'iommuGroup', here)),
+    ...opt('multifunction', optBool(o, 'multifunction', here)),
+    ...opt('flr', optBool(o, 'flr', here)),
+    ...opt('acs', optBool(o, 'acs', here)),
+    ...opt(
+      'link',
+      link && { speed: int(link, 'speed', `${here} link`, 1, 64), width: int(link, 'width', `${here} link`, 1, 32) },
+    ),
+    ...opt('secondaryBus', optInt(o, 'secondaryBus', here, 1, 255)),
+    ...opt('children', isBridge ? arr(o, 'children', here).map((c) => parseDevice(c, `${here} >`)) : undefined),
+    ...opt(
+      'netdevs',
+      o['netdevs'] === undefined ? undefined : arr(o, 'netdevs', here).map((n) => parseNetdev(n, `${here} netdev`)),
+    ),
+    ...opt('sriov', sriov),
+  };
+}
+
+export function parseProfile(raw: unknown, where = 'profile'): Profile {
+  const o = obj(raw, where);
+  return {
+    name: str(o, 'name', where),
+    description: str(o, 'description', where),
+    numaNodes: optInt(o, 'numaNodes', where, 1, 64) ?? 1,
+    drivers: arr(o, 'drivers', where).map((d, i) => {
+      if (typeof d !== 'string') throw bad(where, `drivers[${i}] must be a string`);
+      return d;
+    }),
+    devices: arr(o, 'devices', where).map((d) => parseDevice(d, where)),
+  };
+}

@@ -1,0 +1,111 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassthruError } from '../../conf/error.ts';
+import type { MacAddress } from '../../conf/mac.ts';
+import { atomicWriteFile } from '../../lib/atomic.ts';
+import type { VfConfig } from '../types.ts';
+import { parseProfile, type Profile } from './profile.ts';
+
+/**
+ * What the simulated kernel keeps beside the sysfs tree, under `<dir>/sim/`. Everything is
+ * read from disk at the start of each operation and written back atomically (tmp + fsync +
+ * rename), so two processes that open the same sim host see one kernel.
+ *
+ *   sim/host.json               { version: 1, profile, counters }            (SimHostState)
+ *   sim/netlink/<PF BDF>.json   { version: 1, pf, vfs: [VfRow, ...] }        (NetlinkTable)
+ *   sim/faults.json             fault injection rules (sim/faults.ts)
+ */
+export interface SimHostState {
+  readonly version: 1;
+  /** The profile as JSON (its documented format), parsed again on every read. */
+  readonly profileJson: unknown;
+  readonly profile: Profile;
+  /** Next IOMMU group number for VFs created at run time. */
+  nextIommuGroup: number;
+  nextIfindex: number;
+  /** Counter behind the "random" MACs VF drivers pick when no admin MAC is set: deterministic,
+   *  so tests are exact. */
+  nextMac: number;
+}
+
+/** One row of a PF's VF table, plus the MAC the VF's own netdev last had (the sim's memory of
+ *  the VF hardware, used to present a VF that has no admin MAC). */
+export interface VfRow extends VfConfig {
+  readonly netdevMac?: MacAddress;
+}
+
+export interface NetlinkTable {
+  readonly version: 1;
+  readonly pf: string;
+  readonly vfs: VfRow[];
+}
+
+export const simDir = (root: string): string => join(root, 'sim');
+const hostFile = (root: string): string => join(simDir(root), 'host.json');
+const netlinkFile = (root: string, pf: string): string => join(simDir(root), 'netlink', `${pf}.json`);
+
+function readJson(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new PassthruError('STATE_CORRUPT', `sim state file ${path} is not valid JSON`, { cause: err });
+  }
+}
+
+export function readHostState(root: string): SimHostState {
+  const raw = readJson(hostFile(root));
+  if (raw === undefined) {
+    throw new PassthruError('INVALID_ARG', `${root} is not a sim host: ${hostFile(root)} is missing`, {
+      hint: 'create one with: passthru sim create DIR --profile intel-x710-2port',
+    });
+  }
+  const o = raw as Partial<SimHostState>;
+  if (o.version !== 1 || typeof o.nextIommuGroup !== 'number') {
+    throw new PassthruError('STATE_CORRUPT', `sim state file ${hostFile(root)} has an unknown format`);
+  }
+  return {
+    version: 1,
+    profileJson: o.profileJson,
+    profile: parseProfile(o.profileJson, `${hostFile(root)} profile`),
+    nextIommuGroup: o.nextIommuGroup,
+    nextIfindex: o.nextIfindex ?? 100,
+    nextMac: o.nextMac ?? 1,
+  };
+}
+
+export async function writeHostState(root: string, state: SimHostState): Promise<void> {
+  mkdirSync(simDir(root), { recursive: true });
+  // The parsed profile is derived from profileJson and is not stored.
+  const onDisk = Object.fromEntries(Object.entries(state).filter(([k]) => k !== 'profile'));
+  await atomicWriteFile(hostFile(root), `${JSON.stringify(onDisk, null, 2)}\n`, 0o644);
+}
+
+export function readNetlink(root: string, pf: string): NetlinkTable {
+  const raw = readJson(netlinkFile(root, pf));
+  if (raw === undefined) return { version: 1, pf, vfs: [] };
+  const o = raw as Partial<NetlinkTable>;
+  if (o.version !== 1 || !Array.isArray(o.vfs)) {
+    throw new PassthruError('STATE_CORRUPT', `sim VF table ${netlinkFile(root, pf)} has an unknown format`);
+  }
+  return { version: 1, pf, vfs: o.vfs };
+}
+
+export async function writeNetlink(root: string, table: NetlinkTable): Promise<void> {
+  mkdirSync(join(simDir(root), 'netlink'), { recursive: true });
+  await atomicWriteFile(netlinkFile(root, table.pf), `${JSON.stringify(table, null, 1)}\n`, 0o644);
+}
+
+/** A locally administered unicast MAC from the counter (02:5e:..), as VF drivers pick a
+ *  random one when the PF gave none. */
+export function freshMac(state: SimHostState): MacAddress {
+  const n = state.nextMac++;
+  const b = [0x02, 0x5e, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':') as MacAddress;
+}
