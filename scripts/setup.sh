@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what passthru's quickstart and tests need on a fresh Debian 12 machine, and does
+# nothing when it is all there: Debian packages (QEMU, busybox for the test guest, xmllint),
+# the npm dependencies, and the tiny test guest (npm run guest:build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+PKGS=(qemu-system-x86 busybox-static cpio xz-utils kmod libxml2-utils iproute2)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+need=()
+for p in "${PKGS[@]}"; do installed "$p" || need+=("$p"); done
+if ((${#need[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing Debian packages: ${need[*]}; run as root or: sudo apt-get install ${need[*]}"
+    exit 1
+  fi
+  say "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund >&2
+fi
+
+bash scripts/guest-build.sh

@@ -1,0 +1,105 @@
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { asPassthruError, type ErrorCode } from '../conf/error.ts';
+import type { ErrorBody } from '../protocol/wire.ts';
+import type { Action } from './actions.ts';
+import type { Daemon } from './daemon.ts';
+
+/** Error code -> HTTP status: the one table. */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  XML_SYNTAX: 400,
+  XML_INVALID: 400,
+  CONFIG_UNSUPPORTED: 400,
+  INVALID_ARG: 400,
+  NO_DOMAIN: 404,
+  NO_NETWORK: 404,
+  NO_DEVICE: 404,
+  DOMAIN_EXISTS: 409,
+  OPERATION_INVALID: 409,
+  DEVICE_IN_USE: 409,
+  DEVICE_NOT_ASSIGNABLE: 409,
+  HOST_FAILED: 500,
+  QEMU_FAILED: 500,
+  TIMEOUT: 504,
+  STATE_CORRUPT: 500,
+  DAEMON_UNREACHABLE: 502,
+  INTERNAL: 500,
+};
+
+const nameParam = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', minLength: 1 } },
+} as const;
+
+/** The HTTP API: each route is a thin adapter that turns a request into an Action. */
+export function buildApi(daemon: Daemon): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 });
+  const run = (action: Action) => daemon.handle(action);
+
+  app.setErrorHandler((err: unknown, _req, reply: FastifyReply) => {
+    const fe = err as { validation?: unknown; statusCode?: number; message?: string };
+    if (fe.validation !== undefined || fe.statusCode === 400 || fe.statusCode === 415) {
+      const body: ErrorBody = { code: 'INVALID_ARG', message: `bad request: ${fe.message ?? 'invalid body'}` };
+      return reply.status(400).send(body);
+    }
+    const e = asPassthruError(err);
+    const body: ErrorBody = {
+      code: e.code,
+      message: e.message,
+      ...(e.hint === undefined ? {} : { hint: e.hint }),
+      ...(e.line === undefined ? {} : { line: e.line }),
+      ...(e.column === undefined ? {} : { column: e.column }),
+    };
+    return reply.status(HTTP_STATUS[e.code]).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const body: ErrorBody = { code: 'INVALID_ARG', message: `no such API path: ${req.method} ${req.url}` };
+    return reply.status(404).send(body);
+  });
+
+  app.get('/domains', () => run({ kind: 'list' }));
+  app.post<{ Body: { xml: string } }>(
+    '/domains',
+    { schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } } },
+    (req) => run({ kind: 'define', xml: req.body.xml }),
+  );
+  app.delete<{ Params: { name: string } }>('/domains/:name', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'undefine', name: req.params.name }),
+  );
+  app.post<{ Params: { name: string } }>('/domains/:name/start', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'start', name: req.params.name }),
+  );
+  app.post<{ Params: { name: string } }>('/domains/:name/destroy', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'destroy', name: req.params.name }),
+  );
+  app.get<{ Params: { name: string }; Querystring: { inactive?: string } }>(
+    '/domains/:name/xml',
+    { schema: { params: nameParam } },
+    (req) => run({ kind: 'dumpxml', name: req.params.name, inactive: req.query.inactive === '1' }),
+  );
+  app.get<{ Querystring: { cap?: 'pci' | 'net' } }>(
+    '/nodedevs',
+    { schema: { querystring: { type: 'object', properties: { cap: { type: 'string', enum: ['pci', 'net'] } } } } },
+    (req) => run({ kind: 'nodedevList', ...(req.query.cap ? { cap: req.query.cap } : {}) }),
+  );
+  app.get<{ Params: { name: string } }>('/nodedevs/:name/xml', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'nodedevDumpxml', name: req.params.name }),
+  );
+  app.get<{ Params: { name: string } }>('/nodedevs/:name/vfs', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'nodedevVfTable', name: req.params.name }),
+  );
+
+  app.get<{ Headers: { 'last-event-id'?: string } }>('/events', (req, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.write(': passthru events\n\n');
+    const last = Number(req.headers['last-event-id']);
+    const unsubscribe = daemon.events.subscribe(
+      (id, event) => res.write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`),
+      Number.isFinite(last) ? last : undefined,
+    );
+    req.raw.on('close', unsubscribe);
+  });
+  return app;
+}

@@ -1,0 +1,32 @@
+import { assertNever } from '../lib/assert-never.ts';
+import { PassthruError } from '../conf/error.ts';
+import type { DomainState } from '../protocol/wire.ts';
+import type { Action } from './actions.ts';
+
+/** Which domain actions each lifecycle state allows: the whole matrix in one switch. */
+export function checkAllowed(action: Action, name: string, state: DomainState): void {
+  const refuse = (why: string): never => {
+    throw new PassthruError('OPERATION_INVALID', `cannot ${action.kind} domain ${name}: ${why}`);
+  };
+  switch (action.kind) {
+    case 'start':
+      if (state !== 'shutoff' && state !== 'crashed') refuse(`it is ${state}`);
+      return;
+    case 'destroy':
+      if (state === 'shutoff' || state === 'crashed') refuse('it is not running');
+      if (state === 'stopping') refuse('it is already stopping');
+      return;
+    case 'undefine':
+      if (state !== 'shutoff' && state !== 'crashed') refuse(`it is ${state}; destroy it first`);
+      return;
+    case 'define': // as libvirt: a running domain's new definition applies at its next start
+    case 'dumpxml':
+    case 'list':
+    case 'nodedevList':
+    case 'nodedevDumpxml':
+    case 'nodedevVfTable':
+      return;
+    default:
+      assertNever(action);
+  }
+}

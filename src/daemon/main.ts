@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { chmod, mkdir, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Command } from 'commander';
+import { asPassthruError } from '../conf/error.ts';
+import { createLogger } from '../lib/logger.ts';
+import { DEFAULT_SOCKET, DEFAULT_STATE_DIR } from '../protocol/wire.ts';
+import { buildApi } from './api.ts';
+import { openDaemon } from './open.ts';
+
+interface Options {
+  host: string;
+  stateDir: string;
+  socket: string;
+}
+
+async function main(): Promise<void> {
+  const opts = new Command('passthrud')
+    .description('passthru daemon: owns the host devices and the QEMU guests that hold them')
+    .option('--host <spec>', "host backend: 'linux' or 'sim:DIR'", 'linux')
+    .option('--state-dir <dir>', 'where definitions, status and the device journal live', DEFAULT_STATE_DIR)
+    .option('--socket <path>', 'unix socket of the API', DEFAULT_SOCKET)
+    .parse()
+    .opts<Options>();
+
+  const log = createLogger();
+  const daemon = await openDaemon({ host: opts.host, stateDir: opts.stateDir, log });
+  const app = buildApi(daemon);
+  await mkdir(dirname(opts.socket), { recursive: true });
+  await rm(opts.socket, { force: true });
+  await app.listen({ path: opts.socket });
+  // Access is the socket file's mode, as libvirt's unix_sock_rw_perms: root and its group.
+  await chmod(opts.socket, 0o660);
+  log.info({ socket: opts.socket, host: opts.host, stateDir: opts.stateDir }, 'passthrud ready');
+
+  const stop = async (signal: string): Promise<void> => {
+    log.info({ signal }, 'passthrud stopping; running guests keep running');
+    await app.close();
+    await daemon.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  const e = asPassthruError(err);
+  process.stderr.write(`passthrud: error: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+  process.exit(1);
+});

@@ -1,0 +1,97 @@
+import { PassthruError } from '../conf/error.ts';
+import { formatPciAddress, parsePciAddress, pciNodeDeviceName } from '../conf/pci-address.ts';
+import { type Inventory, type PciDevice, readInventory } from '../host/inventory.ts';
+import { formatNodeDevice } from '../conf/nodedev/format.ts';
+import { nodeDevices } from '../host/nodedev.ts';
+import type { Kernel } from '../host/types.ts';
+import { uplinkNetdev } from '../hostdev/host-ops.ts';
+import type { NodeDeviceSummary, VfTable } from '../protocol/wire.ts';
+
+/** The node-device part of the API, read fresh from the host on each call. */
+export class NodeDevices {
+  readonly #kernel: Kernel;
+
+  constructor(kernel: Kernel) {
+    this.#kernel = kernel;
+  }
+
+  inventory(): Promise<Inventory> {
+    return readInventory(this.#kernel.sysfs);
+  }
+
+  async list(cap?: 'pci' | 'net'): Promise<NodeDeviceSummary[]> {
+    return nodeDevices(await this.inventory()).flatMap((d): NodeDeviceSummary[] => {
+      const c = d.caps[0];
+      if (!c || (cap !== undefined && c.type !== cap)) return [];
+      const detail = c.type === 'net' ? c.interface : d.driver;
+      return [
+        {
+          name: d.name,
+          capability: c.type,
+          ...(d.parent ? { parent: d.parent } : {}),
+          ...(detail ? { detail } : {}),
+        },
+      ];
+    });
+  }
+
+  async dumpxml(name: string): Promise<string> {
+    const def = nodeDevices(await this.inventory()).find((d) => d.name === name);
+    if (!def) throw noDevice(name);
+    return formatNodeDevice(def);
+  }
+
+  /** A PF's VF table, named by node-device name, PCI address or netdev. */
+  async vfTable(name: string): Promise<VfTable> {
+    const inv = await this.inventory();
+    const pf = findPf(inv, name);
+    if (!pf.sriov) throw new PassthruError('INVALID_ARG', `${name} is not an SR-IOV PF`);
+    const pfNetdev = uplinkNetdev(pf);
+    if (pfNetdev === undefined) {
+      throw new PassthruError('NO_DEVICE', `PF ${pf.name} has no network device, so it has no VF table`);
+    }
+    const rows = await this.#kernel.vfTable(pfNetdev);
+    const byAddress = new Map(inv.devices.map((d) => [d.name, d]));
+    return {
+      pf: pf.name,
+      pfNetdev,
+      vfs: rows.map((r) => {
+        const addr = pf.sriov?.vfs[r.vf];
+        const vf = addr ? byAddress.get(formatPciAddress(addr)) : undefined;
+        return {
+          vf: r.vf,
+          address: addr ? formatPciAddress(addr) : '-',
+          mac: r.mac,
+          vlan: r.vlan,
+          qos: r.qos,
+          ...(r.spoofchk === undefined ? {} : { spoofchk: r.spoofchk }),
+          ...(r.trust === undefined ? {} : { trust: r.trust }),
+          ...(vf?.driver ? { driver: vf.driver } : {}),
+          ...(vf?.netdevs[0] ? { netdev: vf.netdevs[0].name } : {}),
+        };
+      }),
+    };
+  }
+}
+
+function noDevice(name: string): PassthruError {
+  return new PassthruError('NO_DEVICE', `node device '${name}' does not exist on this host`, {
+    hint: "list them with 'passthru nodedev-list'",
+  });
+}
+
+function findPf(inv: Inventory, name: string): PciDevice {
+  const byName = inv.devices.find(
+    (d) => pciNodeDeviceName(d.address) === name || d.netdevs.some((n) => n.name === name),
+  );
+  if (byName) return byName;
+  let address;
+  try {
+    address = parsePciAddress(name);
+  } catch {
+    throw noDevice(name);
+  }
+  const d = inv.devices.find((x) => x.name === formatPciAddress(address));
+  if (!d) throw noDevice(name);
+  return d;
+}

@@ -1,0 +1,73 @@
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassthruError } from '../conf/error.ts';
+import { atomicWriteFile, removeDurably } from '../lib/atomic.ts';
+
+/**
+ * The daemon's state on disk, libvirt's layout: the config XML of each defined domain
+ * (domains/NAME.xml) and the status of each running one (run/NAME.json). Human-readable,
+ * each file replaced atomically.
+ */
+export interface DomainStatus {
+  readonly version: 1;
+  readonly name: string;
+  readonly pid: number;
+  readonly qmpSocket: string;
+  readonly pidfile: string;
+  readonly consoleLog: string;
+  readonly liveXml: string;
+  readonly startedAt: string;
+}
+
+export class Store {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  async init(): Promise<void> {
+    for (const sub of ['domains', 'run']) await mkdir(join(this.dir, sub), { recursive: true, mode: 0o700 });
+  }
+
+  runDir(name: string): string {
+    return join(this.dir, 'run', name);
+  }
+
+  async configs(): Promise<{ name: string; xml: string }[]> {
+    const files = (await readdir(join(this.dir, 'domains'))).filter((f) => f.endsWith('.xml')).sort();
+    return Promise.all(
+      files.map(async (f) => ({ name: f.slice(0, -4), xml: await readFile(join(this.dir, 'domains', f), 'utf8') })),
+    );
+  }
+
+  saveConfig(name: string, xml: string): Promise<void> {
+    return atomicWriteFile(join(this.dir, 'domains', `${name}.xml`), xml);
+  }
+
+  removeConfig(name: string): Promise<void> {
+    return removeDurably(join(this.dir, 'domains', `${name}.xml`));
+  }
+
+  saveStatus(status: DomainStatus): Promise<void> {
+    return atomicWriteFile(join(this.dir, 'run', `${status.name}.json`), `${JSON.stringify(status, null, 2)}\n`);
+  }
+
+  removeStatus(name: string): Promise<void> {
+    return removeDurably(join(this.dir, 'run', `${name}.json`));
+  }
+
+  async statuses(): Promise<DomainStatus[]> {
+    const files = (await readdir(join(this.dir, 'run'))).filter((f) => f.endsWith('.json'));
+    const out: DomainStatus[] = [];
+    for (const f of files) {
+      const path = join(this.dir, 'run', f);
+      try {
+        out.push(JSON.parse(await readFile(path, 'utf8')) as DomainStatus);
+      } catch (err) {
+        throw new PassthruError('STATE_CORRUPT', `status file ${path} cannot be read: ${(err as Error).message}`);
+      }
+    }
+    return out;
+  }
+}

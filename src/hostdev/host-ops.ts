@@ -1,0 +1,53 @@
+import { PassthruError } from '../conf/error.ts';
+import { type PciAddress, samePciAddress } from '../conf/pci-address.ts';
+import { bindToStub, rebindHostDriver } from '../host/bind.ts';
+import { type PciDevice, readPciDevice } from '../host/inventory.ts';
+import type { Kernel, VfConfig } from '../host/types.ts';
+import type { DeviceFacts, HostOps } from './facts.ts';
+
+/** The PF's uplink netdev: the first port that is not a switchdev representor. */
+export function uplinkNetdev(pf: PciDevice): string | undefined {
+  return [...pf.netdevs].filter((n) => !n.representor).sort((a, b) => a.devPort - b.devPort)[0]?.name;
+}
+
+async function tryRead(kernel: Kernel, address: PciAddress): Promise<PciDevice | undefined> {
+  try {
+    return await readPciDevice(kernel.sysfs, address);
+  } catch (err) {
+    if (err instanceof PassthruError && err.code === 'NO_DEVICE') return undefined;
+    throw err;
+  }
+}
+
+/** HostOps over a host backend: the facts come from the shared inventory code, the changes
+ *  from the shared binding algorithm and the backend's rtnetlink. */
+export function hostOps(kernel: Kernel): HostOps {
+  return {
+    async facts(address): Promise<DeviceFacts | undefined> {
+      const d = await tryRead(kernel, address);
+      if (!d) return undefined;
+      const peers = await Promise.all(
+        d.iommuGroupMembers.filter((m) => !samePciAddress(m, address)).map((m) => tryRead(kernel, m)),
+      );
+      const pf = d.physfn ? await tryRead(kernel, d.physfn.pf) : undefined;
+      return {
+        address,
+        endpoint: d.headerType === 'endpoint',
+        driver: d.driver,
+        iommuGroup: d.iommuGroup,
+        groupPeers: peers
+          .filter((p): p is PciDevice => p !== undefined)
+          .map((p) => ({ address: p.address, driver: p.driver, endpoint: p.headerType === 'endpoint' })),
+        vf: d.physfn
+          ? { pf: d.physfn.pf, pfNetdev: pf ? uplinkNetdev(pf) : undefined, index: d.physfn.index }
+          : undefined,
+      };
+    },
+    async vfRow(pfNetdev, vf): Promise<VfConfig | undefined> {
+      return (await kernel.vfTable(pfNetdev)).find((r) => r.vf === vf);
+    },
+    setVf: (pfNetdev, vf, settings) => kernel.setVf(pfNetdev, vf, settings),
+    bindStub: (address, stub) => bindToStub(kernel, address, stub),
+    rebindHostDriver: (address) => rebindHostDriver(kernel, address),
+  };
+}
