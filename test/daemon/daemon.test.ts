@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { PassthruError } from '../../src/conf/error.ts';
+import { buildApi } from '../../src/daemon/api.ts';
+import type { Daemon } from '../../src/daemon/daemon.ts';
+import { openDaemon } from '../../src/daemon/open.ts';
+import { createSimHost } from '../../src/host/sim/create.ts';
+import { silentLogger } from '../../src/lib/logger.ts';
+
+/** The daemon in-process on a sim host, for everything that must fail before (or without) a
+ *  QEMU: each refusal is checked to leave the host and the state as they were. */
+let dir = '';
+let daemon: Daemon;
+const PF = 'pci_0000_06_00_0';
+
+const domainXml = (name: string, vf: string, extra = ''): string => `<domain type='kvm'>
+  <name>${name}</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices>
+    <emulator>/nonexistent/qemu-system-x86_64</emulator>
+    <interface type='hostdev' managed='yes'>
+      <mac address='52:54:00:aa:00:01'/>
+      <source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x${vf}'/></source>
+      <vlan><tag id='7'/></vlan>
+    </interface>${extra}
+  </devices>
+</domain>`;
+
+const code = (c: string, pattern?: RegExp) => (e: unknown) =>
+  e instanceof PassthruError && e.code === c && (pattern === undefined || pattern.test(e.message));
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'passthru-daemon-'));
+  await createSimHost(join(dir, 'host'), 'intel-x710-2port');
+  daemon = await openDaemon({ host: `sim:${join(dir, 'host')}`, stateDir: join(dir, 'state'), log: silentLogger() });
+});
+after(async () => {
+  await daemon.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const table = () => daemon.handle({ kind: 'nodedevVfTable', name: PF });
+
+test('malformed or invalid XML is refused with its line, and nothing is stored', async () => {
+  await assert.rejects(
+    daemon.handle({ kind: 'define', xml: '<domain>\n<name>x</name>\n<devices>' }),
+    code('XML_SYNTAX'),
+  );
+  await assert.rejects(
+    daemon.handle({ kind: 'define', xml: domainXml('bad', '0').replace("slot='0x02'", "slot='0x20'") }),
+    (e: unknown) => code('XML_INVALID', /slot/)(e) && (e as PassthruError).line === 10,
+  );
+  await assert.rejects(
+    daemon.handle({ kind: 'define', xml: domainXml('bad', '0').replace('52:54:00:aa:00:01', '52:54:00:aa:00') }),
+    code('XML_INVALID', /MAC/),
+  );
+  assert.deepEqual(await daemon.handle({ kind: 'list' }), []);
+  assert.deepEqual(await readdir(join(dir, 'state', 'domains')), []);
+});
+
+test('an unknown domain is NO_DOMAIN, naming it', async () => {
+  await assert.rejects(daemon.handle({ kind: 'start', name: 'ghost' }), code('NO_DOMAIN', /'ghost'/));
+  await assert.rejects(daemon.handle({ kind: 'dumpxml', name: 'ghost', inactive: false }), code('NO_DOMAIN'));
+});
+
+test('a device the host does not have: NO_DEVICE at start, host unchanged', async () => {
+  const before0 = await table();
+  await daemon.handle({ kind: 'define', xml: domainXml('nodev', '0').replace("bus='0x06'", "bus='0x44'") });
+  await assert.rejects(daemon.handle({ kind: 'start', name: 'nodev' }), code('NO_DEVICE', /0000:44:02.0/));
+  assert.deepEqual(await table(), before0);
+  await daemon.handle({ kind: 'undefine', name: 'nodev' });
+});
+
+test('QEMU that cannot start: the VF prepared for it is given back exactly', async () => {
+  const before0 = await table();
+  await daemon.handle({ kind: 'define', xml: domainXml('noqemu', '3') });
+  await assert.rejects(daemon.handle({ kind: 'start', name: 'noqemu' }), code('QEMU_FAILED'));
+  assert.deepEqual(await table(), before0);
+  const [summary] = await daemon.handle({ kind: 'list' });
+  assert.equal(summary?.state, 'shutoff');
+  await daemon.handle({ kind: 'undefine', name: 'noqemu' });
+});
+
+test('the API maps codes to statuses and refuses bad bodies', async () => {
+  const app = buildApi(daemon);
+  const noBody = await app.inject({ method: 'POST', url: '/domains', payload: {} });
+  assert.equal(noBody.statusCode, 400);
+  assert.equal(noBody.json<{ code: string }>().code, 'INVALID_ARG');
+  const ghost = await app.inject({ method: 'POST', url: '/domains/ghost/start' });
+  assert.equal(ghost.statusCode, 404);
+  assert.match(ghost.json<{ message: string }>().message, /ghost/);
+  const syntax = await app.inject({ method: 'POST', url: '/domains', payload: { xml: '<domain>' } });
+  assert.equal(syntax.statusCode, 400);
+  assert.equal(syntax.json<{ code: string }>().code, 'XML_SYNTAX');
+  const nowhere = await app.inject({ method: 'GET', url: '/nope' });
+  assert.equal(nowhere.statusCode, 404);
+  const badCap = await app.inject({ method: 'GET', url: '/nodedevs?cap=usb' });
+  assert.equal(badCap.statusCode, 400);
+  await app.close();
+});
