@@ -56,10 +56,12 @@ export class Client {
     });
   }
 
-  /** Follows the event stream; resolves when `until` returns true for an event. */
-  events(onEvent: (e: DaemonEvent) => boolean): Promise<void> {
+  /** Follows the event stream; resolves when `onEvent` returns true. `onOpen` runs once the
+   *  daemon has accepted the stream, so nothing after it can be missed. */
+  events(onEvent: (e: DaemonEvent) => boolean, onOpen?: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
       const req = request({ socketPath: this.socket, path: '/events' }, (res) => {
+        onOpen?.();
         let buf = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {

@@ -3,12 +3,14 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { Client } from '../../src/cli/client.ts';
 import { PassthruError } from '../../src/conf/error.ts';
 import { buildApi } from '../../src/daemon/api.ts';
 import type { Daemon } from '../../src/daemon/daemon.ts';
 import { openDaemon } from '../../src/daemon/open.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import { silentLogger } from '../../src/lib/logger.ts';
+import type { DaemonEvent } from '../../src/protocol/wire.ts';
 
 /** The daemon in-process on a sim host, for everything that must fail before (or without) a
  *  QEMU: each refusal is checked to leave the host and the state as they were. */
@@ -102,4 +104,30 @@ test('the API maps codes to statuses and refuses bad bodies', async () => {
   const badCap = await app.inject({ method: 'GET', url: '/nodedevs?cap=usb' });
   assert.equal(badCap.statusCode, 400);
   await app.close();
+});
+
+test('events reach API clients as Server-Sent Events', async () => {
+  const app = buildApi(daemon);
+  const socket = join(dir, 'api.sock');
+  await app.listen({ path: socket });
+  try {
+    const client = new Client(socket);
+    const seen: DaemonEvent[] = [];
+    let opened: () => void = () => undefined;
+    const open = new Promise<void>((r) => (opened = r));
+    const done = client.events((e) => {
+      seen.push(e);
+      return e.type === 'domain' && e.event === 'undefined';
+    }, opened);
+    await open;
+    await client.post('/domains', { xml: domainXml('evt', '1') });
+    await client.delete('/domains/evt');
+    await done;
+    assert.deepEqual(seen, [
+      { type: 'domain', event: 'defined', name: 'evt' },
+      { type: 'domain', event: 'undefined', name: 'evt' },
+    ]);
+  } finally {
+    await app.close();
+  }
 });
