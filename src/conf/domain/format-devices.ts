@@ -10,7 +10,15 @@ import {
   virtualPortOut,
   vlanOut,
 } from './format-parts.ts';
-import type { CharDevDef, ControllerDef, DeviceInfo, HostdevDef, InterfaceDef, OtherDeviceDef } from './types.ts';
+import type {
+  CharDevDef,
+  ControllerDef,
+  DeviceInfo,
+  HostdevDef,
+  InterfaceDef,
+  OtherDeviceDef,
+  PoolHostdevDef,
+} from './types.ts';
 
 type Kids = (OutElement | undefined | false)[];
 
@@ -24,18 +32,27 @@ function infoOut(info: DeviceInfo, flags: FormatFlags): Kids {
   ];
 }
 
-export function hostdevOut(h: HostdevDef, flags: FormatFlags): OutElement {
+export function hostdevOut(h: HostdevDef | PoolHostdevDef, flags: FormatFlags): OutElement {
+  const managed = 'pool' in h ? h.managed : h.source.managed;
+  const driver = 'pool' in h ? h.driver : h.source.driver;
+  let source: OutElement;
+  if ('pool' in h) source = out('source', [['pool', h.pool]]);
+  else if (h.source.pool !== undefined) {
+    // The device a pool gave is runtime state: the inactive definition keeps only the pool.
+    const addr = pciSourceOut(h.source.address, false).children?.[0];
+    source = out('source', [['pool', h.source.pool]], [!flags.inactive && addr]);
+  } else source = pciSourceOut(h.source.address, false);
   return out(
     'hostdev',
     [
       ['mode', h.mode],
       ['type', h.type],
-      ['managed', h.source.managed ? 'yes' : 'no'],
+      ['managed', managed ? 'yes' : 'no'],
       ['assigned', h.assigned === undefined ? undefined : h.assigned ? 'yes' : 'no'],
     ],
     [
-      hostdevDriverOut(h.source.driver),
-      pciSourceOut(h.source.address, false),
+      hostdevDriverOut(driver),
+      source,
       ...(h.netdevs ?? []).map((n) =>
         out('netdev', [['port', n.port]], [n.mac !== undefined && out('mac', [['address', n.mac]]), vlanOut(n.vlan)]),
       ),

@@ -77,6 +77,7 @@ function devicesOut(d: Devices, flags: FormatFlags): OutElement {
       ...others('audio'),
       ...others('video'),
       ...d.hostdevs.map((h) => hostdevOut(h, flags)),
+      ...(d.poolHostdevs ?? []).map((h) => hostdevOut(h, flags)),
       ...others('memballoon'),
       ...others('rng'),
     ],

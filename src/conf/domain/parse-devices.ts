@@ -35,6 +35,7 @@ import type {
   InterfaceDef,
   InterfaceType,
   PciHostdevSource,
+  PoolHostdevDef,
 } from './types.ts';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -59,19 +60,49 @@ function parseManaged(el: XmlElement): boolean {
   return yesNo(el, 'managed') ?? false;
 }
 
-/** `<driver>` + `<source><address/></source>` of a PCI host device. */
-function parsePciSource(el: XmlElement, managed: boolean, typeRequired: boolean): PciHostdevSource {
+/** `<driver>` + `<source><address/></source>` of a PCI host device. `<source pool=...>` only on
+ *  `<hostdev>` (pools may be given): without an address it is left to the caller. */
+function parsePciSource(
+  el: XmlElement,
+  managed: boolean,
+  typeRequired: boolean,
+  poolAllowed = false,
+): PciHostdevSource {
   const source = single(el, 'source');
   if (!source) throw invalid(el, `missing <source> element in <${el.name}>`);
-  rejectUnknown(source, [], ['address']);
+  rejectUnknown(source, poolAllowed ? ['pool'] : [], ['address']);
   const address = single(source, 'address');
   if (!address) throw invalid(source, 'missing <address> inside <source>');
   const driverEl = single(el, 'driver');
   const driver = driverEl ? parseHostdevDriver(driverEl) : undefined;
-  return { managed, address: parseSourceAddress(address, typeRequired), ...(driver ? { driver } : {}) };
+  const pool = attr(source, 'pool');
+  return {
+    managed,
+    address: parseSourceAddress(address, typeRequired),
+    ...(driver ? { driver } : {}),
+    ...(pool === undefined ? {} : { pool }),
+  };
 }
 
-export function parseHostdev(el: XmlElement): HostdevDef {
+/** A `<hostdev>` naming a pool without a device yet, or undefined if it is an ordinary one. */
+export function parsePoolHostdev(el: XmlElement): PoolHostdevDef | undefined {
+  const source = single(el, 'source');
+  const pool = source && attr(source, 'pool');
+  if (source === undefined || pool === undefined || single(source, 'address')) return undefined;
+  const h = parseHostdevCommon(el);
+  rejectUnknown(source, ['pool'], []);
+  if (!/^[A-Za-z0-9_.-]+$/.test(pool))
+    throw invalid(source, `pool name '${pool}' may contain only letters, digits, '_', '.' and '-'`);
+  const driverEl = single(el, 'driver');
+  return {
+    ...h,
+    pool,
+    managed: parseManaged(el),
+    ...(driverEl ? { driver: parseHostdevDriver(driverEl) } : {}),
+  };
+}
+
+function parseHostdevCommon(el: XmlElement): Omit<HostdevDef, 'source'> {
   rejectUnknown(
     el,
     ['mode', 'type', 'managed', 'assigned'],
@@ -87,12 +118,15 @@ export function parseHostdev(el: XmlElement): HostdevDef {
   return {
     mode,
     type,
-    source: parsePciSource(el, parseManaged(el), false),
     ...parseDeviceInfo(el),
     ...(teaming ? { teaming: parseTeaming(teaming) } : {}),
     ...(assigned === undefined ? {} : { assigned }),
     ...(netdevs.length > 0 ? { netdevs } : {}),
   };
+}
+
+export function parseHostdev(el: XmlElement): HostdevDef {
+  return { ...parseHostdevCommon(el), source: parsePciSource(el, parseManaged(el), false, true) };
 }
 
 function parseNetdevPort(el: XmlElement): HostdevNetdevPort {

@@ -15,7 +15,14 @@ import {
 import { parseXml } from '../xml/reader.ts';
 import { childElements, textOf, type XmlElement } from '../xml/tree.ts';
 import { CLOCK_SHAPE, CPU_SHAPE, carriedAddress, checkShape, FEATURES_SHAPE, OTHER_DEVICE_SHAPES } from './generic.ts';
-import { parseCharDev, parseController, parseEmulator, parseHostdev, parseInterface } from './parse-devices.ts';
+import {
+  parseCharDev,
+  parseController,
+  parseEmulator,
+  parseHostdev,
+  parseInterface,
+  parsePoolHostdev,
+} from './parse-devices.ts';
 import { parseGuestAddress } from './parse-parts.ts';
 import type {
   BootDev,
@@ -26,6 +33,7 @@ import type {
   OsDef,
   OtherDeviceDef,
   OtherDeviceKind,
+  PoolHostdevDef,
 } from './types.ts';
 import { toKiB } from './units.ts';
 
@@ -195,6 +203,7 @@ function parseDevices(el: XmlElement | undefined): Devices {
   const d = {
     controllers: [] as ControllerDef[],
     hostdevs: [] as Devices['hostdevs'][number][],
+    poolHostdevs: [] as PoolHostdevDef[],
     interfaces: [] as Devices['interfaces'][number][],
     serials: [] as Devices['serials'][number][],
     consoles: [] as Devices['consoles'][number][],
@@ -213,9 +222,12 @@ function parseDevices(el: XmlElement | undefined): Devices {
         case 'controller':
           d.controllers.push(parseController(c));
           break;
-        case 'hostdev':
-          d.hostdevs.push(parseHostdev(c));
+        case 'hostdev': {
+          const pooled = parsePoolHostdev(c);
+          if (pooled) d.poolHostdevs.push(pooled);
+          else d.hostdevs.push(parseHostdev(c));
           break;
+        }
         case 'interface':
           d.interfaces.push(parseInterface(c));
           break;
@@ -232,8 +244,13 @@ function parseDevices(el: XmlElement | undefined): Devices {
       }
     }
   }
-  const { emulator, ...rest } = d;
-  return { ...(emulator === undefined ? {} : { emulator }), ...rest, controllers: numberControllers(d.controllers) };
+  const { emulator, poolHostdevs, ...rest } = d;
+  return {
+    ...(emulator === undefined ? {} : { emulator }),
+    ...rest,
+    ...(poolHostdevs.length > 0 ? { poolHostdevs } : {}),
+    controllers: numberControllers(d.controllers),
+  };
 }
 
 function parseOther(el: XmlElement): OtherDeviceDef {

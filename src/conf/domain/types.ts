@@ -67,6 +67,9 @@ export interface Devices {
   /** Plain `<hostdev>` elements. `<interface type='hostdev'>` carries its own hostdev part and is
    *  not repeated here (unlike libvirt's shared pointer, which is a C memory trick). */
   readonly hostdevs: readonly HostdevDef[];
+  /** [seed] `<hostdev>`s that name a device pool and have not been given a device yet. Written
+   *  after the other hostdevs. */
+  readonly poolHostdevs?: readonly PoolHostdevDef[];
   readonly interfaces: readonly InterfaceDef[];
   readonly serials: readonly CharDevDef[];
   readonly consoles: readonly CharDevDef[];
@@ -147,11 +150,10 @@ export interface ControllerTarget {
 export interface PciHostdevSource {
   readonly managed: boolean;
   readonly address: PciAddress;
-  /** passthru extension: the device comes from a device pool instead (address is then the one
-   *  the pool resolved to at start, or absent in the inactive definition). See docs/conf-pools.md. */
+  /** [seed] the device pool this device was taken from at start (`<source pool=...>`); `address`
+   *  is then the pool's choice. The inactive definition keeps only the pool name. See
+   *  docs/conf-pools.md. */
   readonly pool?: string;
-  /** Whether the source address was written in the document (false when only a pool is named). */
-  readonly addressGiven?: boolean;
   /** `<driver name=... model=...>`: the host-side PCI backend and an optional vfio variant driver. */
   readonly driver?: HostdevDriver;
 }
@@ -204,6 +206,19 @@ export interface HostdevDef extends DeviceInfo {
   readonly source: PciHostdevSource;
   readonly teaming?: TeamingDef;
   /** [seed] partial assignment: false = taken from the host, given no guest device. */
+  readonly assigned?: boolean;
+  readonly netdevs?: readonly HostdevNetdevPort[];
+}
+
+/** A `<hostdev>` whose `<source pool=.../>` names a device pool: the daemon picks a device from
+ *  the pool at start and turns it into a HostdevDef with `source.pool` set. */
+export interface PoolHostdevDef extends DeviceInfo {
+  readonly mode: 'subsystem';
+  readonly type: 'pci';
+  readonly pool: string;
+  readonly managed: boolean;
+  readonly driver?: HostdevDriver;
+  readonly teaming?: TeamingDef;
   readonly assigned?: boolean;
   readonly netdevs?: readonly HostdevNetdevPort[];
 }

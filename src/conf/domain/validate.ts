@@ -1,7 +1,15 @@
 import { PassthruError } from '../error.ts';
 import { formatPciAddress, type PciAddress } from '../pci-address.ts';
 import { isQ35 } from './postparse.ts';
-import type { ControllerDef, DomainDef, GuestAddress, HostdevDef, InterfaceDef, PciHostdevSource } from './types.ts';
+import type {
+  ControllerDef,
+  DomainDef,
+  GuestAddress,
+  HostdevDef,
+  InterfaceDef,
+  PciHostdevSource,
+  PoolHostdevDef,
+} from './types.ts';
 
 /**
  * Whole-definition rules (libvirt's domain_validate.c and the parts of qemu_validate.c that do
@@ -29,7 +37,7 @@ export function domainProblems(def: DomainDef): PassthruError[] {
   };
   if (def.memoryKiB <= 0) report(def.line, 'memory', 'memory must be greater than 0');
   if (def.vcpus < 1) report(def.line, 'vcpu', 'a domain needs at least 1 vCPU');
-  for (const h of def.devices.hostdevs) checkHostdev(h, report);
+  for (const h of allHostdevs(def)) checkHostdev(h, report);
   for (const i of def.devices.interfaces) checkInterface(i, report);
   checkHostSources(def, report);
   checkGuestAddresses(def, report);
@@ -52,8 +60,13 @@ function checkSourceAddress(src: PciHostdevSource, line: number | undefined, ele
   }
 }
 
-function checkHostdev(h: HostdevDef, report: Report): void {
-  checkSourceAddress(h.source, h.line, 'hostdev', report);
+/** Plain hostdevs and those still waiting for a device from their pool. */
+function allHostdevs(def: DomainDef): (HostdevDef | PoolHostdevDef)[] {
+  return [...def.devices.hostdevs, ...(def.devices.poolHostdevs ?? [])];
+}
+
+function checkHostdev(h: HostdevDef | PoolHostdevDef, report: Report): void {
+  if (!('pool' in h)) checkSourceAddress(h.source, h.line, 'hostdev', report);
   const g = h.guestAddress;
   if (g && g.type !== 'pci' && g.type !== 'unassigned') {
     report(h.line, 'hostdev', "PCI host devices must use 'pci' or 'unassigned' address type");
@@ -188,7 +201,7 @@ function checkGuestAddresses(def: DomainDef, report: Report): void {
   const d = def.devices;
   for (const c of d.controllers) note(c.address, c.line, 'controller');
   for (const i of d.interfaces) note(i.guestAddress, i.line, 'interface');
-  for (const h of d.hostdevs) note(h.guestAddress, h.line, 'hostdev');
+  for (const h of allHostdevs(def)) note(h.guestAddress, h.line, 'hostdev');
   for (const s of [...d.serials]) note(s.guestAddress, s.line, 'serial');
   for (const o of [...(d.disks ?? []), ...(d.others ?? [])]) note(o.guestAddress, o.xml.line, o.kind);
 }
@@ -198,7 +211,7 @@ function checkAliases(def: DomainDef, report: Report): void {
   const d = def.devices;
   const all: { alias?: string; line?: number; el: string }[] = [
     ...d.interfaces.map((i) => ({ ...pick(i), el: 'interface' })),
-    ...d.hostdevs.map((h) => ({ ...pick(h), el: 'hostdev' })),
+    ...allHostdevs(def).map((h) => ({ ...pick(h), el: 'hostdev' })),
     ...d.controllers.map((c) => ({ ...pick(c), el: 'controller' })),
     ...d.serials.map((s) => ({ ...pick(s), el: 'serial' })),
   ];
@@ -218,7 +231,7 @@ function checkBootOrder(def: DomainDef, report: Report): void {
   const seen = new Map<number, number | undefined>();
   const devices = [
     ...def.devices.interfaces.map((i) => ['interface', i] as const),
-    ...def.devices.hostdevs.map((h) => ['hostdev', h] as const),
+    ...allHostdevs(def).map((h) => ['hostdev', h] as const),
   ];
   for (const [el, d] of devices) {
     if (d.bootOrder === undefined) continue;
@@ -247,7 +260,7 @@ function checkTeaming(def: DomainDef, report: Report): void {
   const transient: { teaming: { persistent: string }; line?: number | undefined; el: string }[] = [];
   for (const i of def.devices.interfaces)
     if (i.teaming?.type === 'transient') transient.push({ teaming: i.teaming, line: i.line, el: 'interface' });
-  for (const h of def.devices.hostdevs)
+  for (const h of allHostdevs(def))
     if (h.teaming?.type === 'transient') transient.push({ teaming: h.teaming, line: h.line, el: 'hostdev' });
   const used = new Set<string>();
   for (const t of transient) {

@@ -61,7 +61,7 @@ function forwardOut(f: ForwardDef, flags: FormatFlags): OutElement {
 const hex4 = (n: number | undefined): string | undefined =>
   n === undefined ? undefined : n.toString(16).padStart(4, '0');
 
-function selectorOut(s: DeviceSelector): OutElement {
+export function selectorOut(s: DeviceSelector): OutElement {
   const ranges = s.vfs?.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(',');
   return out('select', [
     ['vendor', hex4(s.vendor)],

@@ -102,7 +102,7 @@ const hexOrDec = (el: XmlElement, name: string, v: string): number =>
   /^[0-9a-fA-F]{4}$/.test(v) ? Number.parseInt(v, 16) : parseUnsigned(el, name, v);
 
 /** `<select vendor='8086' device='154c' driver='iavf' pf='enp6s0f0#0,2-7' numa='0'/>` */
-function parseSelector(el: XmlElement): DeviceSelector {
+export function parseSelector(el: XmlElement): DeviceSelector {
   rejectUnknown(el, ['vendor', 'device', 'driver', 'pf', 'numa'], []);
   if (el.attrs.size === 0)
     throw invalid(el, 'an empty <select/> would take every device of the host; name at least one property');
