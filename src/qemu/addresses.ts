@@ -114,8 +114,14 @@ export function assignAddresses(def: DomainDef): DomainDef {
 
 export type MachineFamily = 'q35' | 'i440fx';
 
+/** q35 or i440fx. Without a machine type the root controller decides (conf's postParse adds
+ *  pci-root then, as libvirt, whose default x86 machine is 'pc'); with neither, q35. */
 export function machineFamily(def: DomainDef): MachineFamily {
-  const m = def.os.machine ?? 'q35';
+  const m = def.os.machine;
+  if (m === undefined) {
+    const root = def.devices.controllers.find((c) => c.type === 'pci' && c.index === 0);
+    return root?.model === 'pci-root' ? 'i440fx' : 'q35';
+  }
   if (m === 'q35' || m.startsWith('pc-q35')) return 'q35';
   if (m === 'pc' || m.startsWith('pc-i440fx') || m.startsWith('pc-')) return 'i440fx';
   throw new PassthruError('CONFIG_UNSUPPORTED', `machine type '${m}' is not supported; use q35 (or pc)`, {

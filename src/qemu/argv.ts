@@ -3,6 +3,7 @@ import { PassthruError } from '../conf/error.ts';
 import { formatPciAddress } from '../conf/pci-address.ts';
 import type { DevicePresentation } from '../host/types.ts';
 import type { Accel } from './accel.ts';
+import { machineFamily } from './addresses.ts';
 import { isHostdevInterface } from './aliases.ts';
 import {
   type BusAliases,
@@ -36,7 +37,8 @@ export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
   const buses = busAliases(def);
   const a: string[] = ['-name', `guest=${optValue(def.name)},debug-threads=on`];
   if (ctx.startPaused ?? true) a.push('-S');
-  a.push('-machine', `${def.os.machine ?? 'q35'},usb=off,dump-guest-core=off`);
+  const machine = def.os.machine ?? (machineFamily(def) === 'q35' ? 'q35' : 'pc');
+  a.push('-machine', `${machine},usb=off,dump-guest-core=off`);
   a.push('-accel', ctx.accel);
   // TCG has no host CPU to copy; 'max' gives the guest every feature TCG can emulate.
   a.push('-cpu', ctx.accel === 'kvm' ? 'host' : 'max');

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { readDomainXml } from '../../src/conf/domain/read.ts';
+import type { DomainDef } from '../../src/conf/domain/types.ts';
+import { PassthruError } from '../../src/conf/error.ts';
+import { type MacAddress, parseMac } from '../../src/conf/mac.ts';
+import type { DevicePresentation } from '../../src/host/types.ts';
+import type { Accel } from '../../src/qemu/accel.ts';
+import { isHostdevInterface } from '../../src/qemu/aliases.ts';
+import { buildArgv } from '../../src/qemu/argv.ts';
+import { prepareLiveDef } from '../../src/qemu/live-def.ts';
+
+/**
+ * Golden files, as libvirt's qemuxmlconftest: test/qemu/data/<case>.xml -> <case>.args (one
+ * option and its value per line). PASSTHRU_REGENERATE=1 rewrites the .args files; review the
+ * diff before committing them.
+ */
+const DATA = join(dirname(fileURLToPath(import.meta.url)), 'data');
+const REGENERATE = process.env['PASSTHRU_REGENERATE'] === '1';
+
+type Backend = 'vfio' | 'emulated-nic';
+
+const CASES: readonly { name: string; backend: Backend; accel?: Accel }[] = [
+  { name: 'hostdev-emulated-nic', backend: 'emulated-nic' },
+  { name: 'hostdev-vfio', backend: 'vfio', accel: 'kvm' },
+  { name: 'teaming', backend: 'vfio' },
+  { name: 'user-net-pc', backend: 'vfio' },
+  { name: 'explicit-addresses', backend: 'vfio' },
+];
+
+/** What the host backend would present for each hostdev of the live definition. */
+function presentations(live: DomainDef, backend: Backend): Map<string, DevicePresentation> {
+  const map = new Map<string, DevicePresentation>();
+  const add = (
+    alias: string | undefined,
+    host: DevicePresentation & { kind: 'vfio' },
+    mac: MacAddress | undefined,
+  ): void => {
+    if (alias === undefined) return;
+    map.set(
+      alias,
+      backend === 'vfio' ? host : { kind: 'emulated-nic', model: 'e1000e', mac: mac ?? parseMac('52:54:00:ff:00:00') },
+    );
+  };
+  for (const i of live.devices.interfaces) {
+    if (i.type === 'hostdev' && isHostdevInterface(i)) add(i.alias, { kind: 'vfio', host: i.source.address }, i.mac);
+  }
+  for (const h of live.devices.hostdevs) add(h.alias, { kind: 'vfio', host: h.source.address }, undefined);
+  return map;
+}
+
+function argvFor(name: string, backend: Backend, accel: Accel = 'tcg'): string[] {
+  const def = readDomainXml(readFileSync(join(DATA, `${name}.xml`), 'utf8'), `${name}.xml`);
+  const live = prepareLiveDef(def);
+  return buildArgv(live, {
+    accel,
+    qmpSocket: `/run/passthru/qemu/${def.name}.qmp`,
+    consoleLog: `/var/log/passthru/${def.name}.console`,
+    pidfile: `/run/passthru/qemu/${def.name}.pid`,
+    hostDevices: presentations(live, backend),
+  });
+}
+
+/** libvirt's .args layout: each option with its value on one line, shell-quoted when needed. */
+export function formatArgs(argv: readonly string[]): string {
+  const lines: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const opt = argv[i] ?? '';
+    const next = argv[i + 1];
+    if (next !== undefined && !next.startsWith('-')) {
+      lines.push(`${opt} ${quote(next)}`);
+      i++;
+    } else lines.push(opt);
+  }
+  return `${lines.join(' \\\n')}\n`;
+}
+
+function quote(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`;
+}
+
+for (const c of CASES) {
+  test(`argv golden: ${c.name}`, () => {
+    const actual = formatArgs(argvFor(c.name, c.backend, c.accel));
+    const file = join(DATA, `${c.name}.args`);
+    if (REGENERATE) writeFileSync(file, actual);
+    assert.equal(actual, readFileSync(file, 'utf8'), `${c.name}.args differs (PASSTHRU_REGENERATE=1 rewrites it)`);
+  });
+}
+
+test('argv: the emulated NIC carries the MAC the host programmed, and no option ROM', () => {
+  const argv = argvFor('hostdev-emulated-nic', 'emulated-nic');
+  const devices = argv.flatMap((a, i) => (argv[i - 1] === '-device' ? [JSON.parse(a) as Record<string, unknown>] : []));
+  const nic = devices.find((d) => d['id'] === 'hostdev0');
+  assert.deepEqual(nic, {
+    driver: 'e1000e',
+    id: 'hostdev0',
+    mac: '52:54:00:00:00:01',
+    bus: 'pci.1',
+    addr: '0x0',
+    romfile: '',
+  });
+});
+
+test('argv: a paused start (-S) unless asked otherwise, and no device without a presentation', () => {
+  const def = prepareLiveDef(readDomainXml(readFileSync(join(DATA, 'hostdev-vfio.xml'), 'utf8')));
+  const ctx = {
+    accel: 'tcg' as const,
+    qmpSocket: '/q',
+    consoleLog: '/c',
+    pidfile: '/p',
+    hostDevices: presentations(def, 'vfio'),
+  };
+  assert.ok(buildArgv(def, ctx).includes('-S'));
+  assert.ok(!buildArgv(def, { ...ctx, startPaused: false }).includes('-S'));
+  assert.throws(
+    () => buildArgv(def, { ...ctx, hostDevices: new Map() }),
+    (e: unknown) =>
+      e instanceof PassthruError && e.code === 'INTERNAL' && e.message.includes('hostdev0 (host 0000:06:12.5)'),
+  );
+});
