@@ -40,7 +40,7 @@ export function findQemu(binary = process.env['PASSTHRU_QEMU'] ?? 'qemu-system-x
 
 /** Starts passthrud as a child, with the same runtime as this CLI (tsx from src, node from dist). */
 export function spawnDaemon(args: readonly string[], logFile: string): ChildProcess {
-  const fromSource = HERE.endsWith(join('src', 'cli'));
+  const fromSource = import.meta.url.endsWith('.ts');
   const entry = join(HERE, '..', 'daemon', fromSource ? 'main.ts' : 'main.js');
   const runtime = fromSource ? ['--import', 'tsx'] : [];
   const fd = openSync(logFile, 'a');

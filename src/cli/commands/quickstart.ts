@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,8 +57,15 @@ async function waitForConsole(path: string, mac: string, seconds: number): Promi
   throw new PassthruError('TIMEOUT', `the guest's console did not show MAC ${mac} within ${seconds} s (see ${path})`);
 }
 
-async function waitForSocket(path: string): Promise<void> {
+async function waitForDaemon(path: string, daemon: ChildProcess, log: string): Promise<void> {
   for (let i = 0; i < 120; i++) {
+    if (daemon.exitCode !== null) {
+      const tail = (await readFile(log, 'utf8').catch(() => '')).split('\n').slice(-8).join('\n');
+      throw new PassthruError(
+        'INTERNAL',
+        `passthrud exited (${daemon.exitCode}) before it served; its log ends:\n${tail}`,
+      );
+    }
     if (
       await stat(path).then(
         (s) => s.isSocket(),
@@ -78,13 +86,14 @@ async function run(ctx: CliContext, o: { keep?: boolean }): Promise<void> {
   say(`== 1. a simulated host: two Intel X710 PFs with 8 VFs each (${simDir})`);
   await createSimHost(simDir, 'intel-x710-2port');
   say('== 2. passthrud on it');
+  const daemonLog = join(dir, 'passthrud.log');
   const daemon = spawnDaemon(
     ['--host', `sim:${simDir}`, '--state-dir', join(dir, 'state'), '--socket', socket],
-    join(dir, 'passthrud.log'),
+    daemonLog,
   );
   const client = new Client(socket);
   try {
-    await waitForSocket(socket);
+    await waitForDaemon(socket, daemon, daemonLog);
     const pci = await client.get<NodeDeviceSummary[]>('/nodedevs?cap=pci');
     const pf = pci.find((d) => d.detail === 'i40e');
     if (!pf) throw new PassthruError('NO_DEVICE', 'the simulated host shows no i40e PF');
@@ -122,8 +131,10 @@ async function run(ctx: CliContext, o: { keep?: boolean }): Promise<void> {
     await client.post('/domains/quickstart/destroy');
     ctx.out(renderVfTable(await client.get<VfTable>(`/nodedevs/${pf.name}/vfs`)));
   } finally {
-    daemon.kill('SIGTERM');
-    await new Promise((r) => daemon.once('exit', r));
+    if (daemon.exitCode === null) {
+      daemon.kill('SIGTERM');
+      await new Promise((r) => daemon.once('exit', r));
+    }
     if (o.keep) say(`(kept ${dir})`);
     else await rm(dir, { recursive: true, force: true });
   }
