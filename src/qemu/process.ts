@@ -59,16 +59,18 @@ export async function launchQemu(opts: LaunchOptions): Promise<QemuProcess> {
   } finally {
     closeSync(log);
   }
+  if (child.pid === undefined) {
+    // The binary could not be started at all: Node reports that as an 'error' event.
+    const err = await new Promise<Error>((resolve) => child.once('error', resolve));
+    throw new PassthruError('QEMU_FAILED', `cannot run ${opts.binary} for ${name}: ${err.message}`, {
+      cause: err,
+      hint: 'install QEMU (apt-get install qemu-system-x86) or name the binary in <emulator>',
+    });
+  }
   let exit: ExitStatus | undefined;
-  let spawnError: Error | undefined;
   const exited = new Promise<ExitStatus>((resolve) => {
     child.once('exit', (code, signal) => {
       exit = { code, signal };
-      resolve(exit);
-    });
-    child.once('error', (err) => {
-      spawnError = err;
-      exit = { code: null, signal: null };
       resolve(exit);
     });
   });
@@ -76,12 +78,6 @@ export async function launchQemu(opts: LaunchOptions): Promise<QemuProcess> {
 
   const started = performance.now();
   for (;;) {
-    if (spawnError !== undefined) {
-      throw new PassthruError('QEMU_FAILED', `cannot run ${opts.binary} for ${name}: ${spawnError.message}`, {
-        cause: spawnError,
-        hint: 'install QEMU (apt-get install qemu-system-x86) or name the binary in <emulator>',
-      });
-    }
     if (exit !== undefined) throw await earlyExit(name, exit, opts.logFile);
     const left = timeoutMs - (performance.now() - started);
     if (left <= 0) {
@@ -94,9 +90,7 @@ export async function launchQemu(opts: LaunchOptions): Promise<QemuProcess> {
         connectTimeoutMs: Math.max(1, Math.min(left, 10_000)),
         clock: opts.clock ?? realClock,
       });
-      const pid = child.pid;
-      if (pid === undefined) throw new PassthruError('INTERNAL', `${name} has no pid`);
-      return new Process(pid, qmp, exited, name);
+      return new Process(child.pid, qmp, exited, name);
     } catch (err) {
       // Before QEMU listens the socket is missing or refuses; anything else ends the wait too,
       // but only after checking whether QEMU died (its log says why, the socket error does not).

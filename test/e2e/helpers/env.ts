@@ -96,6 +96,19 @@ export function e2eEnv(): E2eEnv {
   };
 }
 
+/** For tests that need QEMU but no guest (QMP, process handling). */
+export function qemuEnv(): { readonly skip: string | undefined; need(): string } {
+  const qemu = findQemu();
+  const reason = typeof qemu === 'string' ? qemu : undefined;
+  return {
+    skip: reason !== undefined && !requireE2e() ? reason : undefined,
+    need(): string {
+      if (typeof qemu === 'string') throw new Error(`PASSTHRU_REQUIRE_E2E=1 but the e2e test cannot run: ${qemu}`);
+      return qemu.binary;
+    },
+  };
+}
+
 function readable(path: string): boolean {
   try {
     accessSync(path, constants.R_OK);
