@@ -51,7 +51,7 @@ test('[beyond] selectors like the Kubernetes device plugin', () => {
           [2, 7],
         ],
         numaNode: 1,
-      line: 4,
+        line: 4,
       },
     ],
   );
