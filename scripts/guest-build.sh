@@ -93,7 +93,7 @@ fi
 # ---- build -----------------------------------------------------------------------------------
 # Everything is made in a scratch directory and moved into place at the end, manifest last.
 rm -f "$OUT/manifest.json"
-rm -rf "$OUT"/.build.*
+rm -rf "$OUT"/.build.* || true # a killed build's leftovers (its children may still be writing)
 W=$(mktemp -d "$OUT/.build.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 mkdir -p "$OUT/dl"

@@ -8,8 +8,8 @@ import { isHostdevInterface } from './aliases.ts';
  *
  * q35: every endpoint without an address gets a pcie-root-port of its own (so it can be hot-
  * unplugged) and sits at slot 0 of it; one spare root port is kept for a later hot-plug. Root
- * ports without an address are packed eight to a slot of pcie.0 from slot 2 on (slot 1 is kept
- * for the primary video, 0x1f is the ICH9 LPC/SATA/SMBus), function 0 then says multifunction.
+ * ports without an address are packed eight to a slot of pcie.0 from slot 1 on (slot 1 only when
+ * no video wants it; 0x1f is the ICH9 LPC/SATA/SMBus), function 0 then says multifunction.
  * i440fx (machine 'pc'): endpoints take the next free slot of pci.0 from slot 2 (slot 1 is PIIX3).
  *
  * Explicit addresses are kept; two devices on one address, or an address no controller provides,
@@ -23,18 +23,22 @@ export function assignAddresses(def: DomainDef): DomainDef {
   const rootPorts = (): ControllerDef[] =>
     controllers.filter((c) => c.type === 'pci' && c.model === 'pcie-root-port').sort((a, b) => a.index - b.index);
 
-  // 1. Reserve what is fixed: the chipset's own slots, then every explicit address.
+  // 1. Reserve what is fixed: the chipset's own slots, then every explicit address. The primary
+  //    video, when there is one without an address, gets its traditional slot first (00:01.0 on
+  //    q35, 00:02.0 on i440fx); without one libvirt puts root ports at 00:01 too
+  //    (pcie-root-port-model-generic.args).
+  const videoWithoutAddress = (def.devices.others ?? []).some(
+    (o) => o.kind === 'video' && o.guestAddress === undefined,
+  );
   plan.reserve({ bus: 0, slot: 0, function: 0 }, 'the host bridge', true);
   if (family === 'q35') {
     plan.reserve({ bus: 0, slot: 0x1f, function: 0 }, 'the ICH9 LPC/SATA/SMBus functions', true);
-    plan.reserve({ bus: 0, slot: 1, function: 0 }, 'the primary video slot', true);
+    if (videoWithoutAddress) plan.reserve({ bus: 0, slot: 1, function: 0 }, 'the primary video', true);
   } else {
     plan.reserve({ bus: 0, slot: 1, function: 0 }, 'the PIIX3 functions', true);
-    const videoWithoutAddress = (def.devices.others ?? []).some(
-      (o) => o.kind === 'video' && o.guestAddress === undefined,
-    );
     if (videoWithoutAddress) plan.reserve({ bus: 0, slot: 2, function: 0 }, 'the primary video', true);
   }
+  const firstSlot = family === 'q35' ? 1 : 2;
   for (const { address, owner } of explicitAddresses(def, controllers)) {
     checkBus(address, owner, controllers);
     plan.reserve(address, owner, false);
@@ -66,10 +70,10 @@ export function assignAddresses(def: DomainDef): DomainDef {
     if (c.model === 'pcie-root-port') {
       const fn = aggregateSlot === undefined ? undefined : plan.freeFunction(0, aggregateSlot);
       if (aggregateSlot !== undefined && fn !== undefined) at = { bus: 0, slot: aggregateSlot, function: fn };
-      else at = { bus: 0, slot: plan.freeSlot(0, 2, owner), function: 0 };
+      else at = { bus: 0, slot: plan.freeSlot(0, firstSlot, owner), function: 0 };
       aggregateSlot = at.slot;
     } else {
-      at = { bus: 0, slot: plan.freeSlot(0, 2, owner), function: 0 };
+      at = { bus: 0, slot: plan.freeSlot(0, firstSlot, owner), function: 0 };
     }
     plan.reserve(at, owner, false);
     controllers[i] = { ...c, address: pciAddress(at) };
@@ -87,7 +91,7 @@ export function assignAddresses(def: DomainDef): DomainDef {
       if (port === undefined) throw new PassthruError('INTERNAL', `no free pcie-root-port left for ${owner}`);
       at = { bus: port.index, slot: 0, function: 0 };
     } else {
-      at = { bus: 0, slot: plan.freeSlot(0, 2, owner), function: 0 };
+      at = { bus: 0, slot: plan.freeSlot(0, firstSlot, owner), function: 0 };
     }
     plan.reserve(at, owner, false);
     placed.set(dev, pciAddress(at));

@@ -53,7 +53,7 @@ test('a host device presented as an emulated e1000e reaches the guest with its M
     assert.deepEqual(hostdev.guestAddress, { type: 'pci', domain: 0, bus: 1, slot: 0, function: 0 });
     const port = live.devices.controllers.find((c) => c.index === 1);
     assert.equal(port?.alias, 'pci.1');
-    assert.deepEqual(port.address, { type: 'pci', domain: 0, bus: 0, slot: 2, function: 0, multifunction: true });
+    assert.deepEqual(port.address, { type: 'pci', domain: 0, bus: 0, slot: 1, function: 0, multifunction: true });
 
     const paths = {
       qmpSocket: join(dir, 'qmp.sock'),
@@ -97,7 +97,7 @@ test('a host device presented as an emulated e1000e reaches the guest with its M
       const buses = (await vm.qmp.execute('query-pci')) as { bus: number; devices: PciDevice[] }[];
       const rootPort = buses[0]?.devices.find((d) => d.qdev_id === 'pci.1');
       assert.ok(rootPort, 'root port pci.1 on pcie.0');
-      assert.deepEqual([rootPort.bus, rootPort.slot, rootPort.function], [0, 2, 0]);
+      assert.deepEqual([rootPort.bus, rootPort.slot, rootPort.function], [0, 1, 0]);
       const dev = rootPort.pci_bridge?.devices.find((d) => d.qdev_id === 'hostdev0');
       assert.ok(dev, 'hostdev0 behind pci.1');
       assert.deepEqual([dev.slot, dev.function], [0, 0]);

@@ -44,12 +44,12 @@ const rejects = (fn: () => unknown, pattern: RegExp, code = 'XML_INVALID'): void
   assert.throws(fn, (e: unknown) => e instanceof PassthruError && e.code === code && pattern.test(e.message));
 };
 
-test('one hostdev on q35: pcie-root, a root port of its own at 00:02.0 and a spare for hot-plug', () => {
+test('one hostdev on q35: pcie-root, a root port of its own at 00:01.0 and a spare for hot-plug', () => {
   const live = prepareLiveDef(domain({ hostdevs: [hostdev('0000:06:10.2')] }));
   assert.deepEqual(live.devices.controllers, [
     { type: 'pci', index: 0, model: 'pcie-root', alias: 'pcie.0' },
-    { type: 'pci', index: 1, model: 'pcie-root-port', address: pci(0, 2, 0, true), alias: 'pci.1' },
-    { type: 'pci', index: 2, model: 'pcie-root-port', address: pci(0, 2, 1), alias: 'pci.2' },
+    { type: 'pci', index: 1, model: 'pcie-root-port', address: pci(0, 1, 0, true), alias: 'pci.1' },
+    { type: 'pci', index: 2, model: 'pcie-root-port', address: pci(0, 1, 1), alias: 'pci.2' },
   ]);
   assert.equal(live.devices.hostdevs[0]?.alias, 'hostdev0');
   assert.deepEqual(live.devices.hostdevs[0]?.guestAddress, pci(1, 0));
@@ -77,10 +77,10 @@ test('root ports pack eight to a slot; function 0 of each shared slot says multi
   const live = prepareLiveDef(domain({ hostdevs }));
   const addrs = rootPorts(live).map((c) => c.address);
   assert.equal(addrs.length, 10);
-  assert.deepEqual(addrs[0], pci(0, 2, 0, true));
-  assert.deepEqual(addrs[7], pci(0, 2, 7));
-  assert.deepEqual(addrs[8], pci(0, 3, 0, true));
-  assert.deepEqual(addrs[9], pci(0, 3, 1));
+  assert.deepEqual(addrs[0], pci(0, 1, 0, true));
+  assert.deepEqual(addrs[7], pci(0, 1, 7));
+  assert.deepEqual(addrs[8], pci(0, 2, 0, true));
+  assert.deepEqual(addrs[9], pci(0, 2, 1));
   // The root port's port number follows its address (slot << 3 | function), see device-props.
   assert.deepEqual(
     live.devices.hostdevs.map((h) => (h.guestAddress?.type === 'pci' ? h.guestAddress.bus : -1)),
@@ -91,13 +91,22 @@ test('root ports pack eight to a slot; function 0 of each shared slot says multi
 test('explicit guest addresses are kept; the planner goes around them', () => {
   const live = prepareLiveDef(
     domain({
-      hostdevs: [hostdev('0000:06:10.2', { guestAddress: pci(0, 2) }), hostdev('0000:06:10.3')],
+      hostdevs: [hostdev('0000:06:10.2', { guestAddress: pci(0, 1) }), hostdev('0000:06:10.3')],
     }),
   );
-  assert.deepEqual(live.devices.hostdevs[0]?.guestAddress, pci(0, 2));
-  // 00:02 is taken by the integrated endpoint, so the root ports start at slot 3.
-  assert.deepEqual(rootPorts(live)[0]?.address, pci(0, 3, 0, true));
+  assert.deepEqual(live.devices.hostdevs[0]?.guestAddress, pci(0, 1));
+  // 00:01 is taken by the integrated endpoint, so the root ports start at slot 2.
+  assert.deepEqual(rootPorts(live)[0]?.address, pci(0, 2, 0, true));
   assert.deepEqual(live.devices.hostdevs[1]?.guestAddress, pci(1, 0));
+});
+
+test('a video without an address keeps its traditional slot: root ports then start at 00:02', () => {
+  const video = {
+    kind: 'video',
+    xml: { kind: 'element', name: 'video', attrs: [], children: [] },
+  } as unknown as NonNullable<DomainDef['devices']['others']>[number];
+  const live = prepareLiveDef(domain({ hostdevs: [hostdev('0000:06:10.2')], others: [video] }));
+  assert.deepEqual(rootPorts(live)[0]?.address, pci(0, 2, 0, true));
 });
 
 test('an explicit address on a bus nobody defined adds the root ports up to it', () => {
