@@ -1,8 +1,8 @@
 /* eslint-disable @typescript-eslint/no-deprecated -- libxml2 2.14 plans to drop RELAX NG, but
    libvirt's schemas are RELAX NG and issue 3 asks for exactly this check. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { RelaxNGValidator, XmlDocument } from 'libxml2-wasm';
+import { RelaxNGValidator, XmlDocument, xmlRegisterInputProvider } from 'libxml2-wasm';
 import { xmlRegisterFsInputProviders } from 'libxml2-wasm/lib/nodejs.mjs';
 
 /** libvirt 9.0.0's own test data, read in place (never copied into the project). */
@@ -18,21 +18,48 @@ export function read(dir: string, file: string): string {
   return readFileSync(join(LIBVIRT, dir, file), 'utf8');
 }
 
+const SCHEMAS = join(LIBVIRT, 'schemas');
+const OVERLAYS = join(import.meta.dirname, '../../../src/conf/rng');
 let registered = false;
 const validators = new Map<string, RelaxNGValidator>();
 
-/** A RELAX NG validator for a libvirt schema, or for one of our overlays (src/conf/rng), whose
- *  `href='libvirt:NAME'` includes are pointed at libvirt's schema folder here. */
+/** Our overlays (src/conf/rng) include libvirt's schemas as 'libvirt:NAME'; libvirt's schemas
+ *  include each other by bare name. Both are served from libvirt's folder here. */
+function libvirtSchemaPath(filename: string): string | undefined {
+  const name =
+    filename
+      .replace(/^libvirt:/, '')
+      .split('/')
+      .pop() ?? '';
+  const path = join(SCHEMAS, name);
+  return filename.startsWith('libvirt:') || (!existsSync(filename) && existsSync(path)) ? path : undefined;
+}
+
+function register(): void {
+  if (registered) return;
+  registered = true;
+  xmlRegisterInputProvider({
+    match: (f) => libvirtSchemaPath(f) !== undefined,
+    open: (f) => {
+      const p = libvirtSchemaPath(f);
+      return p === undefined ? undefined : openSync(p, 'r');
+    },
+    read: (fd, buf) => readSync(fd, buf, 0, buf.byteLength, null),
+    close: (fd) => {
+      closeSync(fd);
+      return true;
+    },
+  });
+  xmlRegisterFsInputProviders();
+}
+
+/** A RELAX NG validator for a libvirt schema ('domain.rng') or one of our overlays ('passthru-domain.rng'). */
 export function rngValidator(schema: string): RelaxNGValidator {
   let v = validators.get(schema);
   if (v) return v;
-  if (!registered) registered = xmlRegisterFsInputProviders();
-  const libvirtDir = join(LIBVIRT, 'schemas');
-  const path = schema.startsWith('passthru-')
-    ? join(import.meta.dirname, '../../../src/conf/rng', schema)
-    : join(libvirtDir, schema);
-  const text = readFileSync(path, 'utf8').replaceAll('href="libvirt:', `href="${libvirtDir}/`);
-  v = RelaxNGValidator.fromDoc(XmlDocument.fromString(text, { url: path }));
+  register();
+  const path = schema.startsWith('passthru-') ? join(OVERLAYS, schema) : join(SCHEMAS, schema);
+  v = RelaxNGValidator.fromDoc(XmlDocument.fromBuffer(readFileSync(path), { url: path }));
   validators.set(schema, v);
   return v;
 }

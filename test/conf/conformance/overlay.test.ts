@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatDomainXml } from '../../../src/conf/domain/format.ts';
+import { readDomainXml } from '../../../src/conf/domain/read.ts';
+import { formatNetworkXml } from '../../../src/conf/network/format.ts';
+import { readNetworkXml } from '../../../src/conf/network/read.ts';
+import { formatDevicePoolXml } from '../../../src/conf/pool/format.ts';
+import { readDevicePoolXml } from '../../../src/conf/pool/read.ts';
+import { SKELETON_INPUT, SKELETON_LIVE } from '../domain/fixtures.ts';
+import { files, read, rngProblem } from './libvirt.ts';
+
+/** The [seed]/[beyond] extensions, as we write them, validate against our RELAX NG overlays
+ *  (src/conf/rng), which still accept all of libvirt's syntax. */
+
+const EXTENDED_DOMAIN = SKELETON_INPUT.replace(
+  /<interface type='hostdev' managed='yes'>/,
+  "<interface type='hostdev-hybrid' managed='yes'>",
+).replace(
+  /<hostdev mode='subsystem' type='pci' managed='no'>[\s\S]*?<\/hostdev>/,
+  `<hostdev mode='subsystem' type='pci' managed='yes'>
+      <source>
+        <address domain='0x0000' bus='0x06' slot='0x02' function='0x0'/>
+      </source>
+      <netdev port='1'>
+        <mac address='52:54:00:01:02:03'/>
+        <vlan>
+          <tag id='42'/>
+        </vlan>
+      </netdev>
+      <netdev port='2'>
+        <mac address='52:54:00:01:02:04'/>
+      </netdev>
+    </hostdev>
+    <hostdev mode='subsystem' type='pci' managed='yes' assigned='no'>
+      <source>
+        <address domain='0x0000' bus='0x06' slot='0x02' function='0x3'/>
+      </source>
+    </hostdev>
+    <hostdev mode='subsystem' type='pci' managed='yes'>
+      <source pool='gpus'/>
+    </hostdev>`,
+);
+
+test('domain extensions validate against passthru-domain.rng, and libvirt alone refuses them', () => {
+  const def = readDomainXml(EXTENDED_DOMAIN);
+  for (const flags of [{ inactive: true }, { live: true }, { status: true }]) {
+    const xml = formatDomainXml(def, flags);
+    assert.equal(rngProblem('passthru-domain.rng', xml), undefined);
+    assert.notEqual(rngProblem('domain.rng', xml), undefined, 'libvirt has no such syntax');
+  }
+});
+
+test('the domain overlay still accepts every libvirt document we write, and refuses bad extension values', () => {
+  assert.equal(rngProblem('passthru-domain.rng', SKELETON_LIVE), undefined);
+  for (const f of files('domain/xml2xml-out', '.xml')) {
+    assert.equal(rngProblem('passthru-domain.rng', read('domain/xml2xml-out', f)), undefined, f);
+  }
+  assert.notEqual(rngProblem('passthru-domain.rng', EXTENDED_DOMAIN.replace("port='2'", "port='two'")), undefined);
+  assert.notEqual(rngProblem('passthru-domain.rng', EXTENDED_DOMAIN.replace("pool='gpus'", "pool='a b'")), undefined);
+});
+
+test('network extensions (hostdev-hybrid mode, selectors) validate against passthru-network.rng', () => {
+  const xml = formatNetworkXml(
+    readNetworkXml(`<network>
+  <name>hybrid</name>
+  <forward mode='hostdev-hybrid' managed='yes'>
+    <select vendor='8086' device='154c' driver='iavf' pf='enp6s0f0#0,2-7' numa='1'/>
+  </forward>
+  <portgroup name='web'>
+    <vlan>
+      <tag id='7'/>
+    </vlan>
+  </portgroup>
+</network>`),
+  );
+  assert.equal(rngProblem('passthru-network.rng', xml), undefined);
+  assert.notEqual(rngProblem('network.rng', xml), undefined);
+  for (const f of files('network/out', '.xml')) {
+    assert.equal(rngProblem('passthru-network.rng', read('network/out', f)), undefined, f);
+  }
+});
+
+test('device pools validate against passthru-devicepool.rng', () => {
+  const xml = `<devicepool managed='yes'>
+  <name>gpus</name>
+  <select vendor='10de' device='1db6'/>
+  <address type='pci' domain='0x0000' bus='0x3b' slot='0x00' function='0x0'/>
+  <resolved>
+    <address type='pci' domain='0x0000' bus='0x3b' slot='0x00' function='0x0' usedBy='web1'/>
+  </resolved>
+</devicepool>
+`;
+  const def = readDevicePoolXml(xml);
+  for (const inactive of [true, false]) {
+    assert.equal(rngProblem('passthru-devicepool.rng', formatDevicePoolXml(def, { inactive })), undefined);
+  }
+  assert.notEqual(rngProblem('passthru-devicepool.rng', xml.replace('<name>gpus</name>', '')), undefined);
+});
