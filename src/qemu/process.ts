@@ -33,7 +33,8 @@ export interface QemuProcess {
   isAlive(): boolean;
   /** Sends a signal (SIGTERM by default); a process already gone is not an error. */
   kill(signal?: NodeJS.Signals): void;
-  /** Resolves when the process has exited; TIMEOUT when it has not within timeoutMs. */
+  /** Resolves when the process has exited (without a timeout: whenever that is); TIMEOUT when
+   *  it has not within timeoutMs. Then the QMP connection is closed too. */
   waitExit(timeoutMs?: number): Promise<ExitStatus>;
   /** SIGTERM, then SIGKILL after graceMs (libvirt's virProcessKillPainfully). */
   destroy(graceMs?: number): Promise<ExitStatus>;
@@ -140,6 +141,7 @@ class Process implements QemuProcess {
   private readonly exited: Promise<ExitStatus> | undefined;
   private readonly name: string;
   private exitStatus: ExitStatus | undefined;
+  private gonePromise: Promise<ExitStatus> | undefined;
 
   constructor(pid: number, qmp: QmpClient, exited: Promise<ExitStatus> | undefined, name: string) {
     this.pid = pid;
@@ -156,23 +158,45 @@ class Process implements QemuProcess {
     signal(this.pid, sig);
   }
 
-  async waitExit(timeoutMs = 30_000): Promise<ExitStatus> {
-    const deadline = performance.now() + timeoutMs;
-    // Our own child reports its exit; a process we attached to is not our child, so poll it.
-    const poll = async (): Promise<ExitStatus> => {
-      while (alive(this.pid)) {
-        if (this.exitStatus !== undefined) return this.exitStatus;
-        if (performance.now() > deadline) break;
-        await sleep(50);
+  async waitExit(timeoutMs?: number): Promise<ExitStatus> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout =
+      timeoutMs === undefined
+        ? undefined
+        : new Promise<undefined>((resolve) => {
+            timer = setTimeout(() => {
+              resolve(undefined);
+            }, timeoutMs);
+          });
+    try {
+      const status = await (timeout ? Promise.race([this.gone(), timeout]) : this.gone());
+      if (status === undefined) {
+        throw new PassthruError(
+          'TIMEOUT',
+          `${this.name} (pid ${this.pid}) did not exit within ${String(timeoutMs)} ms`,
+        );
       }
-      return this.exitStatus ?? {};
-    };
-    const status = await (this.exited ? Promise.race([this.exited, poll()]) : poll());
-    if (this.exitStatus === undefined && alive(this.pid)) {
-      throw new PassthruError('TIMEOUT', `${this.name} (pid ${this.pid}) did not exit within ${timeoutMs} ms`);
+      await this.qmp.close();
+      return status;
+    } finally {
+      clearTimeout(timer);
     }
-    await this.qmp.close();
-    return status;
+  }
+
+  /**
+   * Resolves once the process is gone, one promise for every waiter. Our own child reports its
+   * exit. A QEMU we attached to is not our child: its QMP socket closing says it is going, then
+   * its pid is polled away. The poll's timers do not keep the daemon alive by themselves.
+   */
+  private gone(): Promise<ExitStatus> {
+    this.gonePromise ??=
+      this.exited ??
+      this.qmp.closed.then(async () => {
+        while (alive(this.pid)) await sleep(100, undefined, { ref: false });
+        this.exitStatus = {};
+        return this.exitStatus;
+      });
+    return this.gonePromise;
   }
 
   async destroy(graceMs = 10_000): Promise<ExitStatus> {

@@ -132,7 +132,11 @@ test('launch, QMP, hot-plug with the boot-time builder, reconnect after a daemon
         (e: unknown) => e instanceof PassthruError && e.message.includes('is not the QEMU with QMP at'),
       );
 
+      // A watcher with no timeout (the daemon's) and a bounded wait that runs out.
+      const watcher = attached.waitExit();
+      await assert.rejects(attached.waitExit(1), (e: unknown) => e instanceof PassthruError && e.code === 'TIMEOUT');
       const exit = await attached.destroy(5_000);
+      assert.deepEqual(await watcher, {});
       assert.deepEqual(exit, {});
       assert.equal(attached.isAlive(), false);
       assert.equal(vm.isAlive(), false);
