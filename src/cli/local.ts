@@ -39,10 +39,14 @@ export function findQemu(binary = process.env['PASSTHRU_QEMU'] ?? 'qemu-system-x
 }
 
 /** Starts passthrud as a child, with the same runtime as this CLI (tsx from src, node from dist). */
-export function spawnDaemon(args: readonly string[], logFile: string): ChildProcess {
+export function spawnDaemon(
+  args: readonly string[],
+  logFile: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ChildProcess {
   const fromSource = import.meta.url.endsWith('.ts');
   const entry = join(HERE, '..', 'daemon', fromSource ? 'main.ts' : 'main.js');
   const runtime = fromSource ? ['--import', 'tsx'] : [];
   const fd = openSync(logFile, 'a');
-  return spawn(process.execPath, [...runtime, entry, ...args], { stdio: ['ignore', fd, fd] });
+  return spawn(process.execPath, [...runtime, entry, ...args], { stdio: ['ignore', fd, fd], env });
 }

@@ -56,6 +56,10 @@ export class Daemon {
       obj.run = await this.#p.runner.reattach(status, (reason) => this.#onExit(status.name, reason));
       obj.state = obj.run ? 'running' : 'shutoff';
     }
+    const running = new Set([...this.#domains].filter(([, o]) => o.run).map(([n]) => n));
+    for (const name of await this.#p.runner.recoverDevices(running)) {
+      this.#p.log.warn({ domain: name }, 'gave back the host devices of a domain that was not running');
+    }
   }
 
   async handle<A extends Action>(action: A): Promise<ActionResults[A['kind']]> {

@@ -109,6 +109,11 @@ export class VmRunner {
     return this.#watch(live, proc, status, onExit);
   }
 
+  /** Host devices held for domains whose QEMU is gone (a daemon killed mid-start) go back. */
+  recoverDevices(running: ReadonlySet<string>): Promise<string[]> {
+    return this.#o.hostdevs.recover(running);
+  }
+
   async destroy(run: Running): Promise<void> {
     await run.proc.destroy();
     await this.cleanup(run);

@@ -71,6 +71,17 @@ export class Leases {
     await this.#save({ ...this.#file, leases });
   }
 
+  /** Every domain that holds something. */
+  holders(): Set<string> {
+    return new Set(Object.values(this.#file.leases).map((l) => l.domain));
+  }
+
+  /** Drops every lease of the domain, whatever its generation (recovery after a crash). */
+  async dropAll(domain: string): Promise<void> {
+    const leases = Object.fromEntries(Object.entries(this.#file.leases).filter(([, l]) => l.domain !== domain));
+    await this.#save({ ...this.#file, leases });
+  }
+
   async #save(file: LeaseFile): Promise<void> {
     await atomicWriteFile(this.#path, `${JSON.stringify(file, null, 2)}\n`);
     this.#file = file;

@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asPassthruError, PassthruError } from '../conf/error.ts';
 import { formatPciAddress } from '../conf/pci-address.ts';
@@ -60,14 +60,18 @@ export class HostdevManager {
     for (const r of requests) facts.set(formatPciAddress(r.address), await this.#host.facts(r.address));
     const steps = planPrepare(domain, requests, facts, this.#leases);
 
+    // The lease comes first: from here on a crash leaves a holder that recover() clears.
     const generation = await this.#leases.take(domain, [...facts.keys()]);
     const done: StepRecord[] = [];
-    const record = (extra: StepRecord[] = []): Promise<void> =>
-      this.#writeRecord({ version: 1, domain, generation, steps: [...done, ...extra] });
+    let current: StepRecord | undefined;
+    const record = (): Promise<void> =>
+      this.#writeRecord({ version: 1, domain, generation, steps: current ? [...done, current] : done });
     try {
       for (const step of steps) {
-        await record([{ status: 'running', step }]);
+        current = { status: 'running', step };
+        await record();
         const result = await runStep(this.#host, step);
+        current = undefined;
         done.push({ status: 'done', step: result });
         this.#log.info({ domain, step: result }, 'hostdev step done');
       }
@@ -75,25 +79,48 @@ export class HostdevManager {
     } catch (err) {
       const cause = asPassthruError(err);
       this.#log.error({ domain, err: cause.message }, 'hostdev prepare failed, undoing');
-      await this.#undo(domain, done);
+      // The failed step may have half-happened (a MAC set, its VLAN refused): undo it too.
+      await this.#undo(domain, current ? [...done, current] : done);
       await removeDurably(this.#recordPath(domain));
       await this.#leases.drop(domain, generation);
       throw cause;
     }
   }
 
+  /**
+   * After a daemon restart: every domain that holds devices or has a record but whose QEMU no
+   * longer runs gets its host back, including a step that was in flight when the daemon died.
+   */
+  recover(running: ReadonlySet<string>): Promise<string[]> {
+    return this.#serial(async () => {
+      const recordDomains = (await readdir(this.#dir))
+        .filter((f) => f.endsWith('.json') && f !== 'leases.json' && !f.startsWith('.'))
+        .map((f) => f.slice(0, -5));
+      const stale = new Set([...recordDomains, ...this.#leases.holders()].filter((d) => !running.has(d)));
+      for (const domain of stale) {
+        const rec = await this.readRecord(domain);
+        if (rec) await this.#undo(domain, rec.steps);
+        await removeDurably(this.#recordPath(domain));
+        await this.#leases.dropAll(domain);
+        this.#log.warn(
+          { domain, steps: rec?.steps.length ?? 0 },
+          'recovered host devices of a domain that is not running',
+        );
+      }
+      return [...stale];
+    });
+  }
+
   async #release(domain: string): Promise<void> {
     const rec = await this.readRecord(domain);
     if (!rec) return;
-    await this.#undo(
-      domain,
-      rec.steps.filter((s) => s.status === 'done'),
-    );
+    await this.#undo(domain, rec.steps);
     await removeDurably(this.#recordPath(domain));
     await this.#leases.drop(domain, rec.generation);
   }
 
-  /** Undoes in reverse; one failure does not stop the others (a VF left behind is worse). */
+  /** Undoes in reverse; one failure does not stop the others (a VF left behind is worse).
+   *  Every undo is safe to repeat, so a step recorded as running is undone like a done one. */
   async #undo(domain: string, done: readonly StepRecord[]): Promise<void> {
     const all = done.map((s) => s.step);
     for (const step of [...all].reverse()) {
@@ -112,6 +139,7 @@ export class HostdevManager {
 
   async #writeRecord(rec: DomainRecord): Promise<void> {
     await atomicWriteFile(this.#recordPath(rec.domain), `${JSON.stringify(rec, null, 2)}\n`);
+    crashPoint();
   }
 
   async readRecord(domain: string): Promise<DomainRecord | undefined> {
@@ -131,4 +159,15 @@ export class HostdevManager {
       );
     }
   }
+}
+
+/**
+ * Fault injection for the crash tier: PASSTHRU_FAULT_CRASH_AFTER_RECORD=N kills the daemon with
+ * SIGKILL right after the N-th record write of its life (1-based), the worst instant there is:
+ * the record says a step is running (or done) and nothing else has happened yet.
+ */
+let recordWrites = 0;
+function crashPoint(): void {
+  const at = Number(process.env['PASSTHRU_FAULT_CRASH_AFTER_RECORD']);
+  if (Number.isInteger(at) && ++recordWrites === at) process.kill(process.pid, 'SIGKILL');
 }

@@ -36,7 +36,19 @@ export function planPrepare(
   const sets: Step[] = [];
   for (const [bdf, r] of wanted) {
     const vf = facts.get(bdf)?.vf;
-    if (r.managed) binds.push({ kind: 'bind-stub', alias: r.alias, address: bdf, stub: 'vfio-pci' });
+    const driver = facts.get(bdf)?.driver;
+    if (r.managed) {
+      // What the device is bound to now is known before anything runs, so the undo of a step
+      // that was in flight when the daemon died is never a guess.
+      binds.push({
+        kind: 'bind-stub',
+        alias: r.alias,
+        address: bdf,
+        stub: 'vfio-pci',
+        changed: driver !== 'vfio-pci',
+        ...(driver === undefined ? {} : { previousDriver: driver }),
+      });
+    }
     if (r.net && vf?.pfNetdev !== undefined) {
       saves.push({ kind: 'save-vf-config', alias: r.alias, address: bdf, pfNetdev: vf.pfNetdev, vf: vf.index });
       sets.push({

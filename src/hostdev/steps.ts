@@ -26,8 +26,8 @@ export type Step =
       readonly alias: string;
       readonly address: string;
       readonly stub: string;
-      /** Filled when the step runs: false when the device already sat on the stub, so release
-       *  must leave it there (libvirt's unbind_from_stub). */
+      /** False when the device already sat on the stub, so release must leave it there
+       *  (libvirt's unbind_from_stub). Set by the plan from what was bound before. */
       readonly changed?: boolean;
       readonly previousDriver?: string;
     }
