@@ -184,26 +184,33 @@ function checkHostSources(def: DomainDef, report: Report): void {
   }
 }
 
+/** Devices in document order, so that a duplicate is reported at its second occurrence. */
+function byLine<T extends { line?: number | undefined }>(list: T[]): T[] {
+  return list.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+}
+
 function checkGuestAddresses(def: DomainDef, report: Report): void {
+  const d = def.devices;
+  const all = byLine([
+    ...d.controllers.map((c) => ({ g: c.address, line: c.line, el: 'controller' })),
+    ...d.interfaces.map((i) => ({ g: i.guestAddress, line: i.line, el: 'interface' })),
+    ...allHostdevs(def).map((h) => ({ g: h.guestAddress, line: h.line, el: 'hostdev' })),
+    ...d.serials.map((s) => ({ g: s.guestAddress, line: s.line, el: 'serial' })),
+    ...[...(d.disks ?? []), ...(d.others ?? [])].map((o) => ({ g: o.guestAddress, line: o.xml.line, el: o.kind })),
+  ]);
   const seen = new Map<string, number | undefined>();
-  const note = (g: GuestAddress | undefined, line: number | undefined, element: string): void => {
-    if (g?.type !== 'pci') return;
+  for (const { g, line, el } of all) {
+    if (g?.type !== 'pci') continue;
     const key = formatPciAddress(g);
     if (seen.has(key)) {
       const first = seen.get(key);
       report(
         line,
-        element,
+        el,
         `guest PCI address ${key} is already in use${first === undefined ? '' : ` by the device at line ${first}`}`,
       );
     } else seen.set(key, line);
-  };
-  const d = def.devices;
-  for (const c of d.controllers) note(c.address, c.line, 'controller');
-  for (const i of d.interfaces) note(i.guestAddress, i.line, 'interface');
-  for (const h of allHostdevs(def)) note(h.guestAddress, h.line, 'hostdev');
-  for (const s of [...d.serials]) note(s.guestAddress, s.line, 'serial');
-  for (const o of [...(d.disks ?? []), ...(d.others ?? [])]) note(o.guestAddress, o.xml.line, o.kind);
+  }
 }
 
 function checkAliases(def: DomainDef, report: Report): void {
@@ -229,11 +236,11 @@ function pick(x: { alias?: string | undefined; line?: number | undefined }): { a
 
 function checkBootOrder(def: DomainDef, report: Report): void {
   const seen = new Map<number, number | undefined>();
-  const devices = [
-    ...def.devices.interfaces.map((i) => ['interface', i] as const),
-    ...allHostdevs(def).map((h) => ['hostdev', h] as const),
-  ];
-  for (const [el, d] of devices) {
+  const devices = byLine([
+    ...def.devices.interfaces.map((d) => ({ el: 'interface', d, line: d.line })),
+    ...allHostdevs(def).map((d) => ({ el: 'hostdev', d, line: d.line })),
+  ]);
+  for (const { el, d } of devices) {
     if (d.bootOrder === undefined) continue;
     if (def.os.bootDevs !== undefined && def.os.bootDevs.length > 0) {
       report(d.line, el, 'per-device boot elements cannot be used together with os/boot elements');
