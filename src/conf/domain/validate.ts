@@ -4,7 +4,6 @@ import { isQ35 } from './postparse.ts';
 import type {
   ControllerDef,
   DomainDef,
-  GuestAddress,
   HostdevDef,
   InterfaceDef,
   PciHostdevSource,
