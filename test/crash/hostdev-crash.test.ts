@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Client } from '../../src/cli/client.ts';
-import { spawnDaemon } from '../../src/cli/local.ts';
 import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
-import type { DomainSummary, VfRow, VfTable } from '../../src/protocol/wire.ts';
+import type { DomainSummary } from '../../src/protocol/wire.ts';
+import { startDaemon, vfRow, vfState } from '../helpers/daemon.ts';
 
 /**
  * The crash tier: passthrud is SIGKILLed right after each write of its device record during a
@@ -24,6 +21,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+const PF = 'pci_0000_06_00_0';
 const XML = `<domain type='kvm'>
   <name>crashy</name>
   <memory unit='MiB'>128</memory>
@@ -39,53 +37,22 @@ const XML = `<domain type='kvm'>
   </devices>
 </domain>`;
 
-async function daemon(run: string, crashAfter?: number): Promise<{ proc: ChildProcess; client: Client }> {
-  const socket = join(run, 'api.sock');
-  await rm(socket, { force: true });
-  const env = { ...process.env, PASSTHRU_FAULT_CRASH_AFTER_RECORD: crashAfter === undefined ? '' : String(crashAfter) };
-  const proc = spawnDaemon(
-    ['--host', `sim:${join(run, 'host')}`, '--state-dir', join(run, 'state'), '--socket', socket],
-    join(run, 'passthrud.log'),
-    env,
-  );
-  for (let i = 0; i < 300; i++) {
-    if (
-      await stat(socket).then(
-        (s) => s.isSocket(),
-        () => false,
-      )
-    )
-      return { proc, client: new Client(socket) };
-    if (proc.exitCode !== null) break;
-    await sleep(50);
-  }
-  throw new Error(`passthrud did not come up: ${await readFile(join(run, 'passthrud.log'), 'utf8')}`);
-}
-
-const row = async (c: Client): Promise<VfRow> => {
-  const t = await c.get<VfTable>('/nodedevs/pci_0000_06_00_0/vfs');
-  const r = t.vfs.find((v) => v.vf === 5);
-  assert.ok(r);
-  return r;
-};
-
 // 3 steps (save, bind, set): 3 "running" records and the final one.
 for (const crashAfter of [1, 2, 3, 4]) {
   test(`killed after device record write ${crashAfter}: the next daemon restores the VF`, async () => {
     const run = join(dir, `run${crashAfter}`);
     await createSimHost(join(run, 'host'), 'intel-x710-2port');
-    const first = await daemon(run, crashAfter);
-    const before0 = await row(first.client);
+    const first = await startDaemon(run, { PASSTHRU_FAULT_CRASH_AFTER_RECORD: String(crashAfter) });
+    const before0 = await vfRow(first.client, PF, 5);
     await first.client.post('/domains', { xml: XML });
     const exited = new Promise((r) => first.proc.once('exit', (_c, sig) => r(sig)));
     await assert.rejects(first.client.post('/domains/crashy/start'), PassthruError);
     assert.equal(await exited, 'SIGKILL');
 
-    const second = await daemon(run);
+    const second = await startDaemon(run);
     try {
-      const after0 = await row(second.client);
-      const pick = (r: VfRow) => ({ mac: r.mac, vlan: r.vlan, qos: r.qos, driver: r.driver });
-      assert.deepEqual(pick(after0), pick(before0));
+      const after0 = await vfRow(second.client, PF, 5);
+      assert.deepEqual(vfState(after0), vfState(before0));
       assert.ok(after0.netdev, 'the VF has its host netdev back');
       const [d] = await second.client.get<DomainSummary[]>('/domains');
       assert.equal(d?.state, 'shutoff');
@@ -94,10 +61,9 @@ for (const crashAfter of [1, 2, 3, 4]) {
         second.client.post('/domains/crashy/start'),
         (e: unknown) => e instanceof PassthruError && e.code === 'QEMU_FAILED',
       );
-      assert.deepEqual(pick(await row(second.client)), pick(before0));
+      assert.deepEqual(vfState(await vfRow(second.client, PF, 5)), vfState(before0));
     } finally {
-      second.proc.kill('SIGTERM');
-      await new Promise((r) => second.proc.once('exit', r));
+      await second.stop();
     }
   });
 }

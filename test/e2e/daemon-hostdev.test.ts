@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '../../src/cli/client.ts';
 import { quickstartXml } from '../../src/cli/commands/quickstart.ts';
-import { spawnDaemon } from '../../src/cli/local.ts';
 import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
-import type { DomainSummary, NodeDeviceSummary, VfRow, VfTable, XmlBody } from '../../src/protocol/wire.ts';
+import type { DomainSummary, VfRow, XmlBody } from '../../src/protocol/wire.ts';
+import { startDaemon, type TestDaemon, vfRow, vfState } from '../helpers/daemon.ts';
 import { e2eGuest } from './helpers/guest.ts';
 
 /**
@@ -18,49 +17,25 @@ import { e2eGuest } from './helpers/guest.ts';
  * holds a VF through <interface type='hostdev'>, the guest's console as the witness.
  */
 const env = e2eGuest();
+const PF = 'pci_0000_06_00_0';
 let dir = '';
-let daemon: ChildProcess | undefined;
+let daemon: TestDaemon | undefined;
 let client: Client;
-let pfName = '';
 
 before(async () => {
   if (typeof env === 'string') return;
   dir = await mkdtemp(join(tmpdir(), 'passthru-e2e-'));
   await createSimHost(join(dir, 'host'), 'intel-x710-2port');
-  const socket = join(dir, 'api.sock');
-  daemon = spawnDaemon(
-    ['--host', `sim:${join(dir, 'host')}`, '--state-dir', join(dir, 'state'), '--socket', socket],
-    join(dir, 'passthrud.log'),
-  );
-  client = new Client(socket);
-  for (
-    let i = 0;
-    i < 200 &&
-    !(await stat(socket).then(
-      (s) => s.isSocket(),
-      () => false,
-    ));
-    i++
-  )
-    await sleep(100);
-  const pci = await client.get<NodeDeviceSummary[]>('/nodedevs?cap=pci');
-  pfName = pci.find((d) => d.detail === 'i40e')?.name ?? '';
+  daemon = await startDaemon(dir);
+  client = daemon.client;
 });
 
 after(async () => {
-  if (daemon) {
-    daemon.kill('SIGTERM');
-    await new Promise((r) => daemon?.once('exit', r));
-  }
+  await daemon?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const vfRow = async (n: number): Promise<VfRow> => {
-  const t = await client.get<VfTable>(`/nodedevs/${pfName}/vfs`);
-  const row = t.vfs.find((v) => v.vf === n);
-  assert.ok(row, `VF ${n} in the table of ${pfName}`);
-  return row;
-};
+const row = (n: number): Promise<VfRow> => vfRow(client, PF, n);
 
 async function consoleLine(path: string, mac: string): Promise<string> {
   for (let i = 0; i < 480; i++) {
@@ -79,7 +54,7 @@ test('a guest holding a simulated VF sees the MAC programmed on it; destroy rest
   skip: typeof env === 'string' ? env : false,
 }, async () => {
   if (typeof env === 'string') return;
-  const before0 = await vfRow(0);
+  const before0 = await row(0);
   assert.equal(before0.driver, 'iavf');
   const mac = '52:54:00:00:00:01';
   const consoleA = join(dir, 'a.console');
@@ -94,7 +69,7 @@ test('a guest holding a simulated VF sees the MAC programmed on it; destroy rest
   assert.match(line, /driver e1000e/);
 
   // While it runs: the VF sits on vfio-pci and its PF carries the admin MAC and VLAN.
-  const during = await vfRow(0);
+  const during = await row(0);
   assert.equal(during.driver, 'vfio-pci');
   assert.equal(during.mac, mac);
   assert.equal(during.vlan, 42);
@@ -113,23 +88,45 @@ test('a guest holding a simulated VF sees the MAC programmed on it; destroy rest
     .replace('52:54:00:00:00:01', '52:54:00:00:00:02');
   await client.post('/domains', { xml: xmlB });
   await rejectsWith(client.post('/domains/vm-b/start'), 'DEVICE_IN_USE', /in use by domain vm-a/);
-  assert.deepEqual(await vfRow(0), during);
+  assert.deepEqual(await row(0), during);
   const list = await client.get<DomainSummary[]>('/domains');
   assert.equal(list.find((d) => d.name === 'vm-b')?.state, 'shutoff');
 
   // destroy gives the VF back exactly: admin MAC, VLAN, host driver.
   await client.post('/domains/vm-a/destroy');
-  const after0 = await vfRow(0);
-  assert.equal(after0.driver, 'iavf');
-  assert.equal(after0.mac, before0.mac);
-  assert.equal(after0.vlan, before0.vlan);
-  assert.equal(after0.qos, before0.qos);
+  const after0 = await row(0);
+  assert.deepEqual(vfState(after0), vfState(before0));
   assert.ok(after0.netdev, 'the VF has a host netdev again');
 
   // And now vm-b may have it.
   await client.post('/domains/vm-b/start');
   await consoleLine(join(dir, 'b.console'), '52:54:00:00:00:02');
   await client.post('/domains/vm-b/destroy');
-  const pick = (r: VfRow) => ({ mac: r.mac, vlan: r.vlan, qos: r.qos, driver: r.driver });
-  assert.deepEqual(pick(await vfRow(0)), pick(after0));
+  assert.deepEqual(vfState(await row(0)), vfState(after0));
+});
+
+test('passthrud killed while its guest runs: the next one takes the guest back, and destroy still restores the VF', {
+  skip: typeof env === 'string' ? env : false,
+}, async () => {
+  if (typeof env === 'string' || !daemon) return;
+  const before3 = await row(3);
+  const consoleC = join(dir, 'c.console');
+  const xml = quickstartXml(before3.address, env, consoleC)
+    .replace('<name>quickstart</name>', '<name>vm-c</name>')
+    .replace('52:54:00:00:00:01', '52:54:00:00:00:03');
+  await client.post('/domains', { xml });
+  const started = await client.post<DomainSummary>('/domains/vm-c/start');
+  await consoleLine(consoleC, '52:54:00:00:00:03');
+
+  await daemon.kill();
+  daemon = await startDaemon(dir);
+  client = daemon.client;
+  const listed = (await client.get<DomainSummary[]>('/domains')).find((d) => d.name === 'vm-c');
+  assert.equal(listed?.state, 'running');
+  assert.equal(listed.pid, started.pid);
+  assert.equal((await row(3)).driver, 'vfio-pci');
+  assert.match((await client.get<XmlBody>('/domains/vm-c/xml')).xml, /<alias name='hostdev0'\/>/);
+
+  await client.post('/domains/vm-c/destroy');
+  assert.deepEqual(vfState(await row(3)), vfState(before3));
 });

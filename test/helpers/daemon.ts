@@ -1,0 +1,58 @@
+import type { ChildProcess } from 'node:child_process';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from '../../src/cli/client.ts';
+import { spawnDaemon } from '../../src/cli/local.ts';
+import type { VfRow, VfTable } from '../../src/protocol/wire.ts';
+
+/** A passthrud child process on the sim host `<run>/host` with its state in `<run>/state`. */
+export interface TestDaemon {
+  readonly proc: ChildProcess;
+  readonly client: Client;
+  /** SIGTERM and wait (running guests keep running, as in production). */
+  stop(): Promise<void>;
+  /** SIGKILL and wait: the daemon dies at once, whatever it was doing. */
+  kill(): Promise<void>;
+}
+
+export async function startDaemon(run: string, env: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
+  const socket = join(run, 'api.sock');
+  await rm(socket, { force: true });
+  const proc = spawnDaemon(
+    ['--host', `sim:${join(run, 'host')}`, '--state-dir', join(run, 'state'), '--socket', socket],
+    join(run, 'passthrud.log'),
+    { ...process.env, ...env },
+  );
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const end = async (signal: NodeJS.Signals): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    await exited;
+  };
+  for (let i = 0; i < 400; i++) {
+    if (
+      await stat(socket).then(
+        (s) => s.isSocket(),
+        () => false,
+      )
+    ) {
+      return { proc, client: new Client(socket), stop: () => end('SIGTERM'), kill: () => end('SIGKILL') };
+    }
+    if (proc.exitCode !== null) break;
+    await sleep(50);
+  }
+  throw new Error(`passthrud did not come up: ${await readFile(join(run, 'passthrud.log'), 'utf8').catch(() => '')}`);
+}
+
+/** One row of a PF's VF table, through the API. */
+export async function vfRow(client: Client, pf: string, vf: number): Promise<VfRow> {
+  const t = await client.get<VfTable>(`/nodedevs/${pf}/vfs`);
+  const row = t.vfs.find((v) => v.vf === vf);
+  if (!row) throw new Error(`no VF ${vf} in the table of ${pf}`);
+  return row;
+}
+
+/** What "restored exactly" compares: the PF's view of the VF and the VF's driver. */
+export function vfState(r: VfRow): { mac: string; vlan: number; qos: number; driver: string | undefined } {
+  return { mac: r.mac, vlan: r.vlan, qos: r.qos, driver: r.driver };
+}
