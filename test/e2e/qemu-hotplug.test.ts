@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DomainDef, HostdevDef } from '../../src/conf/domain/types.ts';
+import { parseMac } from '../../src/conf/mac.ts';
+import { parsePciAddress } from '../../src/conf/pci-address.ts';
+import { chooseAccel, readProcModules } from '../../src/qemu/accel.ts';
+import { buildArgv } from '../../src/qemu/argv.ts';
+import { busAliases, hostdevProps } from '../../src/qemu/device-props.ts';
+import { hotplugDevice, planHotplug, unplugDevice } from '../../src/qemu/hotplug.ts';
+import { prepareLiveDef } from '../../src/qemu/live-def.ts';
+import { launchQemu } from '../../src/qemu/process.ts';
+import { parseGuestNics, waitForGuestNic, withRunDir } from './helpers/console.ts';
+import { e2eEnv, type GuestImage } from './helpers/env.ts';
+
+const env = e2eEnv();
+const MAC_A = parseMac('52:54:00:00:0a:01');
+const MAC_B = parseMac('52:54:00:00:0b:02');
+
+const hostdev = (bdf: string): HostdevDef => ({
+  mode: 'subsystem',
+  type: 'pci',
+  source: { managed: true, address: parsePciAddress(bdf) },
+});
+
+function domain(guest: GuestImage): DomainDef {
+  return {
+    name: 'e2e-qemu-hotplug',
+    memoryKiB: 256 * 1024,
+    vcpus: 1,
+    os: { type: 'hvm', machine: 'q35', kernel: guest.vmlinux, initrd: guest.initrd, cmdline: guest.append },
+    devices: { controllers: [], hostdevs: [hostdev('0000:06:10.2')], interfaces: [], serials: [], consoles: [] },
+  };
+}
+
+/** The NICs of one complete scan the guest printed after `offset` in its console log. */
+async function nextFullScan(consoleLog: string, offset: number, timeoutMs: number): Promise<string[]> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const text = (await readFile(consoleLog, 'utf8')).slice(offset);
+    const lines = text.split('\n');
+    const scans = lines.flatMap((l, i) => (l.startsWith('passthru-guest: scan ') ? [i] : []));
+    const [first, second] = scans;
+    if (first !== undefined && second !== undefined) {
+      return parseGuestNics(lines.slice(first + 1, second).join('\n')).map((n) => n.mac);
+    }
+    if (performance.now() > deadline) throw new Error(`no complete scan in ${consoleLog} within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+test('hot-plug onto the spare root port reaches the guest; unplug waits for the guest to let go', {
+  skip: env.skip,
+  timeout: 180_000,
+}, async (t) => {
+  const { qemu, guest } = env.need();
+  await withRunDir('pt-hotplug', async (dir) => {
+    const paths = {
+      qmpSocket: join(dir, 'qmp.sock'),
+      consoleLog: join(dir, 'console.log'),
+      pidfile: join(dir, 'qemu.pid'),
+    };
+    const live = prepareLiveDef(domain(guest));
+    const argv = buildArgv(live, {
+      accel: chooseAccel(await readProcModules()),
+      ...paths,
+      hostDevices: new Map([['hostdev0', { kind: 'emulated-nic', model: 'e1000e', mac: MAC_A }]]),
+      startPaused: false,
+    });
+    const vm = await launchQemu({
+      binary: qemu,
+      argv,
+      ...paths,
+      logFile: join(dir, 'qemu.log'),
+      name: 'QEMU of domain e2e-qemu-hotplug',
+    });
+    try {
+      const alive = (): string | undefined => (vm.isAlive() ? undefined : 'QEMU exited');
+      await waitForGuestNic(paths.consoleLog, (n) => n.mac === MAC_A, 60_000, alive);
+
+      const planned = planHotplug(live, hostdev('0000:06:10.3'));
+      assert.equal(planned.alias, 'hostdev1');
+      const props = hostdevProps(planned, { kind: 'emulated-nic', model: 'e1000e', mac: MAC_B }, busAliases(live));
+      const t0 = performance.now();
+      await hotplugDevice(vm.qmp, props);
+      const nic = await waitForGuestNic(paths.consoleLog, (n) => n.mac === MAC_B, 60_000, alive);
+      t.diagnostic(`device_add -> MAC on the guest console: ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+      // pci.2 is the guest's second secondary bus.
+      assert.equal(nic.pci, '0000:02:00.0');
+      assert.equal(nic.driver, 'e1000e');
+
+      const t1 = performance.now();
+      await unplugDevice(vm.qmp, 'hostdev1', 60_000);
+      t.diagnostic(`device_del -> DEVICE_DELETED: ${((performance.now() - t1) / 1000).toFixed(2)} s`);
+      const offset = (await readFile(paths.consoleLog, 'utf8')).length;
+      const after = await nextFullScan(paths.consoleLog, offset, 30_000);
+      assert.deepEqual(after, [MAC_A]);
+      await assert.rejects(vm.qmp.execute('qom-get', { path: '/machine/peripheral/hostdev1', property: 'mac' }));
+
+      await vm.qmp.execute('quit');
+      await vm.waitExit(20_000);
+    } finally {
+      if (vm.isAlive()) await vm.destroy(5_000);
+    }
+  });
+});
