@@ -6,7 +6,8 @@
  *   aliases, and an interface of type network shown as the device it got.
  * - status: the daemon's own record of a running object: the original definition plus
  *   `<actual>` children, so that it can be read back after a daemon restart.
- * - migratable: what is sent to the destination host: like inactive, but with runtime aliases kept
+ * - migratable: what is sent to the destination host: like inactive (no device a network or a
+ *   device pool gave on this host: the destination takes its own), but with runtime aliases kept
  *   (QEMU on the destination needs the same device ids).
  */
 export interface FormatFlags {

@@ -38,9 +38,10 @@ export function hostdevOut(h: HostdevDef | PoolHostdevDef, flags: FormatFlags): 
   let source: OutElement;
   if ('pool' in h) source = out('source', [['pool', h.pool]]);
   else if (h.source.pool !== undefined) {
-    // The device a pool gave is runtime state: the inactive definition keeps only the pool.
+    // The device a pool gave is this host's runtime state: the inactive definition keeps only the
+    // pool, and so does the migratable one (the destination takes a device from its own pool).
     const addr = pciSourceOut(h.source.address, false).children?.[0];
-    source = out('source', [['pool', h.source.pool]], [!flags.inactive && addr]);
+    source = out('source', [['pool', h.source.pool]], [!flags.inactive && !flags.migratable && addr]);
   } else source = pciSourceOut(h.source.address, false);
   return out(
     'hostdev',

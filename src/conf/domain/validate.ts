@@ -1,14 +1,7 @@
 import { PassthruError } from '../error.ts';
 import { formatPciAddress, type PciAddress } from '../pci-address.ts';
 import { isQ35 } from './postparse.ts';
-import type {
-  ControllerDef,
-  DomainDef,
-  HostdevDef,
-  InterfaceDef,
-  PciHostdevSource,
-  PoolHostdevDef,
-} from './types.ts';
+import type { ControllerDef, DomainDef, HostdevDef, InterfaceDef, PciHostdevSource, PoolHostdevDef } from './types.ts';
 
 /**
  * Whole-definition rules (libvirt's domain_validate.c and the parts of qemu_validate.c that do

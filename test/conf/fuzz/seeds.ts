@@ -11,10 +11,12 @@ export const SEEDS = [
 <controller type='pci' index='1' model='pcie-root-port'><target chassis='1' port='0x10'/><address type='pci' bus='0' slot='2' function='0' multifunction='on'/></controller>
 <serial type='file'><source path='/l'/><target port='0'/></serial></devices></domain>`,
   `<network><name>n</name><forward mode='hostdev' managed='yes'><driver name='vfio'/><address type='pci' bus='3' slot='0' function='1'/><address type='pci' bus='3' slot='0' function='2'/></forward>
-<vlan><tag id='7'/></vlan><portgroup name='p' default='yes'><vlan trunk='yes'><tag id='1' nativeMode='tagged'/><tag id='2'/></vlan><virtualport type='802.1Qbh'><parameters profileid='x'/></virtualport></portgroup></network>`,
-  `<network trustGuestRxFilters='no'><name>v</name><forward mode='vepa'><interface dev='eth1'/></forward><virtualport type='802.1Qbg'><parameters managerid='11' typeid='1193047' typeidversion='2'/></virtualport><select pf='p0#0,2-7'/></network>`,
+<vlan><tag id='7'/></vlan><portgroup name='p' default='yes'><vlan><tag id='1'/></vlan><virtualport type='802.1Qbh'><parameters profileid='x'/></virtualport></portgroup></network>`,
+  `<network trustGuestRxFilters='no'><name>v</name><forward mode='vepa'><interface dev='eth1'/></forward><virtualport type='802.1Qbg'><parameters managerid='11' typeid='1193047' typeidversion='2'/></virtualport><portgroup name='p'><vlan trunk='yes'><tag id='1' nativeMode='tagged'/><tag id='2'/></vlan></portgroup></network>`,
+  `<network><name>h</name><forward mode='hostdev-hybrid' managed='no'><select vendor='8086' device='154c' driver='iavf' pf='p0#0,2-7' numa='0'/></forward></network>`,
   `<networkport><uuid>5d744f21-ba4a-4d6e-bdb2-30a35ff3207d</uuid><owner><name>m</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner><mac address='52:54:00:7b:35:93'/><plug type='hostdev-pci' managed='yes'><driver name='vfio'/><address domain='0x0001' bus='0x02' slot='0x03' function='0x4'/></plug></networkport>`,
   `<devicepool managed='yes'><name>g</name><select vendor='10de' device='1db6' numa='0'/><address type='pci' bus='0x3b' slot='0' function='0'/><resolved><address type='pci' bus='0x3b' slot='0' function='0' usedBy='w'/></resolved></devicepool>`,
+  `<device><name>pci_0000_06_10_1</name><parent>pci_0000_00_03_0</parent><driver><name>iavf</name></driver><capability type='pci'><class>0x020000</class><domain>0</domain><bus>6</bus><slot>16</slot><function>1</function><product id='0x154c'/><vendor id='0x8086'/><capability type='phys_function'><address domain='0x0000' bus='0x06' slot='0x00' function='0x0'/></capability><iommuGroup number='40'><address domain='0x0000' bus='0x06' slot='0x10' function='0x1'/></iommuGroup></capability></device>`,
 ];
 
 const KNOWN = new Set(['XML_SYNTAX', 'XML_INVALID', 'CONFIG_UNSUPPORTED']);

@@ -97,4 +97,5 @@ test('a hostdev may name a pool instead of an address; the live form shows the d
   );
   assert.equal(formatDomainXml(readDomainXml(live), { live: true }), live);
   assert.equal(formatDomainXml(given, { inactive: true }), text);
+  assert.doesNotMatch(formatDomainXml(given, { migratable: true }), /0x3b/);
 });
