@@ -11,6 +11,7 @@ import { buildArgv } from '../qemu/argv.ts';
 import { prepareLiveDef } from '../qemu/live-def.ts';
 import { attachQemu, launchQemu, type QemuProcess } from '../qemu/process.ts';
 import { formatDefinition, parseDefinition } from './definitions.ts';
+import { checkRunnable } from './runnable.ts';
 import type { DomainStatus, Store } from './store.ts';
 
 /** A domain's running QEMU, with its live definition. */
@@ -46,6 +47,7 @@ export class VmRunner {
 
   async start(def: DomainDef, onExit: (reason: string) => void): Promise<Running> {
     const { store, kernel, hostdevs, log } = this.#o;
+    checkRunnable(def);
     const live = prepareLiveDef(def);
     const requests = hostdevRequests(live);
     await hostdevs.prepare(def.name, requests);

@@ -44,8 +44,8 @@ export function planPrepare(
         kind: 'bind-stub',
         alias: r.alias,
         address: bdf,
-        stub: 'vfio-pci',
-        changed: driver !== 'vfio-pci',
+        stub: r.stub,
+        changed: driver !== r.stub,
         ...(driver === undefined ? {} : { previousDriver: driver }),
       });
     }

@@ -9,6 +9,8 @@ export interface HostdevRequest {
   readonly alias: string;
   readonly address: PciAddress;
   readonly managed: boolean;
+  /** The vfio driver to bind: vfio-pci, or a variant driver named by `<driver model=.../>`. */
+  readonly stub: string;
   /** For `<interface type='hostdev'>`: what to program on the VF through its PF. Plain
    *  `<hostdev>` never gets MAC/VLAN handling, as in libvirt (virHostdevIsPCINetDevice). */
   readonly net?: { readonly mac?: MacAddress; readonly vlan?: Vlan };
@@ -19,7 +21,12 @@ export interface HostdevRequest {
 export function hostdevRequests(def: DomainDef): HostdevRequest[] {
   const requests: HostdevRequest[] = [];
   def.devices.hostdevs.forEach((h, i) => {
-    requests.push({ alias: h.alias ?? `hostdev-${i}`, address: h.source.address, managed: h.source.managed });
+    requests.push({
+      alias: h.alias ?? `hostdev-${i}`,
+      address: h.source.address,
+      managed: h.source.managed,
+      stub: h.source.driver?.model ?? 'vfio-pci',
+    });
   });
   def.devices.interfaces.forEach((n, i) => {
     if (n.type !== 'hostdev') return;
@@ -27,6 +34,7 @@ export function hostdevRequests(def: DomainDef): HostdevRequest[] {
       alias: n.alias ?? `net-${i}`,
       address: n.source.address,
       managed: n.source.managed,
+      stub: n.source.driver?.model ?? 'vfio-pci',
       net: { ...(n.mac ? { mac: n.mac } : {}), ...(n.vlan ? { vlan: n.vlan } : {}) },
     });
   });

@@ -88,6 +88,18 @@ test('QEMU that cannot start: the VF prepared for it is given back exactly', asy
   await daemon.handle({ kind: 'undefine', name: 'noqemu' });
 });
 
+test('what passthrud cannot run yet is refused at start, naming it, before the host is touched', async () => {
+  const before0 = await table();
+  const bridge = "\n    <interface type='bridge'><source bridge='br0'/><model type='virtio'/></interface>";
+  await daemon.handle({ kind: 'define', xml: domainXml('bridged', '2', bridge) });
+  await assert.rejects(
+    daemon.handle({ kind: 'start', name: 'bridged' }),
+    code('CONFIG_UNSUPPORTED', /<interface type='bridge'> \(line \d+\) cannot be run/),
+  );
+  assert.deepEqual(await table(), before0);
+  await daemon.handle({ kind: 'undefine', name: 'bridged' });
+});
+
 test('the API maps codes to statuses and refuses bad bodies', async () => {
   const app = buildApi(daemon);
   const noBody = await app.inject({ method: 'POST', url: '/domains', payload: {} });

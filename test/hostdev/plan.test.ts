@@ -26,6 +26,7 @@ const netReq: HostdevRequest = {
   alias: 'hostdev0',
   address: parsePciAddress(VF),
   managed: true,
+  stub: 'vfio-pci',
   net: { mac: parseMac('52:54:00:00:00:01'), vlan: singleTag(42) },
 };
 const leases = async (): Promise<Leases> => Leases.load(join(await mkdtemp(join(tmpdir(), 'leases-')), 'l.json'));
