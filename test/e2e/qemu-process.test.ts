@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { DomainDef } from '../../src/conf/domain/types.ts';
@@ -12,7 +13,7 @@ import { prepareLiveDef } from '../../src/qemu/live-def.ts';
 import { attachQemu, launchQemu } from '../../src/qemu/process.ts';
 import { QmpCommandError } from '../../src/qemu/qmp.ts';
 import { withRunDir } from './helpers/console.ts';
-import { qemuEnv } from './helpers/env.ts';
+import { qemuEnv, REPO_ROOT } from './helpers/env.ts';
 
 /** QEMU without a guest: the process launcher and the QMP client against the real thing. */
 const env = qemuEnv();
@@ -141,6 +142,47 @@ test('launch, QMP, hot-plug with the boot-time builder, reconnect after a daemon
       assert.equal(attached.isAlive(), false);
       assert.equal(vm.isAlive(), false);
       assert.ok((await readFile(p.logFile, 'utf8')).includes('terminating on signal 15'));
+    } finally {
+      if (vm.isAlive()) await vm.destroy(2_000);
+    }
+  });
+});
+
+test('QEMU outlives the process that launched it, and a later one attaches to it', {
+  skip: env.skip,
+  timeout: 90_000,
+}, async () => {
+  const binary = env.need();
+  await withRunDir('pt-qproc', async (dir) => {
+    const p = paths(dir);
+    const argv = buildArgv(prepareLiveDef({ ...domain, devices: { ...domain.devices, hostdevs: [] } }), {
+      accel: 'tcg',
+      ...p,
+      hostDevices: new Map(),
+    });
+    // A stand-in daemon: launches QEMU, prints its pid, exits without stopping it.
+    const script = join(dir, 'daemon.mts');
+    await writeFile(
+      script,
+      `import { launchQemu } from ${JSON.stringify(join(REPO_ROOT, 'src/qemu/process.ts'))};
+const vm = await launchQemu(${JSON.stringify({ binary, argv, ...p })});
+process.stdout.write(String(vm.pid));
+process.exit(0);
+`,
+    );
+    const daemon = spawnSync(process.execPath, ['--import', 'tsx', script], {
+      encoding: 'utf8',
+      cwd: REPO_ROOT,
+      timeout: 60_000,
+    });
+    assert.equal(daemon.status, 0, daemon.stderr);
+    const pid = Number(daemon.stdout.trim());
+    const vm = await attachQemu({ pidfile: p.pidfile, qmpSocket: p.qmpSocket });
+    try {
+      assert.equal(vm.pid, pid);
+      assert.equal(((await vm.qmp.execute('query-status')) as { status: string }).status, 'prelaunch');
+      await vm.qmp.execute('quit');
+      assert.deepEqual(await vm.waitExit(20_000), {});
     } finally {
       if (vm.isAlive()) await vm.destroy(2_000);
     }
