@@ -1,12 +1,19 @@
 import { Command, CommanderError } from 'commander';
 import { domainCommands } from './commands/domain.ts';
 import { nodedevCommands } from './commands/nodedev.ts';
+import { offlineCommands } from './commands/offline.ts';
 import { quickstartCommand } from './commands/quickstart.ts';
 import { simCommands } from './commands/sim.ts';
 import { contextOf, type CommandModule } from './context.ts';
 import { renderError } from './render.ts';
 
-const MODULES: readonly CommandModule[] = [domainCommands, nodedevCommands, simCommands, quickstartCommand];
+const MODULES: readonly CommandModule[] = [
+  domainCommands,
+  nodedevCommands,
+  offlineCommands,
+  simCommands,
+  quickstartCommand,
+];
 
 export async function runCli(argv: readonly string[]): Promise<number> {
   const program = new Command('passthru')

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -57,4 +57,25 @@ test('sim create: a host tree, and clear refusals', async () => {
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /unknown sim profile 'nonesuch'/);
   assert.match(bad.stderr, /intel-x710-2port/);
+});
+
+const CONF = '../shared/conformance/libvirt-9.0.0/domain/xml2argv';
+
+test('domxml-to-native: vfio-pci with the host address, as libvirt lays out its .args', () => {
+  const r = cli('domxml-to-native', `${CONF}/hostdev-vfio.xml`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^-device '\{"driver":"vfio-pci","host":"0000:06:12\.1","id":"hostdev0",[^\n]*\}' \\$/m);
+  assert.match(r.stdout, /^-name guest=QEMUGuest2,debug-threads=on \\$/m);
+});
+
+test('validate: a valid file passes; every problem of a bad one is printed with its line', async () => {
+  const ok = cli('validate', `${CONF}/hostdev-vfio.xml`);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /is a valid domain/);
+  const file = join(dir, 'bad.xml');
+  await writeFile(file, "<domain type='kvm'>\n  <name>x</name>\n  <bogus/>\n</domain>\n");
+  const bad = cli('validate', file);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /<bogus> at line 3: element <bogus> is not supported inside <domain>/);
+  noStack(bad.stderr);
 });
