@@ -65,11 +65,16 @@ test('rebinding the VF driver brings the netdev back with the admin MAC, else a 
   }
 });
 
-test('i40e applies an admin MAC to a bound VF at once (it resets the VF)', async () => {
+test('i40e programs an admin MAC on a bound VF asynchronously: the netdev shows it a moment later', async () => {
   const { kernel, done } = await simHost();
   try {
+    const before = await netdevMac(kernel.sysfs, 'enp6s0f1v2');
     await kernel.setVf('enp6s0f1', 2, { mac: parseMac('52:54:00:aa:00:02') });
+    // The VF table has it at once; the VF's own netdev not yet, but after the next operation.
+    assert.equal(await netdevMac(kernel.sysfs, 'enp6s0f1v2'), before);
+    assert.equal((await kernel.vfTable('enp6s0f1')).find((r) => r.vf === 2)?.mac, '52:54:00:aa:00:02');
     assert.equal(await netdevMac(kernel.sysfs, 'enp6s0f1v2'), '52:54:00:aa:00:02');
+    assert.notEqual(before, '52:54:00:aa:00:02');
   } finally {
     done();
   }

@@ -47,6 +47,7 @@ export async function createSimHost(
     nextIommuGroup: 0,
     nextIfindex: 2,
     nextMac: 1,
+    pendingMacs: [],
   };
   const ctx = newCtx(root, state);
   writeAttr(root, 'sys/bus/pci/drivers_probe', '', 0o200);

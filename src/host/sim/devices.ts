@@ -12,6 +12,7 @@ import {
   attachDriver,
   BUS_DEVICES,
   bdf,
+  CLASS_NET,
   DEV_VFIO,
   detachDriver,
   deviceDir,
@@ -21,7 +22,7 @@ import {
   iommuGroupOf,
   link,
   list,
-  lowestFreeGroup,
+  lowestFree,
   readAttr,
   removeNetdevs,
   removePciDevice,
@@ -40,21 +41,37 @@ export interface Ctx {
   readonly root: string;
   readonly state: SimHostState;
   readonly placed: Map<string, PlacedDevice>;
-  /** VF tables touched by this operation, keyed by PF BDF. */
+  /** VF tables touched by this operation, keyed by "<PF BDF>/<port>". */
   readonly tables: Map<string, NetlinkTable>;
+  usedGroups: Set<number> | undefined;
 }
 
 export function newCtx(root: string, state: SimHostState): Ctx {
-  return { root, state, placed: placedByAddress(state.profile), tables: new Map() };
+  return { root, state, placed: placedByAddress(state.profile), tables: new Map(), usedGroups: undefined };
 }
 
-export function table(ctx: Ctx, pf: string): NetlinkTable {
-  let t = ctx.tables.get(pf);
+/** The kernel's IDA: the lowest free IOMMU group number (the used set listed once per op). */
+function nextGroup(ctx: Ctx): number {
+  ctx.usedGroups ??= new Set(list(ctx.root, 'sys/kernel/iommu_groups').map(Number));
+  const n = lowestFree(ctx.usedGroups);
+  ctx.usedGroups.add(n);
+  return n;
+}
+
+/** A PF's VF table for one of its ports (mlx4 keeps one per PF netdev; others have port 0). */
+export function table(ctx: Ctx, pf: string, port = 0): NetlinkTable {
+  let t = ctx.tables.get(`${pf}/${port}`);
   if (!t) {
-    t = readNetlink(ctx.root, pf);
-    ctx.tables.set(pf, t);
+    t = readNetlink(ctx.root, pf, port);
+    ctx.tables.set(`${pf}/${port}`, t);
   }
   return t;
+}
+
+/** The dev_ports of a PF's uplink netdevs per its profile: [0], or [0, 1] on a dual-port PF. */
+export function pfPorts(ctx: Ctx, pf: string): number[] {
+  const ports = new Set((ctx.placed.get(pf)?.spec.netdevs ?? []).map((n) => n.devPort ?? 0));
+  return ports.size === 0 ? [0] : [...ports].sort((a, b) => a - b);
 }
 
 /** The PF BDF and VF index of a VF, from its physfn link and the PF's virtfnN links. */
@@ -62,6 +79,22 @@ export function vfIdentity(ctx: Ctx, address: string): { pf: string; index: numb
   const pfDir = resolveLink(ctx.root, `${BUS_DEVICES}/${address}/physfn`);
   if (pfDir === undefined) return undefined;
   const pf = basename(pfDir);
+  // The routing-ID arithmetic names the candidate link; the link itself has the last word.
+  const sriov = pfSriov(ctx, pf);
+  if (sriov) {
+    const rid = (a: string): number => {
+      const p = parsePciAddress(a);
+      return (p.bus << 8) | (p.slot << 3) | p.function;
+    };
+    const i = (rid(address) - rid(pf) - sriov.offset) / sriov.stride;
+    if (
+      Number.isInteger(i) &&
+      i >= 0 &&
+      basename(resolveLink(ctx.root, `${BUS_DEVICES}/${pf}/virtfn${i}`) ?? '') === address
+    ) {
+      return { pf, index: i };
+    }
+  }
   for (const name of list(ctx.root, `${BUS_DEVICES}/${pf}`)) {
     const m = /^virtfn(\d+)$/.exec(name);
     if (m && basename(resolveLink(ctx.root, `${BUS_DEVICES}/${pf}/${name}`) ?? '') === address) {
@@ -115,24 +148,32 @@ function createNetdevs(ctx: Ctx, address: string, dir: string): void {
   }
   const sriov = pfSriov(ctx, vf.pf);
   if (!sriov) return;
-  const t = table(ctx, vf.pf);
-  const row = t.vfs.find((r) => r.vf === vf.index);
-  // The VF driver takes the admin MAC the PF holds for it, or picks a random one.
-  const mac: MacAddress = row && row.mac !== ZERO_MAC ? row.mac : freshMac(ctx.state);
+  const pfNetdevs = ctx.placed.get(vf.pf)?.spec.netdevs ?? [];
   for (let port = 1; port <= (sriov.vfPorts ?? 1); port++) {
+    const devPort = port - 1;
+    const row = table(ctx, vf.pf, devPort).vfs.find((r) => r.vf === vf.index);
+    // The VF driver takes the admin MAC the PF holds for it, or picks a random one.
+    const mac: MacAddress = row && row.mac !== ZERO_MAC ? row.mac : freshMac(ctx.state);
+    // mlx4 VF ports report the phys_port_id of the PF port they hang off.
+    const physPortId = sriov.vfPhysPortId ? pfNetdevs.find((n) => (n.devPort ?? 0) === devPort)?.physPortId : undefined;
     addNetdev(ctx.root, dir, {
-      name: sriov.vfNetdev.replaceAll('{vf}', String(vf.index)).replaceAll('{port}', String(port)),
+      name: vfNetdevName(sriov, vf.index, port),
       mac,
       ifindex: ctx.state.nextIfindex++,
-      devPort: port - 1,
+      devPort,
       operstate: 'down',
+      ...(physPortId === undefined ? {} : { physPortId }),
     });
+    if (row) setRow(ctx, vf.pf, { ...row, netdevMac: mac }, devPort);
   }
-  if (row) setRow(ctx, vf.pf, { ...row, netdevMac: mac });
 }
 
-export function setRow(ctx: Ctx, pf: string, row: VfRow): void {
-  const t = table(ctx, pf);
+export function vfNetdevName(sriov: ProfileSriov, index: number, port: number): string {
+  return sriov.vfNetdev.replaceAll('{vf}', String(index)).replaceAll('{port}', String(port));
+}
+
+export function setRow(ctx: Ctx, pf: string, row: VfRow, port = 0): void {
+  const t = table(ctx, pf, port);
   const i = t.vfs.findIndex((r) => r.vf === row.vf);
   if (i >= 0) t.vfs[i] = row;
   else t.vfs.push(row);
@@ -206,7 +247,7 @@ export function enableVfs(ctx: Ctx, pf: string, n: number): void {
       device: sriov.vfDevice,
       class: placed.spec.class,
       numaNode: placed.spec.numaNode ?? -1,
-      iommuGroup: lowestFreeGroup(ctx.root),
+      iommuGroup: nextGroup(ctx),
       config: buildConfigSpace({
         vendor: placed.spec.vendor,
         device: sriov.vfDevice,
@@ -231,9 +272,30 @@ export function enableVfs(ctx: Ctx, pf: string, n: number): void {
       maxTxRate: 0,
     });
   }
-  ctx.tables.set(pf, { version: 1, pf, vfs: rows });
+  for (const port of pfPorts(ctx, pf))
+    ctx.tables.set(`${pf}/${port}`, { version: 1, pf, port, vfs: rows.map((r) => ({ ...r })) });
   writeAttr(ctx.root, `${pfDir}/sriov_numvfs`, String(n));
+  addRepresentors(ctx, pf, pfDir, sriov, n);
   for (let i = 0; i < n; i++) probeDevice(ctx, bdf(vfAddress(pfAddr, sriov, i)));
+}
+
+/** switchdev: one representor netdev per VF on the PF (phys_port_name pfNvfM), which the
+ *  inventory must not take for an uplink port. */
+function addRepresentors(ctx: Ctx, pf: string, pfDir: string, sriov: ProfileSriov, n: number): void {
+  const rep = sriov.representors;
+  if (!rep || driverOf(ctx.root, pf) === undefined) return;
+  const uplink = ctx.placed.get(pf)?.spec.netdevs?.[0];
+  for (let i = 0; i < n; i++) {
+    addNetdev(ctx.root, pfDir, {
+      name: rep.netdev.replaceAll('{vf}', String(i)),
+      mac: '00:00:00:00:00:00',
+      ifindex: ctx.state.nextIfindex++,
+      devPort: 0,
+      operstate: 'up',
+      ...(uplink?.physPortId === undefined ? {} : { physPortId: uplink.physPortId }),
+      physPortName: `pf${rep.pfNumber}vf${i}`,
+    });
+  }
 }
 
 /** sriov_numvfs = 0: every VF is removed (its driver's remove runs first). */
@@ -247,8 +309,15 @@ export function disableVfs(ctx: Ctx, pf: string): void {
     const vf = basename(vfDir);
     unbindDevice(ctx, vf);
     removePciDevice(ctx.root, vf);
+    ctx.usedGroups = undefined;
     unlink(ctx.root, `${pfDir}/${l}`);
   }
   writeAttr(ctx.root, `${pfDir}/sriov_numvfs`, '0');
-  ctx.tables.set(pf, { version: 1, pf, vfs: [] });
+  for (const port of pfPorts(ctx, pf)) ctx.tables.set(`${pf}/${port}`, { version: 1, pf, port, vfs: [] });
+  for (const ifname of list(ctx.root, `${pfDir}/net`)) {
+    if (/^pf\d+vf\d+$/.test(readAttr(ctx.root, `${pfDir}/net/${ifname}/phys_port_name`) ?? '')) {
+      unlink(ctx.root, `${CLASS_NET}/${ifname}`);
+      unlink(ctx.root, `${pfDir}/net/${ifname}`);
+    }
+  }
 }

@@ -24,9 +24,10 @@ export interface VfAttrSupport {
   readonly linkState?: string;
   readonly minTxRate?: string;
   readonly maxTxRate?: string;
-  /** Setting the admin MAC resets the VF so a bound VF driver takes the new MAC at once (i40e,
-   *  mlx5); igb only says "Reload the VF driver to make this change effective". */
-  readonly macAppliesLive: boolean;
+  /** What a bound VF driver's netdev does when the admin MAC changes: 'live' (mlx5 resets the
+   *  VF), 'async' (i40e resets it a little later: a read right after still shows the old
+   *  MAC), 'reload' (igb: "Reload the VF driver to make this change effective"). */
+  readonly macChange: 'live' | 'async' | 'reload';
   /** Defaults of a fresh VF's row. */
   readonly spoofchkDefault: boolean;
 }
@@ -49,7 +50,14 @@ const DRIVERS: readonly SimDriver[] = [
     net: true,
     vfio: false,
     sriovConfigure: true,
-    vfAttrs: { vlanProto8021ad: 'EPROTONOSUPPORT', minTxRate: 'EINVAL', macAppliesLive: true, spoofchkDefault: true },
+    vfAttrs: { vlanProto8021ad: 'EPROTONOSUPPORT', minTxRate: 'EINVAL', macChange: 'async', spoofchkDefault: true },
+  },
+  {
+    name: 'ice',
+    net: true,
+    vfio: false,
+    sriovConfigure: true,
+    vfAttrs: { vlanProto8021ad: 'EPROTONOSUPPORT', macChange: 'async', spoofchkDefault: true },
   },
   {
     name: 'igb',
@@ -60,7 +68,7 @@ const DRIVERS: readonly SimDriver[] = [
       vlanProto8021ad: 'EPROTONOSUPPORT',
       minTxRate: 'EINVAL',
       linkState: 'EOPNOTSUPP',
-      macAppliesLive: false,
+      macChange: 'reload',
       spoofchkDefault: true,
     },
   },
@@ -69,14 +77,14 @@ const DRIVERS: readonly SimDriver[] = [
     net: true,
     vfio: false,
     sriovConfigure: true,
-    vfAttrs: { zeroMac: 'EINVAL', minTxRate: 'EOPNOTSUPP', macAppliesLive: false, spoofchkDefault: false },
+    vfAttrs: { zeroMac: 'EINVAL', minTxRate: 'EOPNOTSUPP', macChange: 'reload', spoofchkDefault: false },
   },
   {
     name: 'mlx5_core',
     net: true,
     vfio: false,
     sriovConfigure: true,
-    vfAttrs: { macAppliesLive: true, spoofchkDefault: false },
+    vfAttrs: { macChange: 'live', spoofchkDefault: false },
   },
 ];
 

@@ -57,6 +57,7 @@ export class SimKernel implements Kernel {
   #op<T>(fn: (ctx: Ctx) => T): Promise<T> {
     const run = async (): Promise<T> => {
       const ctx = newCtx(this.root, readHostState(this.root));
+      applyPendingMacs(ctx);
       try {
         return fn(ctx);
       } finally {
@@ -79,8 +80,8 @@ export class SimKernel implements Kernel {
   async vfTable(pfNetdev: string): Promise<VfConfig[]> {
     await checkFault(this.root, 'vfTable', pfNetdev);
     return this.#op((ctx) => {
-      const pf = pfOfNetdev(ctx, pfNetdev);
-      return table(ctx, pf)
+      const { pf, port } = pfOfNetdev(ctx, pfNetdev);
+      return table(ctx, pf, port)
         .vfs.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'netdevMac')) as unknown as VfConfig)
         .sort((a, b) => a.vf - b.vf);
     });
@@ -120,11 +121,28 @@ function netdevMac(ctx: Ctx, address: string): MacAddress | undefined {
     : (readAttr(ctx.root, `${BUS_DEVICES}/${address}/net/${first}/address`) as MacAddress);
 }
 
-function pfOfNetdev(ctx: Ctx, pfNetdev: string): string {
+/** A PF netdev's function and port; a switchdev representor is not a PF port. */
+function pfOfNetdev(ctx: Ctx, pfNetdev: string): { pf: string; port: number } {
   const dev = resolveLink(ctx.root, `${CLASS_NET}/${pfNetdev}`);
   if (dev === undefined)
     throw new PassthruError('NO_DEVICE', `network device '${pfNetdev}' does not exist on this host`);
-  return basename(dirname(dirname(dev)));
+  if (/^pf\d+vf\d+$/.test(readAttr(ctx.root, `${dev}/phys_port_name`) ?? '')) {
+    throw fail(
+      'EOPNOTSUPP',
+      `${pfNetdev} is a switchdev VF representor, not a PF port: VFs are configured through the PF uplink`,
+    );
+  }
+  const pf = basename(dirname(dirname(dev)));
+  if (vfIdentity(ctx, pf)) throw fail('EOPNOTSUPP', `${pfNetdev} is the netdev of a VF, not of a PF`);
+  return { pf, port: Number(readAttr(ctx.root, `${dev}/dev_port`) ?? 0) };
+}
+
+/** Netdev MAC changes a driver applies "later" land at the next kernel operation. */
+function applyPendingMacs(ctx: Ctx): void {
+  for (const p of ctx.state.pendingMacs) {
+    if (readAttr(ctx.root, p.file) !== undefined) writeAttr(ctx.root, p.file, p.mac, 0o444);
+  }
+  ctx.state.pendingMacs = [];
 }
 
 // ---- sysfs writes ----
@@ -265,18 +283,18 @@ function reset(ctx: Ctx, address: string, value: string): void {
 // ---- VF attributes (rtnetlink RTM_SETLINK IFLA_VFINFO_LIST on the PF) ----
 
 function setVfAttributes(ctx: Ctx, pfNetdev: string, vf: number, s: VfSettings): void {
-  const pf = pfOfNetdev(ctx, pfNetdev);
+  const { pf, port } = pfOfNetdev(ctx, pfNetdev);
   const driverName = driverOf(ctx.root, pf);
   const support = driverName === undefined ? undefined : simDriver(driverName).vfAttrs;
   if (!support) throw fail('EOPNOTSUPP', `PF ${pfNetdev} (${pf}) does not support VF configuration`);
-  const t = table(ctx, pf);
+  const t = table(ctx, pf, port);
   const row = t.vfs.find((r) => r.vf === vf);
   if (!row) throw fail('EINVAL', `PF ${pfNetdev} has no VF ${vf} (it has ${t.vfs.length} VFs)`);
   const who = `VF ${vf} of PF ${pfNetdev}`;
   let next = { ...row };
   const refuse = (errno: string | undefined, what: string): void => {
     if (errno !== undefined) {
-      setRow(ctx, pf, next);
+      setRow(ctx, pf, next, port);
       throw fail(errno, `cannot set ${what} on ${who}: driver ${driverName ?? '?'} refuses it`);
     }
   };
@@ -287,7 +305,7 @@ function setVfAttributes(ctx: Ctx, pfNetdev: string, vf: number, s: VfSettings):
       throw fail('EINVAL', `cannot set admin MAC ${s.mac} on ${who}: it is a multicast address`);
     if (s.mac === ZERO_MAC) refuse(support.zeroMac, 'an all-zero admin MAC');
     next = { ...next, mac: s.mac };
-    if (support.macAppliesLive) applyMacLive(ctx, pf, vf, s.mac);
+    macChanged(ctx, pf, port, vf, s.mac, support.macChange);
   }
   if (s.vlan !== undefined) {
     const { id, qos = 0, proto = '802.1Q' } = s.vlan;
@@ -315,13 +333,25 @@ function setVfAttributes(ctx: Ctx, pfNetdev: string, vf: number, s: VfSettings):
     refuse(support.trust, 'trust');
     next = { ...next, trust: s.trust };
   }
-  setRow(ctx, pf, next);
+  setRow(ctx, pf, next, port);
 }
 
-/** i40e and mlx5 reset the VF on an admin MAC change, so a bound VF driver comes back with it. */
-function applyMacLive(ctx: Ctx, pf: string, vf: number, mac: MacAddress): void {
+/** mlx5 resets the VF on an admin MAC change, so a bound VF driver comes back with it at once;
+ *  i40e does the same a little later; igb and mlx4 wait for the VF driver to reload. */
+function macChanged(
+  ctx: Ctx,
+  pf: string,
+  port: number,
+  vf: number,
+  mac: MacAddress,
+  mode: 'live' | 'async' | 'reload',
+): void {
   const vfDir = resolveLink(ctx.root, `${BUS_DEVICES}/${pf}/virtfn${vf}`);
-  if (vfDir === undefined || mac === ZERO_MAC) return;
-  for (const ifname of list(ctx.root, `${vfDir}/net`))
-    writeAttr(ctx.root, `${vfDir}/net/${ifname}/address`, mac, 0o444);
+  if (vfDir === undefined || mac === ZERO_MAC || mode === 'reload') return;
+  for (const ifname of list(ctx.root, `${vfDir}/net`)) {
+    const file = `${vfDir}/net/${ifname}/address`;
+    if (Number(readAttr(ctx.root, `${vfDir}/net/${ifname}/dev_port`) ?? 0) !== port) continue;
+    if (mode === 'live') writeAttr(ctx.root, file, mac, 0o444);
+    else ctx.state.pendingMacs.push({ file, mac });
+  }
 }

@@ -1,6 +1,13 @@
 import { PassthruError } from '../../conf/error.ts';
 import { parseMac } from '../../conf/mac.ts';
+import broadcom5719 from './profiles/broadcom-bcm5719.json' with { type: 'json' };
+import gpuWithAudio from './profiles/gpu-with-audio.json' with { type: 'json' };
+import intel82576 from './profiles/intel-82576.json' with { type: 'json' };
 import intelX710 from './profiles/intel-x710-2port.json' with { type: 'json' };
+import mellanoxCx3 from './profiles/mellanox-cx3-dualport.json' with { type: 'json' };
+import mellanoxCx5 from './profiles/mellanox-cx5.json' with { type: 'json' };
+import switchNoAcs from './profiles/pcie-switch-no-acs.json' with { type: 'json' };
+import { scaleProfile } from './profiles/scale.ts';
 
 /**
  * A simulated host's topology, as JSON. `createSimHost` turns it into a sysfs-shaped tree.
@@ -33,7 +40,9 @@ import intelX710 from './profiles/intel-x710-2port.json' with { type: 'json' };
  *     "vfDevice": "0x154c", "vfDriver": "iavf",
  *     "vfNetdev": "enp6s0f0v{vf}",      // name of VF n's netdev ({vf} = index, {port} = port)
  *     "vfPorts": 1,                     // netdevs per VF (2 on mlx4 dual port)
- *     "autoprobe": true
+ *     "vfPhysPortId": false,            // VF netdevs carry their PF port's phys_port_id (mlx4)
+ *     "autoprobe": true,
+ *     "representors": { "netdev": "ens1f0_{vf}", "pfNumber": 0 }   // switchdev (mlx5)
  *   }
  * }
  */
@@ -86,18 +95,26 @@ export interface ProfileSriov {
   readonly vfNetdev: string;
   readonly vfPorts?: number;
   readonly autoprobe?: boolean;
+  /** VF netdevs report the phys_port_id of their PF port (mlx4). */
+  readonly vfPhysPortId?: boolean;
+  /** switchdev mode: a representor netdev per VF on the PF. */
+  readonly representors?: { readonly netdev: string; readonly pfNumber: number };
 }
 
 const BUILTIN: Record<string, unknown> = {
   'intel-x710-2port': intelX710,
+  'mellanox-cx3-dualport': mellanoxCx3,
+  'mellanox-cx5': mellanoxCx5,
+  'intel-82576': intel82576,
+  'broadcom-bcm5719': broadcom5719,
+  'gpu-with-audio': gpuWithAudio,
+  'pcie-switch-no-acs': switchNoAcs,
 };
 
 /** Profiles that generate their devices rather than listing them (too big to write out). */
-const GENERATED: Record<string, () => unknown> = {};
-
-export function registerGeneratedProfile(name: string, make: () => unknown): void {
-  GENERATED[name] = make;
-}
+const GENERATED: Record<string, () => unknown> = {
+  'scale-16x256': () => scaleProfile(16, 256),
+};
 
 export function listProfiles(): string[] {
   return [...Object.keys(BUILTIN), ...Object.keys(GENERATED)].sort();
@@ -203,12 +220,30 @@ function parseSriov(v: unknown, where: string): ProfileSriov {
     vfNetdev: str(o, 'vfNetdev', where),
     ...opt('vfPorts', optInt(o, 'vfPorts', where, 1, 4)),
     ...opt('autoprobe', optBool(o, 'autoprobe', where)),
+    ...opt('vfPhysPortId', optBool(o, 'vfPhysPortId', where)),
+    ...opt(
+      'representors',
+      o['representors'] === undefined
+        ? undefined
+        : (() => {
+            const r = obj(o['representors'], `${where} representors`);
+            return { netdev: str(r, 'netdev', where), pfNumber: int(r, 'pfNumber', where, 0, 255) };
+          })(),
+    ),
   };
 }
 
 /** exactOptionalPropertyTypes: absent keys must stay absent, not become `undefined`. */
 function opt<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
   return (value === undefined ? {} : { [key]: value }) as Partial<Record<K, V>>;
+}
+
+function linkSpeed(o: Json, where: string): number {
+  const v = o['speed'];
+  if (typeof v !== 'number' || ![2.5, 5, 8, 16, 32, 64].includes(v)) {
+    throw bad(where, "'speed' must be a PCIe link speed in GT/s: 2.5, 5, 8, 16, 32 or 64");
+  }
+  return v;
 }
 
 function parseDevice(v: unknown, where: string): ProfileDevice {
@@ -237,7 +272,7 @@ function parseDevice(v: unknown, where: string): ProfileDevice {
     ...opt('acs', optBool(o, 'acs', here)),
     ...opt(
       'link',
-      link && { speed: int(link, 'speed', `${here} link`, 1, 64), width: int(link, 'width', `${here} link`, 1, 32) },
+      link && { speed: linkSpeed(link, `${here} link`), width: int(link, 'width', `${here} link`, 1, 32) },
     ),
     ...opt('secondaryBus', optInt(o, 'secondaryBus', here, 1, 255)),
     ...opt('children', isBridge ? arr(o, 'children', here).map((c) => parseDevice(c, `${here} >`)) : undefined),

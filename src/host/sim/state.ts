@@ -12,7 +12,8 @@ import { parseProfile, type Profile } from './profile.ts';
  * rename), so two processes that open the same sim host see one kernel.
  *
  *   sim/host.json               { version: 1, profile, counters }            (SimHostState)
- *   sim/netlink/<PF BDF>.json   { version: 1, pf, vfs: [VfRow, ...] }        (NetlinkTable)
+ *   sim/netlink/<PF BDF>.json   { version: 1, pf, port, vfs: [VfRow, ...] }  (NetlinkTable)
+ *   sim/netlink/<PF BDF>.port1.json  the second port's table (mlx4: one table per PF netdev)
  *   sim/faults.json             fault injection rules (sim/faults.ts)
  */
 export interface SimHostState {
@@ -26,6 +27,9 @@ export interface SimHostState {
   /** Counter behind the "random" MACs VF drivers pick when no admin MAC is set: deterministic,
    *  so tests are exact. */
   nextMac: number;
+  /** Netdev MAC changes a driver applies later (i40e programs an admin MAC asynchronously):
+   *  applied at the start of the next kernel operation. */
+  pendingMacs: { readonly file: string; readonly mac: MacAddress }[];
 }
 
 /** One row of a PF's VF table, plus the MAC the VF's own netdev last had (the sim's memory of
@@ -37,12 +41,15 @@ export interface VfRow extends VfConfig {
 export interface NetlinkTable {
   readonly version: 1;
   readonly pf: string;
+  /** The PF netdev's dev_port whose table this is (0 but on multi-port PFs). */
+  readonly port: number;
   readonly vfs: VfRow[];
 }
 
 export const simDir = (root: string): string => join(root, 'sim');
 const hostFile = (root: string): string => join(simDir(root), 'host.json');
-const netlinkFile = (root: string, pf: string): string => join(simDir(root), 'netlink', `${pf}.json`);
+const netlinkFile = (root: string, pf: string, port: number): string =>
+  join(simDir(root), 'netlink', port === 0 ? `${pf}.json` : `${pf}.port${port}.json`);
 
 function readJson(path: string): unknown {
   let text: string;
@@ -77,6 +84,7 @@ export function readHostState(root: string): SimHostState {
     nextIommuGroup: o.nextIommuGroup,
     nextIfindex: o.nextIfindex ?? 100,
     nextMac: o.nextMac ?? 1,
+    pendingMacs: o.pendingMacs ?? [],
   };
 }
 
@@ -87,19 +95,19 @@ export async function writeHostState(root: string, state: SimHostState): Promise
   await atomicWriteFile(hostFile(root), `${JSON.stringify(onDisk, null, 2)}\n`, 0o644);
 }
 
-export function readNetlink(root: string, pf: string): NetlinkTable {
-  const raw = readJson(netlinkFile(root, pf));
-  if (raw === undefined) return { version: 1, pf, vfs: [] };
+export function readNetlink(root: string, pf: string, port = 0): NetlinkTable {
+  const raw = readJson(netlinkFile(root, pf, port));
+  if (raw === undefined) return { version: 1, pf, port, vfs: [] };
   const o = raw as Partial<NetlinkTable>;
   if (o.version !== 1 || !Array.isArray(o.vfs)) {
-    throw new PassthruError('STATE_CORRUPT', `sim VF table ${netlinkFile(root, pf)} has an unknown format`);
+    throw new PassthruError('STATE_CORRUPT', `sim VF table ${netlinkFile(root, pf, port)} has an unknown format`);
   }
-  return { version: 1, pf, vfs: o.vfs };
+  return { version: 1, pf, port, vfs: o.vfs };
 }
 
 export async function writeNetlink(root: string, table: NetlinkTable): Promise<void> {
   mkdirSync(join(simDir(root), 'netlink'), { recursive: true });
-  await atomicWriteFile(netlinkFile(root, table.pf), `${JSON.stringify(table, null, 1)}\n`, 0o644);
+  await atomicWriteFile(netlinkFile(root, table.pf, table.port), `${JSON.stringify(table, null, 1)}\n`, 0o644);
 }
 
 /** A locally administered unicast MAC from the counter (02:5e:..), as VF drivers pick a
