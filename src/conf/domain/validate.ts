@@ -206,24 +206,20 @@ function checkGuestAddresses(def: DomainDef, report: Report): void {
 }
 
 function checkAliases(def: DomainDef, report: Report): void {
-  const seen = new Map<string, number | undefined>();
   const d = def.devices;
-  const all: { alias?: string; line?: number; el: string }[] = [
-    ...d.interfaces.map((i) => ({ ...pick(i), el: 'interface' })),
-    ...allHostdevs(def).map((h) => ({ ...pick(h), el: 'hostdev' })),
-    ...d.controllers.map((c) => ({ ...pick(c), el: 'controller' })),
-    ...d.serials.map((s) => ({ ...pick(s), el: 'serial' })),
-  ];
+  const all = byLine<{ alias?: string | undefined; line?: number | undefined; el: string }>([
+    ...d.interfaces.map((x) => ({ alias: x.alias, line: x.line, el: 'interface' })),
+    ...allHostdevs(def).map((x) => ({ alias: x.alias, line: x.line, el: 'hostdev' })),
+    ...d.controllers.map((x) => ({ alias: x.alias, line: x.line, el: 'controller' })),
+    ...d.serials.map((x) => ({ alias: x.alias, line: x.line, el: 'serial' })),
+  ]);
+  const seen = new Map<string, number | undefined>();
   for (const x of all) {
     if (x.alias === undefined) continue;
     if (seen.has(x.alias))
       report(x.line, x.el, `alias '${x.alias}' is already used by another device (line ${seen.get(x.alias) ?? '?'})`);
     seen.set(x.alias, x.line);
   }
-}
-
-function pick(x: { alias?: string | undefined; line?: number | undefined }): { alias?: string; line?: number } {
-  return { ...(x.alias === undefined ? {} : { alias: x.alias }), ...(x.line === undefined ? {} : { line: x.line }) };
 }
 
 function checkBootOrder(def: DomainDef, report: Report): void {

@@ -2,12 +2,16 @@ import type { OutElement } from './tree.ts';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', "'": '&apos;', '"': '&quot;' };
 
+// Most values need no escaping; testing first avoids a replace() with a callback per value.
+const NEEDS_ESCAPE = /[&<>'"]/;
+const NEEDS_TEXT_ESCAPE = /[&<>]/;
+
 export function escapeXml(s: string): string {
-  return s.replace(/[&<>'"]/g, (c) => ESCAPES[c] ?? c);
+  return NEEDS_ESCAPE.test(s) ? s.replace(/[&<>'"]/g, (c) => ESCAPES[c] ?? c) : s;
 }
 
 function escapeText(s: string): string {
-  return s.replace(/[&<>]/g, (c) => ESCAPES[c] ?? c);
+  return NEEDS_TEXT_ESCAPE.test(s) ? s.replace(/[&<>]/g, (c) => ESCAPES[c] ?? c) : s;
 }
 
 /** Writes in libvirt's style: 2-space indent, single-quoted attributes, `<x/>` when empty,
