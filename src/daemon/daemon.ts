@@ -7,7 +7,7 @@ import type { Action, ActionOf, ActionResults } from './actions.ts';
 import type { EventBus } from './events.ts';
 import { checkAllowed } from './lifecycle.ts';
 import type { NodeDevices } from './nodedevs.ts';
-import { parseDefinition, formatDefinition } from './definitions.ts';
+import { formatDefinition, parseDefinition, withUuid } from './definitions.ts';
 import type { Running, VmRunner } from './vm-runner.ts';
 import type { Store } from './store.ts';
 
@@ -120,8 +120,9 @@ export class Daemon {
   }
 
   async #define(action: ActionOf<'define'>): Promise<DomainSummary> {
-    const def = parseDefinition(action.xml, 'domain XML');
-    const existing = this.#domains.get(def.name);
+    const parsed = parseDefinition(action.xml, 'domain XML');
+    const existing = this.#domains.get(parsed.name);
+    const def = withUuid(parsed, existing?.def);
     if (existing?.def.uuid && def.uuid && existing.def.uuid !== def.uuid) {
       throw new PassthruError(
         'DOMAIN_EXISTS',
@@ -134,13 +135,11 @@ export class Daemon {
     if (uuidTwin) {
       throw new PassthruError('DOMAIN_EXISTS', `domain ${uuidTwin[0]} already has uuid ${String(def.uuid)}`);
     }
-    const finalDef: DomainDef = existing?.def.uuid && !def.uuid ? { ...def, uuid: existing.def.uuid } : def;
-    await this.#p.store.saveConfig(finalDef.name, formatDefinition(finalDef, true));
-    if (existing) existing.def = finalDef;
-    else
-      this.#domains.set(finalDef.name, { def: finalDef, state: 'shutoff', run: undefined, queue: Promise.resolve() });
-    this.#p.events.emit({ type: 'domain', event: 'defined', name: finalDef.name });
-    return this.#summary(finalDef.name, this.#get(finalDef.name));
+    await this.#p.store.saveConfig(def.name, formatDefinition(def, true));
+    if (existing) existing.def = def;
+    else this.#domains.set(def.name, { def: def, state: 'shutoff', run: undefined, queue: Promise.resolve() });
+    this.#p.events.emit({ type: 'domain', event: 'defined', name: def.name });
+    return this.#summary(def.name, this.#get(def.name));
   }
 
   #get(name: string): DomainObj {

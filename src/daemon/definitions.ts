@@ -3,11 +3,16 @@ import { readDomainXml } from '../conf/domain/read.ts';
 import { formatDomainXml } from '../conf/domain/format.ts';
 import { newUuid } from '../conf/uuid.ts';
 
-/** Reads a domain document (parse -> postParse -> validate); a definition without a uuid gets
- *  one, as libvirt gives it at define. */
+/** Reads a domain document (parse -> postParse -> validate). */
 export function parseDefinition(xml: string, source: string): DomainDef {
-  const def = readDomainXml(xml, source);
-  return def.uuid ? def : { ...def, uuid: newUuid() };
+  return readDomainXml(xml, source);
+}
+
+/** A definition without a uuid keeps the one its name already has, or gets a new one, as
+ *  libvirt gives it at define. */
+export function withUuid(def: DomainDef, existing: DomainDef | undefined): DomainDef {
+  if (def.uuid) return def;
+  return { ...def, uuid: existing?.uuid ?? newUuid() };
 }
 
 export function formatDefinition(def: DomainDef, inactive: boolean): string {

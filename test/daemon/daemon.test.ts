@@ -65,6 +65,25 @@ test('malformed or invalid XML is refused with its line, and nothing is stored',
   assert.deepEqual(await readdir(join(dir, 'state', 'domains')), []);
 });
 
+test('redefine keeps the uuid; a different uuid for the name, or a uuid of another name, is refused', async () => {
+  const first = await daemon.handle({ kind: 'define', xml: domainXml('redef', '1') });
+  assert.match(first.uuid, /^[0-9a-f-]{36}$/);
+  const again = await daemon.handle({ kind: 'define', xml: domainXml('redef', '1') });
+  assert.equal(again.uuid, first.uuid);
+  const other = domainXml('redef', '1').replace(
+    '<name>redef</name>',
+    '<name>redef</name><uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>',
+  );
+  await assert.rejects(
+    daemon.handle({ kind: 'define', xml: other }),
+    code('DOMAIN_EXISTS', /already exists with uuid/),
+  );
+  const twin = domainXml('twin', '1').replace('<name>twin</name>', `<name>twin</name><uuid>${first.uuid}</uuid>`);
+  await assert.rejects(daemon.handle({ kind: 'define', xml: twin }), code('DOMAIN_EXISTS', /redef already has uuid/));
+  await daemon.handle({ kind: 'undefine', name: 'redef' });
+  assert.deepEqual(await daemon.handle({ kind: 'list' }), []);
+});
+
 test('an unknown domain is NO_DOMAIN, naming it', async () => {
   await assert.rejects(daemon.handle({ kind: 'start', name: 'ghost' }), code('NO_DOMAIN', /'ghost'/));
   await assert.rejects(daemon.handle({ kind: 'dumpxml', name: 'ghost', inactive: false }), code('NO_DOMAIN'));
