@@ -27,6 +27,8 @@ export interface ArgvContext {
   readonly hostDevices: ReadonlyMap<string, DevicePresentation>;
   /** -S: the vCPUs wait for QMP `cont`, so devices can be checked first (default true, as libvirt). */
   readonly startPaused?: boolean;
+  /** A migration destination: `-incoming defer`, the address is given later (migration.ts). */
+  readonly incoming?: boolean;
 }
 
 /**
@@ -70,6 +72,7 @@ export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
   }
   serialArgs(a, def.devices.serials, ctx.consoleLog);
   for (const props of hostdevDeviceProps(def, ctx.hostDevices, buses)) device(a, props);
+  if (ctx.incoming) a.push('-incoming', 'defer');
   a.push('-msg', 'timestamp=on');
   return a;
 }

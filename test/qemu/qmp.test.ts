@@ -1,30 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PassthruError } from '../../src/conf/error.ts';
 import { type Clock, QmpClient, QmpCommandError, type QmpEvent } from '../../src/qemu/qmp.ts';
-
-/**
- * A scripted QMP monitor on a temporary unix socket: it greets like QEMU 7.2, answers
- * qmp_capabilities, and hands every other command to the test's script.
- */
-type Msg = { execute: string; arguments?: Record<string, unknown>; id?: string };
-type Script = (msg: Msg, peer: Peer) => void;
-
-interface Peer {
-  send(obj: unknown): void;
-  end(): void;
-}
-
-const GREETING = {
-  QMP: { version: { qemu: { micro: 19, minor: 2, major: 7 }, package: 'Debian' }, capabilities: ['oob'] },
-};
+import { type FakeQmp, fakeQmp as startFake, type Msg, type Script } from './helpers/fake-qmp.ts';
 
 let dir = '';
-let n = 0;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pt-qmp-'));
 });
@@ -32,34 +15,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function fakeQmp(
-  script: Script,
-  opts: { greeting?: unknown } = {},
-): Promise<{ path: string; server: Server; received: Msg[] }> {
-  const path = join(dir, `qmp${n++}.sock`);
-  const received: Msg[] = [];
-  const server = createServer((sock: Socket) => {
-    const peer: Peer = {
-      send: (obj) => sock.write(`${JSON.stringify(obj)}\r\n`),
-      end: () => sock.destroy(),
-    };
-    if (opts.greeting !== null) peer.send(opts.greeting ?? GREETING);
-    let buf = '';
-    sock.on('data', (d) => {
-      buf += d.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const msg = JSON.parse(buf.slice(0, i)) as Msg;
-        buf = buf.slice(i + 1);
-        received.push(msg);
-        if (msg.execute === 'qmp_capabilities') peer.send({ return: {}, id: msg.id });
-        else script(msg, peer);
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  return { path, server, received };
-}
+const fakeQmp = (script: Script, opts: { greeting?: unknown } = {}): Promise<FakeQmp> => startFake(dir, script, opts);
 
 /** Timers that fire only when the test says so. */
 class ManualClock implements Clock {
