@@ -169,6 +169,8 @@ export function controllerOut(c: ControllerDef, flags: FormatFlags): OutElement 
       ['type', c.type],
       ['index', c.index],
       ['model', c.model],
+      ['ports', c.ports],
+      ['vectors', c.vectors],
     ],
     [
       c.modelName !== undefined && out('model', [['name', c.modelName]]),

@@ -22,6 +22,7 @@ export function domainOut(def: DomainDef, flags: FormatFlags = {}): OutElement {
       def.uuid !== undefined && outText('uuid', def.uuid),
       def.title !== undefined && outText('title', def.title),
       def.description !== undefined && outText('description', def.description),
+      def.metadata && toOut(def.metadata),
       outText('memory', String(def.memoryKiB), [['unit', 'KiB']]),
       def.currentMemoryKiB !== undefined && outText('currentMemory', String(def.currentMemoryKiB), [['unit', 'KiB']]),
       outText('vcpu', String(def.vcpus), [
@@ -35,6 +36,7 @@ export function domainOut(def: DomainDef, flags: FormatFlags = {}): OutElement {
       def.onPoweroff !== undefined && outText('on_poweroff', def.onPoweroff),
       def.onReboot !== undefined && outText('on_reboot', def.onReboot),
       def.onCrash !== undefined && outText('on_crash', def.onCrash),
+      def.pm && toOut(def.pm),
       devicesOut(def.devices, flags),
     ],
   );
@@ -71,15 +73,21 @@ function devicesOut(d: Devices, flags: FormatFlags): OutElement {
       ...d.interfaces.map((i) => interfaceOut(i, flags)),
       ...d.serials.map((s) => charDevOut('serial', s, flags)),
       ...d.consoles.map((c) => charDevOut('console', c, flags)),
+      ...others('channel'),
       ...others('input'),
+      ...others('tpm'),
       ...others('graphics'),
       ...others('sound'),
       ...others('audio'),
       ...others('video'),
       ...d.hostdevs.map((h) => hostdevOut(h, flags)),
       ...(d.poolHostdevs ?? []).map((h) => hostdevOut(h, flags)),
+      ...others('redirdev'),
+      ...others('hub'),
+      ...others('watchdog'),
       ...others('memballoon'),
       ...others('rng'),
+      ...others('panic'),
     ],
   );
 }

@@ -96,6 +96,26 @@ export const OTHER_DEVICE_SHAPES: Readonly<Record<string, Shape>> = {
     attrs: ['model', 'autodeflate', 'freePageReporting'],
     children: { stats: leaf('period'), driver: leaf('iommu', 'ats', 'packed'), ...DEVICE_INFO },
   },
+  channel: {
+    attrs: ['type'],
+    children: {
+      source: leaf('mode', 'path', 'channel'),
+      target: leaf('type', 'name', 'state', 'address', 'port'),
+      alias: leaf('name'),
+      address: ADDRESS,
+    },
+  },
+  tpm: {
+    attrs: ['model'],
+    children: {
+      backend: { attrs: ['type', 'version', 'persistent_state'], children: { device: leaf('path') } },
+      ...DEVICE_INFO,
+    },
+  },
+  redirdev: { attrs: ['bus', 'type'], children: { ...DEVICE_INFO } },
+  hub: { attrs: ['type'], children: { ...DEVICE_INFO } },
+  watchdog: { attrs: ['model', 'action'], children: { ...DEVICE_INFO } },
+  panic: { attrs: ['model'], children: { ...DEVICE_INFO } },
   rng: {
     attrs: ['model'],
     children: {
@@ -148,6 +168,11 @@ export const CPU_SHAPE: Shape = {
     feature: leaf('policy', 'name'),
     cache: leaf('level', 'mode'),
   },
+};
+
+export const PM_SHAPE: Shape = {
+  attrs: [],
+  children: { 'suspend-to-mem': leaf('enabled'), 'suspend-to-disk': leaf('enabled') },
 };
 
 export const CLOCK_SHAPE: Shape = {

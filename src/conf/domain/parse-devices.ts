@@ -269,7 +269,7 @@ const PCI_MODELS = [
 
 /** A controller; `index` is -1 when the document leaves it out (parse.ts numbers them). */
 export function parseController(el: XmlElement): ControllerDef {
-  rejectUnknown(el, ['type', 'index', 'model'], ['model', 'target', 'alias', 'address']);
+  rejectUnknown(el, ['type', 'index', 'model', 'ports', 'vectors'], ['model', 'target', 'alias', 'address']);
   const type = oneOf(el, 'type', requireAttr(el, 'type'), CONTROLLER_TYPES);
   const idx = attr(el, 'index');
   const model = attr(el, 'model');
@@ -282,6 +282,10 @@ export function parseController(el: XmlElement): ControllerDef {
     line: el.line,
   };
   if (model !== undefined) out.model = model;
+  for (const k of ['ports', 'vectors'] as const) {
+    const v = attr(el, k);
+    if (v !== undefined) out[k] = parseUnsigned(el, k, v);
+  }
   const modelEl = single(el, 'model');
   if (modelEl) {
     rejectUnknown(modelEl, ['name'], []);

@@ -14,7 +14,15 @@ import {
 } from '../xml/read.ts';
 import { parseXml } from '../xml/reader.ts';
 import { childElements, textOf, type XmlElement } from '../xml/tree.ts';
-import { CLOCK_SHAPE, CPU_SHAPE, carriedAddress, checkShape, FEATURES_SHAPE, OTHER_DEVICE_SHAPES } from './generic.ts';
+import {
+  CLOCK_SHAPE,
+  CPU_SHAPE,
+  carriedAddress,
+  checkShape,
+  FEATURES_SHAPE,
+  OTHER_DEVICE_SHAPES,
+  PM_SHAPE,
+} from './generic.ts';
 import {
   parseCharDev,
   parseController,
@@ -44,6 +52,7 @@ const TOP = [
   'uuid',
   'title',
   'description',
+  'metadata',
   'memory',
   'currentMemory',
   'vcpu',
@@ -54,6 +63,7 @@ const TOP = [
   'on_poweroff',
   'on_reboot',
   'on_crash',
+  'pm',
   'devices',
 ];
 
@@ -128,6 +138,12 @@ function parseTopChild(def: Mutable<DomainDef>, el: XmlElement): void {
       }
       return;
     }
+    case 'metadata':
+      def.metadata = el;
+      return;
+    case 'pm':
+      def.pm = checkShape(el, PM_SHAPE);
+      return;
     case 'features':
       def.features = checkShape(el, FEATURES_SHAPE);
       return;

@@ -26,13 +26,16 @@ export interface DomainDef {
   readonly vcpuPlacement?: 'static' | 'auto';
   readonly vcpuCpuset?: string;
   readonly os: OsDef;
-  /** `<features>`, `<cpu>`, `<clock>`: carried checked but uninterpreted (see generic.ts). */
+  /** `<metadata>`: applications' own namespaced XML, carried unchecked as libvirt does. */
+  readonly metadata?: XmlElement;
+  /** `<features>`, `<cpu>`, `<clock>`, `<pm>`: carried checked but uninterpreted (generic.ts). */
   readonly features?: XmlElement;
   readonly cpu?: XmlElement;
   readonly clock?: XmlElement;
   readonly onPoweroff?: LifecycleAction;
   readonly onReboot?: LifecycleAction;
   readonly onCrash?: LifecycleAction;
+  readonly pm?: XmlElement;
   readonly devices: Devices;
   readonly line?: number;
 }
@@ -73,8 +76,9 @@ export interface Devices {
   readonly interfaces: readonly InterfaceDef[];
   readonly serials: readonly CharDevDef[];
   readonly consoles: readonly CharDevDef[];
-  /** Devices passthru carries for libvirt compatibility but does not interpret: disk, filesystem,
-   *  input, graphics, sound, audio, video, memballoon, rng. Checked against an allow-list. */
+  /** Devices passthru carries for libvirt compatibility but does not interpret (filesystem,
+   *  channel, input, tpm, graphics, sound, audio, video, redirdev, hub, watchdog, memballoon, rng,
+   *  panic). Checked against an allow-list. */
   readonly others?: readonly OtherDeviceDef[];
 }
 
@@ -90,13 +94,19 @@ export interface OtherDeviceDef {
 export type OtherDeviceKind =
   | 'disk'
   | 'filesystem'
+  | 'channel'
   | 'input'
+  | 'tpm'
   | 'graphics'
   | 'sound'
   | 'audio'
   | 'video'
+  | 'redirdev'
+  | 'hub'
+  | 'watchdog'
   | 'memballoon'
-  | 'rng';
+  | 'rng'
+  | 'panic';
 
 /** Where a device sits in the guest. `unassigned`: taken from the host, given no guest device.
  *  `drive` is the address of a disk on its controller (carried, not planned by us). */
@@ -130,6 +140,9 @@ export interface ControllerDef {
   readonly index: number;
   /** For type pci one of PciControllerModel; for usb/scsi the libvirt model name ('none' too). */
   readonly model?: string;
+  /** virtio-serial / usb: number of ports; and MSI-X vectors. */
+  readonly ports?: number;
+  readonly vectors?: number;
   /** `<model name=.../>`: the QEMU device behind a PCI controller (ioh3420, pcie-root-port ...). */
   readonly modelName?: string;
   readonly target?: ControllerTarget;
