@@ -69,7 +69,7 @@ function allProps(): Record<string, string | number | boolean>[] {
       buses,
     ),
     nicProps(iface, buses),
-    nicProps({ ...iface, model: 'e1000e', teaming: undefined } as InterfaceDef, buses),
+    nicProps({ type: 'user', model: 'e1000e', mac: parseMac('52:54:00:00:00:03'), ...everything }, buses),
     rootPortProps(port, buses),
   ];
 }
