@@ -99,7 +99,16 @@ export function netdevProps(iface: InterfaceDef): Readonly<Record<string, PropVa
 export function nicProps(iface: InterfaceDef, buses: BusAliases): DeviceProps {
   const id = requireAlias(iface, 'interface');
   const p: Record<string, PropValue> = { driver: nicModel(iface) };
-  if (iface.teaming?.type === 'persistent') p['failover'] = true;
+  if (iface.teaming?.type === 'persistent') {
+    // Only virtio-net can be a standby: the guest pairs through VIRTIO_NET_F_STANDBY.
+    if (p['driver'] !== 'virtio-net-pci') {
+      throw new PassthruError(
+        'XML_INVALID',
+        `interface ${id}: <teaming type='persistent'> needs <model type='virtio'/>`,
+      );
+    }
+    p['failover'] = true;
+  }
   p['netdev'] = netdevId(id);
   p['id'] = id;
   if (iface.mac !== undefined) p['mac'] = iface.mac;

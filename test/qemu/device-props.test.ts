@@ -137,3 +137,12 @@ test('key=value escaping doubles commas; a missing alias or bus is a typed error
     (e: unknown) => e instanceof PassthruError && e.message.includes('no PCI controller with index 7'),
   );
 });
+
+test('a persistent teaming member must be virtio', () => {
+  const e1000e: InterfaceDef = { type: 'user', model: 'e1000e', alias: 'ua-b', teaming: { type: 'persistent' } };
+  assert.throws(
+    () => nicProps(e1000e, pci0),
+    (e: unknown) =>
+      e instanceof PassthruError && e.code === 'XML_INVALID' && /needs <model type='virtio'\/>/.test(e.message),
+  );
+});
