@@ -68,6 +68,7 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
   const tail: Kids = [
     i.targetDev !== undefined && out('target', [['dev', i.targetDev]]),
     i.model !== undefined && out('model', [['type', i.model]]),
+    i.virtioDriver && toOut(i.virtioDriver),
     i.linkState !== undefined && out('link', [['state', i.linkState]]),
     i.mtu !== undefined && out('mtu', [['size', i.mtu]]),
     teamingOut(i.teaming),

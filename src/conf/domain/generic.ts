@@ -127,6 +127,28 @@ export const OTHER_DEVICE_SHAPES: Readonly<Record<string, Shape>> = {
   },
 };
 
+const OFFLOADS = ['csum', 'gso', 'tso4', 'tso6', 'ecn', 'ufo', 'mrg_rxbuf'];
+
+/** virtio-net tuning on interfaces QEMU backs. */
+export const VIRTIO_NET_DRIVER_SHAPE: Shape = {
+  attrs: [
+    'name',
+    'txmode',
+    'ioeventfd',
+    'event_idx',
+    'queues',
+    'rx_queue_size',
+    'tx_queue_size',
+    'iommu',
+    'ats',
+    'packed',
+    'page_per_vq',
+    'rss',
+    'rss_hash_report',
+  ],
+  children: { host: leaf(...OFFLOADS), guest: leaf(...OFFLOADS) },
+};
+
 const FEATURE_NAMES = [
   'acpi',
   'apic',

@@ -24,6 +24,7 @@ import {
   parseVirtualPort,
   parseVlan,
 } from './parse-parts.ts';
+import { checkShape, VIRTIO_NET_DRIVER_SHAPE } from './generic.ts';
 import type {
   ActualHostdev,
   CharDevDef,
@@ -148,11 +149,11 @@ const COMMON_CHILDREN = ['mac', 'model', 'vlan', 'virtualport', 'teaming', 'targ
 const TYPE_CHILDREN: Record<InterfaceType, readonly string[]> = {
   hostdev: ['source', 'driver'],
   'hostdev-hybrid': ['source', 'driver'],
-  network: ['source', 'actual'],
-  bridge: ['source'],
-  direct: ['source'],
-  user: [],
-  ethernet: [],
+  network: ['source', 'actual', 'driver'],
+  bridge: ['source', 'driver'],
+  direct: ['source', 'driver'],
+  user: ['driver'],
+  ethernet: ['driver'],
 };
 
 export function parseInterface(el: XmlElement): InterfaceDef {
@@ -181,6 +182,8 @@ export function parseInterface(el: XmlElement): InterfaceDef {
   if (vport) c.virtualport = parseVirtualPort(vport);
   if (teaming) c.teaming = parseTeaming(teaming);
   if (trust !== undefined) c.trustGuestRxFilters = trust;
+  const driver = single(el, 'driver');
+  if (driver && !isHostdev) c.virtioDriver = checkShape(driver, VIRTIO_NET_DRIVER_SHAPE);
   if (target) {
     rejectUnknown(target, ['dev'], []);
     c.targetDev = requireAttr(target, 'dev');

@@ -247,6 +247,9 @@ interface InterfaceCommon extends DeviceInfo {
   readonly targetDev?: string;
   readonly linkState?: 'up' | 'down';
   readonly mtu?: number;
+  /** `<driver>` of an interface QEMU backs (vhost, queues ...): carried, checked (generic.ts). On
+   *  hostdev types `<driver>` is the PCI backend instead (`source.driver`). */
+  readonly virtioDriver?: XmlElement;
 }
 
 export interface HostdevInterfaceDef extends InterfaceCommon {

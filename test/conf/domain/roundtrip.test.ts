@@ -130,3 +130,31 @@ test('[seed] assigned=no and netdev ports round-trip', () => {
   assert.equal(formatDomainXml(readDomainXml(text), { inactive: true }), text);
   assert.match(text, /managed='yes' assigned='no'/);
 });
+
+test("the kernel's net_failover example (virtio tuning, link down, tap name) reads and round-trips", () => {
+  const pair = `<interface type='network'>
+      <mac address='52:54:00:00:12:53'/>
+      <source network='enp66s0f0_br'/>
+      <target dev='tap01'/>
+      <model type='virtio'/>
+      <driver name='vhost' queues='4'/>
+      <link state='down'/>
+      <teaming type='persistent'/>
+      <alias name='ua-backup0'/>
+    </interface>
+    <interface type='hostdev' managed='yes'>
+      <mac address='52:54:00:00:12:53'/>
+      <source>
+        <address type='pci' domain='0x0000' bus='0x42' slot='0x02' function='0x5'/>
+      </source>
+      <teaming type='transient' persistent='ua-backup0'/>
+    </interface>`;
+  const xml = SKELETON_INACTIVE.replace(
+    /<interface type='hostdev'[\s\S]*<\/interface>\n(\s*)<serial/,
+    `${pair}\n$1<serial`,
+  );
+  const def = readDomainXml(xml);
+  assert.equal(def.devices.interfaces[0]?.linkState, 'down');
+  assert.equal(def.devices.interfaces[0]?.virtioDriver?.attrs.get('queues'), '4');
+  assert.equal(formatDomainXml(def, { inactive: true }), xml);
+});
