@@ -143,6 +143,6 @@ test('a persistent teaming member must be virtio', () => {
   assert.throws(
     () => nicProps(e1000e, pci0),
     (e: unknown) =>
-      e instanceof PassthruError && e.code === 'XML_INVALID' && /needs <model type='virtio'\/>/.test(e.message),
+      e instanceof PassthruError && e.code === 'XML_INVALID' && e.message.includes("needs <model type='virtio'/>"),
   );
 });
