@@ -16,7 +16,10 @@ export function formatDomainXml(def: DomainDef, flags: FormatFlags = {}): string
 export function domainOut(def: DomainDef, flags: FormatFlags = {}): OutElement {
   return out(
     'domain',
-    [['type', def.type ?? 'kvm']],
+    [
+      ['type', def.type ?? 'kvm'],
+      ['id', flags.inactive || flags.migratable ? undefined : def.id],
+    ],
     [
       outText('name', def.name),
       def.uuid !== undefined && outText('uuid', def.uuid),

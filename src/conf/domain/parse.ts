@@ -95,6 +95,8 @@ export function parseDomainElement(root: XmlElement): DomainDef {
     line: root.line,
   };
   if (type !== undefined) def.type = oneOf(root, 'type', type, ['kvm', 'qemu'] as const);
+  const id = attr(root, 'id');
+  if (id !== undefined && id !== '-1') def.id = parseUnsigned(root, 'id', id);
   for (const el of childElements(root)) parseTopChild(def, el);
   if (single(root, 'memory') === undefined) throw invalid(root, 'missing <memory> element');
   return def;

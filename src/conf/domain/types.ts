@@ -15,6 +15,8 @@ import type { XmlElement } from '../xml/tree.ts';
 export interface DomainDef {
   /** `<domain type=...>`; libvirt's test data uses 'qemu', real hosts 'kvm'. Default 'kvm'. */
   readonly type?: 'kvm' | 'qemu';
+  /** `<domain id=...>`: the running domain's number, in live and status XML only. */
+  readonly id?: number;
   readonly name: string;
   readonly uuid?: Uuid;
   readonly title?: string;

@@ -30,6 +30,14 @@ test('live XML keeps aliases, controllers and guest addresses; inactive drops th
   assert.equal(hd.source.managed, true);
 });
 
+test('the running domain id is written in live and status XML only', () => {
+  const def = readDomainXml(SKELETON_LIVE.replace("<domain type='kvm'>", "<domain type='kvm' id='7'>"));
+  assert.equal(def.id, 7);
+  assert.match(formatDomainXml(def, { live: true }), /^<domain type='kvm' id='7'>/);
+  assert.match(formatDomainXml(def, { status: true }), /^<domain type='kvm' id='7'>/);
+  assert.match(formatDomainXml(def, { inactive: true }), /^<domain type='kvm'>/);
+});
+
 test('user aliases survive the inactive format', () => {
   const xml = SKELETON_INPUT.replace("<model type='virtio'/>", "<model type='virtio'/>\n      <alias name='ua-net'/>");
   assert.match(formatDomainXml(readDomainXml(xml), { inactive: true }), /<alias name='ua-net'\/>/);
