@@ -22,11 +22,12 @@ export const SEEDS = [
 const KNOWN = new Set(['XML_SYNTAX', 'XML_INVALID', 'CONFIG_UNSUPPORTED']);
 
 /** The fuzz property: any text gives a list of typed, located problems, never an exception. */
-export function checkOnlyTypedErrors(text: string): void {
+export function checkOnlyTypedErrors(text: string): PassthruError[] {
   const { problems } = validateAnyXml(text, 'fuzz.xml');
   for (const p of problems) {
     if (!(p instanceof PassthruError) || !KNOWN.has(p.code) || p.line === undefined) {
       throw new Error(`untyped or unlocated problem for ${JSON.stringify(text)}: ${String(p)} ${p.code} ${p.line}`);
     }
   }
+  return problems;
 }
