@@ -40,8 +40,18 @@ export function domainProblems(def: DomainDef): PassthruError[] {
   return problems;
 }
 
-/** virPCIDeviceAddressIsValid: the host bridge 0000:00:00.0 is never a device to assign. */
+/** virPCIDeviceAddressIsValid: the host bridge 0000:00:00.0 is never a device to assign. And
+ *  the backend is vfio: modern libvirt refuses legacy KVM assignment at start too. */
 function checkSourceAddress(src: PciHostdevSource, line: number | undefined, element: string, report: Report): void {
+  const backend = src.driver?.name;
+  if (backend === 'kvm' || backend === 'xen') {
+    report(
+      line,
+      element,
+      `<driver name='${backend}'> PCI assignment is not supported: passthru assigns devices with vfio`,
+      'CONFIG_UNSUPPORTED',
+    );
+  }
   const a = src.address;
   if (a.domain === 0 && a.bus === 0 && a.slot === 0) {
     report(
