@@ -28,10 +28,13 @@ export function domainOut(def: DomainDef, flags: FormatFlags = {}): OutElement {
       def.metadata && toOut(def.metadata),
       outText('memory', String(def.memoryKiB), [['unit', 'KiB']]),
       def.currentMemoryKiB !== undefined && outText('currentMemory', String(def.currentMemoryKiB), [['unit', 'KiB']]),
+      def.memoryBacking && toOut(def.memoryBacking),
       outText('vcpu', String(def.vcpus), [
         ['placement', def.vcpuPlacement],
         ['cpuset', def.vcpuCpuset],
       ]),
+      def.cputune && toOut(def.cputune),
+      def.numatune && toOut(def.numatune),
       osOut(def.os),
       def.features && toOut(def.features),
       def.cpu && toOut(def.cpu),
@@ -48,12 +51,14 @@ export function domainOut(def: DomainDef, flags: FormatFlags = {}): OutElement {
 function osOut(os: OsDef): OutElement {
   return out(
     'os',
-    [],
+    [['firmware', os.firmware]],
     [
       outText('type', os.type, [
         ['arch', os.arch],
         ['machine', os.machine],
       ]),
+      os.loader && toOut(os.loader),
+      os.nvram && toOut(os.nvram),
       os.kernel !== undefined && outText('kernel', os.kernel),
       os.initrd !== undefined && outText('initrd', os.initrd),
       os.cmdline !== undefined && outText('cmdline', os.cmdline),
@@ -91,6 +96,8 @@ function devicesOut(d: Devices, flags: FormatFlags): OutElement {
       ...others('memballoon'),
       ...others('rng'),
       ...others('panic'),
+      ...others('iommu'),
+      ...others('vsock'),
     ],
   );
 }

@@ -116,6 +116,14 @@ export const OTHER_DEVICE_SHAPES: Readonly<Record<string, Shape>> = {
   hub: { attrs: ['type'], children: { ...DEVICE_INFO } },
   watchdog: { attrs: ['model', 'action'], children: { ...DEVICE_INFO } },
   panic: { attrs: ['model'], children: { ...DEVICE_INFO } },
+  iommu: {
+    attrs: ['model'],
+    children: {
+      driver: leaf('intremap', 'caching_mode', 'eim', 'iotlb', 'aw_bits', 'dma_translation'),
+      ...DEVICE_INFO,
+    },
+  },
+  vsock: { attrs: ['model'], children: { cid: leaf('auto', 'address'), ...DEVICE_INFO } },
   rng: {
     attrs: ['model'],
     children: {
@@ -189,8 +197,60 @@ export const CPU_SHAPE: Shape = {
     topology: leaf('sockets', 'dies', 'clusters', 'cores', 'threads'),
     feature: leaf('policy', 'name'),
     cache: leaf('level', 'mode'),
+    numa: {
+      attrs: [],
+      children: { cell: leaf('id', 'cpus', 'memory', 'unit', 'memAccess', 'discard') },
+    },
   },
 };
+
+/** Hugepages, locked memory, CPU pinning, NUMA placement: what SR-IOV/NFV guests carry. */
+export const MEMORY_BACKING_SHAPE: Shape = {
+  attrs: [],
+  children: {
+    hugepages: { attrs: [], children: { page: leaf('size', 'unit', 'nodeset') } },
+    nosharepages: leaf(),
+    locked: leaf(),
+    source: leaf('type'),
+    access: leaf('mode'),
+    allocation: leaf('mode', 'threads'),
+    discard: leaf(),
+  },
+};
+
+const pin = (...a: string[]): Shape => leaf(...a);
+export const CPUTUNE_SHAPE: Shape = {
+  attrs: [],
+  children: {
+    ...Object.fromEntries(
+      [
+        'shares',
+        'period',
+        'quota',
+        'global_period',
+        'global_quota',
+        'emulator_period',
+        'emulator_quota',
+        'iothread_period',
+        'iothread_quota',
+      ].map((n) => [n, textLeaf()]),
+    ),
+    vcpupin: pin('vcpu', 'cpuset'),
+    emulatorpin: pin('cpuset'),
+    iothreadpin: pin('iothread', 'cpuset'),
+    vcpusched: pin('vcpus', 'scheduler', 'priority'),
+    iothreadsched: pin('iothreads', 'scheduler', 'priority'),
+  },
+};
+
+export const NUMATUNE_SHAPE: Shape = {
+  attrs: [],
+  children: { memory: leaf('mode', 'nodeset', 'placement'), memnode: leaf('cellid', 'mode', 'nodeset') },
+};
+
+/** `<os>` parts passthru carries for UEFI guests. */
+export const LOADER_SHAPE: Shape = { attrs: ['readonly', 'secure', 'type', 'stateless', 'format'], text: true };
+export const NVRAM_SHAPE: Shape = { attrs: ['template', 'format'], text: true };
 
 export const PM_SHAPE: Shape = {
   attrs: [],

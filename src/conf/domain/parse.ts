@@ -19,7 +19,12 @@ import {
   CPU_SHAPE,
   carriedAddress,
   checkShape,
+  CPUTUNE_SHAPE,
   FEATURES_SHAPE,
+  LOADER_SHAPE,
+  MEMORY_BACKING_SHAPE,
+  NUMATUNE_SHAPE,
+  NVRAM_SHAPE,
   OTHER_DEVICE_SHAPES,
   PM_SHAPE,
 } from './generic.ts';
@@ -55,7 +60,10 @@ const TOP = [
   'metadata',
   'memory',
   'currentMemory',
+  'memoryBacking',
   'vcpu',
+  'cputune',
+  'numatune',
   'os',
   'features',
   'cpu',
@@ -143,6 +151,15 @@ function parseTopChild(def: Mutable<DomainDef>, el: XmlElement): void {
     case 'metadata':
       def.metadata = el;
       return;
+    case 'memoryBacking':
+      def.memoryBacking = checkShape(el, MEMORY_BACKING_SHAPE);
+      return;
+    case 'cputune':
+      def.cputune = checkShape(el, CPUTUNE_SHAPE);
+      return;
+    case 'numatune':
+      def.numatune = checkShape(el, NUMATUNE_SHAPE);
+      return;
     case 'pm':
       def.pm = checkShape(el, PM_SHAPE);
       return;
@@ -173,7 +190,7 @@ function parseTopChild(def: Mutable<DomainDef>, el: XmlElement): void {
 const BOOT_DEVS = ['hd', 'cdrom', 'network', 'fd'] as const;
 
 function parseOs(el: XmlElement): OsDef {
-  rejectUnknown(el, [], ['type', 'kernel', 'initrd', 'cmdline', 'boot', 'bootmenu']);
+  rejectUnknown(el, ['firmware'], ['type', 'loader', 'nvram', 'kernel', 'initrd', 'cmdline', 'boot', 'bootmenu']);
   const typeEl = requireChild(el, 'type');
   rejectUnknown(typeEl, ['arch', 'machine'], []);
   const t = textOf(typeEl);
@@ -184,6 +201,12 @@ function parseOs(el: XmlElement): OsDef {
   const machine = attr(typeEl, 'machine');
   if (arch !== undefined) os.arch = arch;
   if (machine !== undefined) os.machine = machine;
+  const firmware = attr(el, 'firmware');
+  if (firmware !== undefined) os.firmware = oneOf(el, 'firmware', firmware, ['efi', 'bios'] as const);
+  const loader = single(el, 'loader');
+  if (loader) os.loader = checkShape(loader, LOADER_SHAPE);
+  const nvram = single(el, 'nvram');
+  if (nvram) os.nvram = checkShape(nvram, NVRAM_SHAPE);
   for (const k of ['kernel', 'initrd', 'cmdline'] as const) {
     const c = single(el, k);
     if (c) {

@@ -24,6 +24,10 @@ export interface DomainDef {
   /** KiB, as libvirt stores it whatever unit the XML used. */
   readonly memoryKiB: number;
   readonly currentMemoryKiB?: number;
+  /** `<memoryBacking>`, `<cputune>`, `<numatune>`: hugepages, pinning, NUMA (carried, checked). */
+  readonly memoryBacking?: XmlElement;
+  readonly cputune?: XmlElement;
+  readonly numatune?: XmlElement;
   readonly vcpus: number;
   readonly vcpuPlacement?: 'static' | 'auto';
   readonly vcpuCpuset?: string;
@@ -52,6 +56,11 @@ export type LifecycleAction =
 
 export interface OsDef {
   readonly type: 'hvm';
+  /** `<os firmware='efi'>`: let the hypervisor pick the firmware. */
+  readonly firmware?: 'efi' | 'bios';
+  /** `<loader>` / `<nvram>` of a UEFI guest (carried, checked). */
+  readonly loader?: XmlElement;
+  readonly nvram?: XmlElement;
   readonly arch?: string;
   readonly machine?: string;
   readonly kernel?: string;
@@ -108,7 +117,9 @@ export type OtherDeviceKind =
   | 'watchdog'
   | 'memballoon'
   | 'rng'
-  | 'panic';
+  | 'panic'
+  | 'iommu'
+  | 'vsock';
 
 /** Where a device sits in the guest. `unassigned`: taken from the host, given no guest device.
  *  `drive` is the address of a disk on its controller (carried, not planned by us). */

@@ -25,3 +25,17 @@ test('a virt-install domain reads and formats back unchanged (but for the quotes
   assert.equal(out, metadataQuotes(TEXT));
   assert.equal(rngProblem('domain.rng', out), undefined);
 });
+
+test('an NFV guest (hugepages, pinning, NUMA, UEFI, vIOMMU, VFs) reads, round-trips and is libvirt-valid', () => {
+  const text = readFileSync(join(import.meta.dirname, 'nfv.xml'), 'utf8');
+  const def = readDomainXml(text, 'nfv.xml');
+  assert.equal(def.os.firmware, 'efi');
+  assert.equal(def.os.loader?.attrs.get('type'), 'pflash');
+  assert.deepEqual(
+    def.devices.others?.map((o) => o.kind),
+    ['memballoon', 'iommu'],
+  );
+  const out = formatDomainXml(def, { inactive: true });
+  assert.equal(out, text);
+  assert.equal(rngProblem('domain.rng', out), undefined);
+});
