@@ -149,7 +149,7 @@ function parseTopChild(def: Mutable<DomainDef>, el: XmlElement): void {
       return;
     }
     case 'metadata':
-      def.metadata = el;
+      def.metadata = checkDepth(el, 32);
       return;
     case 'memoryBacking':
       def.memoryBacking = checkShape(el, MEMORY_BACKING_SHAPE);
@@ -185,6 +185,18 @@ function parseTopChild(def: Mutable<DomainDef>, el: XmlElement): void {
     default:
     // name, os, devices: read before the loop.
   }
+}
+
+/** `<metadata>` is carried unchecked; bound its depth so that writing it back (recursively) can
+ *  never exhaust the stack. Iterative on purpose. */
+function checkDepth(root: XmlElement, max: number): XmlElement {
+  const stack: [XmlElement, number][] = [[root, 0]];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [el, depth] = top;
+    if (depth > max) throw invalid(el, `<metadata> is nested more than ${max} levels deep`);
+    for (const c of childElements(el)) stack.push([c, depth + 1]);
+  }
+  return root;
 }
 
 const BOOT_DEVS = ['hd', 'cdrom', 'network', 'fd'] as const;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { formatDomainXml } from '../../../src/conf/domain/format.ts';
 import { domainXmlProblems, readDomainXml } from '../../../src/conf/domain/read.ts';
 import { PassthruError } from '../../../src/conf/error.ts';
 import { SKELETON_INPUT } from './fixtures.ts';
@@ -138,4 +139,14 @@ test('domainXmlProblems lists every rule violation at once', () => {
   );
   assert.deepEqual(domainXmlProblems('<domain>'), [domainXmlProblems('<domain>')[0]]);
   assert.equal(domainXmlProblems('<domain>')[0]?.code, 'XML_SYNTAX');
+});
+
+test('deeply nested <metadata> is refused, not a stack overflow when written back', () => {
+  const deep = `<metadata>${'<a>'.repeat(5000)}${'</a>'.repeat(5000)}</metadata>`;
+  rejects(variant('<vcpu>1</vcpu>', `<vcpu>1</vcpu>\n  ${deep}`), 'XML_INVALID', 6, /nested more than 32 levels/);
+  const ok = `<metadata><x:a xmlns:x='urn:x'><x:b k='v'>t</x:b></x:a></metadata>`;
+  assert.match(
+    formatDomainXml(readDomainXml(variant('<vcpu>1</vcpu>', `<vcpu>1</vcpu>\n  ${ok}`))),
+    /<x:b k='v'>t<\/x:b>/,
+  );
 });
