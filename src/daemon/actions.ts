@@ -1,4 +1,11 @@
-import type { DomainSummary, NodeDeviceSummary, VfTable } from '../protocol/wire.ts';
+import type {
+  DomainSummary,
+  NodedevChange,
+  NodedevCheck,
+  NodeDeviceSummary,
+  SriovChange,
+  VfTable,
+} from '../protocol/wire.ts';
 
 /** Everything the daemon can be asked to do: one union, one door (Daemon.handle). */
 export type Action =
@@ -10,7 +17,12 @@ export type Action =
   | { readonly kind: 'dumpxml'; readonly name: string; readonly inactive: boolean }
   | { readonly kind: 'nodedevList'; readonly cap?: 'pci' | 'net' }
   | { readonly kind: 'nodedevDumpxml'; readonly name: string }
-  | { readonly kind: 'nodedevVfTable'; readonly name: string };
+  | { readonly kind: 'nodedevVfTable'; readonly name: string }
+  | { readonly kind: 'nodedevDetach'; readonly name: string; readonly driver?: string }
+  | { readonly kind: 'nodedevReattach'; readonly name: string }
+  | { readonly kind: 'nodedevReset'; readonly name: string }
+  | { readonly kind: 'nodedevCheck'; readonly name: string }
+  | { readonly kind: 'nodedevSriov'; readonly name: string; readonly numVfs: number; readonly autoprobe?: boolean };
 
 export interface ActionResults {
   define: DomainSummary;
@@ -22,6 +34,11 @@ export interface ActionResults {
   nodedevList: NodeDeviceSummary[];
   nodedevDumpxml: { xml: string };
   nodedevVfTable: VfTable;
+  nodedevDetach: NodedevChange;
+  nodedevReattach: NodedevChange;
+  nodedevReset: NodedevChange;
+  nodedevCheck: NodedevCheck;
+  nodedevSriov: SriovChange;
 }
 
 export type ActionKind = Action['kind'];

@@ -89,6 +89,48 @@ export function buildApi(daemon: Daemon): FastifyInstance {
     run({ kind: 'nodedevVfTable', name: req.params.name }),
   );
 
+  app.post<{ Params: { name: string }; Body: { driver?: string } | undefined }>(
+    '/nodedevs/:name/detach',
+    {
+      schema: {
+        params: nameParam,
+        body: { type: 'object', properties: { driver: { type: 'string', pattern: '^[a-z0-9_-]+$' } } },
+      },
+    },
+    (req) =>
+      run({ kind: 'nodedevDetach', name: req.params.name, ...(req.body?.driver ? { driver: req.body.driver } : {}) }),
+  );
+  app.post<{ Params: { name: string } }>('/nodedevs/:name/reattach', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'nodedevReattach', name: req.params.name }),
+  );
+  app.post<{ Params: { name: string } }>('/nodedevs/:name/reset', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'nodedevReset', name: req.params.name }),
+  );
+  app.get<{ Params: { name: string } }>('/nodedevs/:name/check', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'nodedevCheck', name: req.params.name }),
+  );
+  app.post<{ Params: { name: string }; Body: { numVfs: number; autoprobe?: boolean } }>(
+    '/nodedevs/:name/sriov',
+    {
+      schema: {
+        params: nameParam,
+        body: {
+          type: 'object',
+          required: ['numVfs'],
+          additionalProperties: false,
+          properties: { numVfs: { type: 'integer', minimum: 0, maximum: 65535 }, autoprobe: { type: 'boolean' } },
+        },
+      },
+    },
+    (req) =>
+      run({
+        kind: 'nodedevSriov',
+        name: req.params.name,
+        numVfs: req.body.numVfs,
+        ...(req.body.autoprobe === undefined ? {} : { autoprobe: req.body.autoprobe }),
+      }),
+  );
+
   app.get<{ Headers: { 'last-event-id'?: string } }>('/events', (req, reply) => {
     reply.hijack();
     const res = reply.raw;

@@ -114,6 +114,16 @@ export class Daemon {
         return { xml: await this.#p.nodedevs.dumpxml(action.name) };
       case 'nodedevVfTable':
         return this.#p.nodedevs.vfTable(action.name);
+      case 'nodedevDetach':
+        return this.#p.nodedevs.detach(action.name, action.driver);
+      case 'nodedevReattach':
+        return this.#p.nodedevs.reattach(action.name);
+      case 'nodedevReset':
+        return this.#p.nodedevs.reset(action.name);
+      case 'nodedevCheck':
+        return this.#p.nodedevs.check(action.name);
+      case 'nodedevSriov':
+        return this.#p.nodedevs.sriov(action.name, action.numVfs, action.autoprobe);
       default:
         return assertNever(action);
     }

@@ -25,6 +25,11 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'nodedevList':
     case 'nodedevDumpxml':
     case 'nodedevVfTable':
+    case 'nodedevDetach':
+    case 'nodedevReattach':
+    case 'nodedevReset':
+    case 'nodedevCheck':
+    case 'nodedevSriov':
       return;
     default:
       assertNever(action);

@@ -1,18 +1,61 @@
 import { PassthruError } from '../conf/error.ts';
-import { formatPciAddress, parsePciAddress, pciNodeDeviceName } from '../conf/pci-address.ts';
-import { type Inventory, type PciDevice, readInventory } from '../host/inventory.ts';
+import { formatPciAddress, type PciAddress, parsePciAddress, pciNodeDeviceName } from '../conf/pci-address.ts';
+import { type Inventory, type PciDevice, readInventory, readPciDevice } from '../host/inventory.ts';
 import { formatNodeDevice } from '../conf/nodedev/format.ts';
 import { nodeDevices } from '../host/nodedev.ts';
 import type { Kernel } from '../host/types.ts';
 import { uplinkNetdev } from '../hostdev/host-ops.ts';
-import type { NodeDeviceSummary, VfTable } from '../protocol/wire.ts';
+import type { HostdevManager } from '../hostdev/manager.ts';
+import type { EventBus } from './events.ts';
+import type { NodedevChange, NodedevCheck, NodeDeviceSummary, SriovChange, VfTable } from '../protocol/wire.ts';
 
 /** The node-device part of the API, read fresh from the host on each call. */
 export class NodeDevices {
   readonly #kernel: Kernel;
+  readonly #hostdevs: HostdevManager;
+  readonly #events: EventBus;
 
-  constructor(kernel: Kernel) {
+  constructor(kernel: Kernel, hostdevs: HostdevManager, events: EventBus) {
     this.#kernel = kernel;
+    this.#hostdevs = hostdevs;
+    this.#events = events;
+  }
+
+  async detach(name: string, driver = 'vfio-pci'): Promise<NodedevChange> {
+    const address = pciAddressOf(name);
+    await this.#hostdevs.detach(address, driver);
+    return this.#changed(address);
+  }
+
+  async reattach(name: string): Promise<NodedevChange> {
+    const address = pciAddressOf(name);
+    await this.#hostdevs.reattach(address);
+    return this.#changed(address);
+  }
+
+  async reset(name: string): Promise<NodedevChange> {
+    const address = pciAddressOf(name);
+    await this.#hostdevs.reset(address);
+    return this.#changed(address);
+  }
+
+  check(name: string): Promise<NodedevCheck> {
+    return this.#hostdevs.check(pciAddressOf(name));
+  }
+
+  async sriov(name: string, numVfs: number, autoprobe?: boolean): Promise<SriovChange> {
+    const pf = findPf(await this.inventory(), name);
+    const r = await this.#hostdevs.setVfCount(pf.address, numVfs, autoprobe);
+    if (r.before !== r.after)
+      this.#events.emit({ type: 'nodedev', event: 'updated', name: pciNodeDeviceName(pf.address) });
+    return { pf: pf.name, before: r.before, after: r.after, settled: r.settled };
+  }
+
+  async #changed(address: PciAddress): Promise<NodedevChange> {
+    const device = formatPciAddress(address);
+    this.#events.emit({ type: 'nodedev', event: 'updated', name: pciNodeDeviceName(address) });
+    const driver = (await readPciDevice(this.#kernel.sysfs, address)).driver;
+    return { device, ...(driver === undefined ? {} : { driver }) };
   }
 
   inventory(): Promise<Inventory> {
@@ -78,6 +121,15 @@ function noDevice(name: string): PassthruError {
   return new PassthruError('NO_DEVICE', `node device '${name}' does not exist on this host`, {
     hint: "list them with 'passthru nodedev-list'",
   });
+}
+
+/** A PCI function by node-device name (pci_0000_06_02_0) or address (0000:06:02.0). */
+function pciAddressOf(name: string): PciAddress {
+  try {
+    return parsePciAddress(name);
+  } catch {
+    throw noDevice(name);
+  }
 }
 
 function findPf(inv: Inventory, name: string): PciDevice {

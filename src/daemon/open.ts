@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { openSimHost } from '../host/sim/kernel.ts';
-import { PassthruError } from '../conf/error.ts';
+import { openLinuxHost } from '../host/linux/kernel.ts';
 import type { Kernel } from '../host/types.ts';
 import { hostOps } from '../hostdev/host-ops.ts';
 import { HostdevManager } from '../hostdev/manager.ts';
@@ -22,7 +22,7 @@ export interface DaemonOptions {
 /** Startup in ARCHITECTURE.md's order: store -> device records -> reconnect QEMUs -> serve. */
 export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
   const spec = parseHostSpec(o.host);
-  const kernel: Kernel = spec.backend === 'sim' ? await openSimHost(spec.dir) : linuxNotYet();
+  const kernel: Kernel = spec.backend === 'sim' ? await openSimHost(spec.dir) : await openLinuxHost();
   await mkdir(o.stateDir, { recursive: true, mode: 0o700 });
   const store = new Store(o.stateDir);
   await store.init();
@@ -34,15 +34,8 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
     log: o.log,
     emulator: o.emulator ?? process.env['PASSTHRU_QEMU'] ?? 'qemu-system-x86_64',
   });
-  const daemon = new Daemon({ store, events: new EventBus(), runner, nodedevs: new NodeDevices(kernel), log: o.log });
+  const events = new EventBus();
+  const daemon = new Daemon({ store, events, runner, nodedevs: new NodeDevices(kernel, hostdevs, events), log: o.log });
   await daemon.load();
   return daemon;
-}
-
-// The linux backend lands with issue 4; until then the daemon says so instead of pretending.
-function linuxNotYet(): never {
-  throw new PassthruError(
-    'CONFIG_UNSUPPORTED',
-    'the linux host backend is not available in this build; use --host sim:DIR',
-  );
 }

@@ -25,6 +25,16 @@ export interface HostOps {
   setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void>;
   bindStub(address: PciAddress, stub: string): Promise<{ changed: boolean; previousDriver?: string }>;
   rebindHostDriver(address: PciAddress): Promise<void>;
+  /** nodedev-check: the whole IOMMU group, who holds it and what the host does with it. */
+  check(address: PciAddress, holder: (bdf: string) => string | undefined): Promise<AssignabilityReport>;
+  /** Function reset through sysfs `reset` (FLR, PM or bus reset, as the kernel chooses). */
+  reset(address: PciAddress): Promise<void>;
+  /** sriov_numvfs through 0, autoprobe, waiting for the VFs; `holder` vetoes a held VF. */
+  setVfCount(
+    pf: PciAddress,
+    n: number,
+    opts: { holder: (vf: PciAddress) => string | undefined; autoprobe?: boolean },
+  ): Promise<{ before: number; after: number; vfs: readonly PciAddress[]; settled: boolean }>;
 }
 
 /** Drivers that hold a device for userspace, so the host no longer uses it. */
@@ -34,4 +44,20 @@ export function isVfioDriver(driver: string | undefined): boolean {
   return (
     driver !== undefined && (driver === 'vfio-pci' || driver.endsWith('_vfio_pci') || driver.endsWith('-vfio-pci'))
   );
+}
+
+/** nodedev-check's answer (see check.ts). */
+export interface AssignabilityReport {
+  readonly device: string;
+  readonly assignable: boolean;
+  readonly reasons: readonly string[];
+  readonly notes: readonly string[];
+  readonly iommuGroup?: number;
+  readonly members: readonly {
+    readonly address: string;
+    readonly driver?: string;
+    readonly netdevs: readonly string[];
+    readonly heldBy?: string;
+    readonly usedBy: readonly string[];
+  }[];
 }

@@ -1,8 +1,10 @@
 import { PassthruError } from '../conf/error.ts';
-import { type PciAddress, samePciAddress } from '../conf/pci-address.ts';
+import { formatPciAddress, type PciAddress, samePciAddress } from '../conf/pci-address.ts';
 import { bindToStub, rebindHostDriver } from '../host/bind.ts';
 import { type PciDevice, readPciDevice } from '../host/inventory.ts';
+import { setVfCount } from '../host/sriov.ts';
 import type { Kernel, VfConfig } from '../host/types.ts';
+import { checkAssignable } from './check.ts';
 import type { DeviceFacts, HostOps } from './facts.ts';
 
 /** The PF's uplink netdev: the first port that is not a switchdev representor. */
@@ -49,5 +51,8 @@ export function hostOps(kernel: Kernel): HostOps {
     setVf: (pfNetdev, vf, settings) => kernel.setVf(pfNetdev, vf, settings),
     bindStub: (address, stub) => bindToStub(kernel, address, stub),
     rebindHostDriver: (address) => rebindHostDriver(kernel, address),
+    check: (address, holder) => checkAssignable(kernel, holder, address),
+    reset: (address) => kernel.writeSysfs(`/sys/bus/pci/devices/${formatPciAddress(address)}/reset`, '1'),
+    setVfCount: (pf, n, opts) => setVfCount(kernel, pf, n, opts),
   };
 }

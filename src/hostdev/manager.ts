@@ -1,10 +1,12 @@
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asPassthruError, PassthruError } from '../conf/error.ts';
-import { formatPciAddress } from '../conf/pci-address.ts';
+import { formatPciAddress, type PciAddress } from '../conf/pci-address.ts';
+import { detach, reattach, reset } from './node-ops.ts';
+
 import type { Logger } from '../lib/logger.ts';
 import { atomicWriteFile, removeDurably } from '../lib/atomic.ts';
-import type { DeviceFacts, HostOps } from './facts.ts';
+import type { AssignabilityReport, DeviceFacts, HostOps } from './facts.ts';
 import { Leases } from './leases.ts';
 import { planPrepare } from './plan.ts';
 import type { HostdevRequest } from './request.ts';
@@ -46,6 +48,38 @@ export class HostdevManager {
 
   release(domain: string): Promise<void> {
     return this.#serial(() => this.#release(domain));
+  }
+
+  /** nodedev-detach: bind the stub (vfio-pci or a variant) for a later managed='no' use. */
+  detach(address: PciAddress, stub = 'vfio-pci'): Promise<boolean> {
+    return this.#serial(() => detach(this.#host, this.#leases, address, stub));
+  }
+
+  /** nodedev-reattach: give a detached device back to its host driver. */
+  reattach(address: PciAddress): Promise<void> {
+    return this.#serial(() => reattach(this.#host, this.#leases, address));
+  }
+
+  reset(address: PciAddress): Promise<void> {
+    return this.#serial(() => reset(this.#host, this.#leases, address));
+  }
+
+  /** nodedev-sriov: refused while any VF of the PF is held by a domain. */
+  setVfCount(
+    pf: PciAddress,
+    n: number,
+    autoprobe?: boolean,
+  ): Promise<{ before: number; after: number; settled: boolean }> {
+    return this.#serial(() =>
+      this.#host.setVfCount(pf, n, {
+        holder: (vf) => this.#leases.holder(formatPciAddress(vf)),
+        ...(autoprobe === undefined ? {} : { autoprobe }),
+      }),
+    );
+  }
+
+  check(address: PciAddress): Promise<AssignabilityReport> {
+    return this.#host.check(address, (bdf) => this.#leases.holder(bdf));
   }
 
   #serial<T>(work: () => Promise<T>): Promise<T> {

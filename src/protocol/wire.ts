@@ -10,6 +10,11 @@
  *   GET    /nodedevs?cap=pci|net          -> NodeDeviceSummary[]
  *   GET    /nodedevs/:name/xml            -> {xml}
  *   GET    /nodedevs/:name/vfs            -> VfTable              (a PF's VF table)
+ *   POST   /nodedevs/:name/detach {driver?} -> NodedevChange     (bind vfio-pci or a variant)
+ *   POST   /nodedevs/:name/reattach       -> NodedevChange        (back to the host driver)
+ *   POST   /nodedevs/:name/reset          -> NodedevChange
+ *   GET    /nodedevs/:name/check          -> NodedevCheck
+ *   POST   /nodedevs/:name/sriov {numVfs, autoprobe?} -> SriovChange
  *   GET    /events                        -> text/event-stream of DaemonEvent
  *
  * Errors: any status >= 400 with an ErrorBody.
@@ -74,3 +79,36 @@ export type DaemonEvent =
 
 export const DEFAULT_SOCKET = '/run/passthru/passthru.sock';
 export const DEFAULT_STATE_DIR = '/var/lib/passthru';
+
+/** nodedev-check: whether a PCI function can be given to a guest, and exactly why not. */
+export interface NodedevCheck {
+  readonly device: string;
+  readonly assignable: boolean;
+  /** Every reason against, each a sentence naming the device; empty when assignable. */
+  readonly reasons: readonly string[];
+  /** Things to know that do not forbid it (other group members that would be taken too). */
+  readonly notes: readonly string[];
+  readonly iommuGroup?: number;
+  readonly members: readonly {
+    readonly address: string;
+    readonly driver?: string;
+    readonly netdevs: readonly string[];
+    readonly heldBy?: string;
+    /** What the host does with it: default routes, mounts. */
+    readonly usedBy: readonly string[];
+  }[];
+}
+
+export interface NodedevChange {
+  readonly device: string;
+  /** The driver bound after the change (undefined: none). */
+  readonly driver?: string;
+}
+
+export interface SriovChange {
+  readonly pf: string;
+  readonly before: number;
+  readonly after: number;
+  /** false when the deadline passed before every VF showed up with its driver. */
+  readonly settled: boolean;
+}

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -161,4 +161,48 @@ test('events reach API clients as Server-Sent Events', async () => {
   } finally {
     await app.close();
   }
+});
+
+test('node devices: detach/reattach/reset, refused while a domain holds the device', async () => {
+  const detached = await daemon.handle({ kind: 'nodedevDetach', name: 'pci_0000_06_02_6' });
+  assert.deepEqual(detached, { device: '0000:06:02.6', driver: 'vfio-pci' });
+  assert.equal((await table()).vfs[6]?.netdev, undefined);
+  assert.equal((await daemon.handle({ kind: 'nodedevReset', name: '0000:06:02.6' })).device, '0000:06:02.6');
+  assert.deepEqual(await daemon.handle({ kind: 'nodedevReattach', name: '0000:06:02.6' }), {
+    device: '0000:06:02.6',
+    driver: 'iavf',
+  });
+  await assert.rejects(daemon.handle({ kind: 'nodedevDetach', name: 'pci_0000_44_00_0' }), code('NO_DEVICE'));
+  await assert.rejects(daemon.handle({ kind: 'nodedevDetach', name: 'bogus' }), code('NO_DEVICE', /'bogus'/));
+});
+
+test('nodedev-check names every reason: bridge, PF with VFs, default route through the netdev', async () => {
+  const bridge = await daemon.handle({ kind: 'nodedevCheck', name: '0000:00:01.0' });
+  assert.equal(bridge.assignable, false);
+  assert.match(bridge.reasons.join('\n'), /pci-bridge: only PCI endpoints/);
+  const pf = await daemon.handle({ kind: 'nodedevCheck', name: '0000:06:00.0' });
+  assert.equal(pf.assignable, false);
+  assert.match(pf.reasons.join('\n'), /SR-IOV PF with 8 VFs enabled/);
+  // The host's default route leaves through VF 7's netdev (the sim root plays '/', /proc too).
+  await mkdir(join(dir, 'host', 'proc', 'net'), { recursive: true });
+  await writeFile(
+    join(dir, 'host', 'proc', 'net', 'route'),
+    'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\nenp6s0f0v7\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n',
+  );
+  const vf7 = await daemon.handle({ kind: 'nodedevCheck', name: '0000:06:02.7' });
+  assert.equal(vf7.assignable, false);
+  assert.deepEqual(vf7.members[0]?.usedBy, ["carries the host's IPv4 default route (via enp6s0f0v7)"]);
+  const vf4 = await daemon.handle({ kind: 'nodedevCheck', name: '0000:06:02.4' });
+  assert.deepEqual([vf4.assignable, vf4.reasons], [true, []]);
+});
+
+test('nodedev-sriov: through 0 to the new count, range checked', async () => {
+  const r = await daemon.handle({ kind: 'nodedevSriov', name: 'enp6s0f1', numVfs: 3 });
+  assert.deepEqual([r.before, r.after], [8, 3]);
+  assert.equal((await daemon.handle({ kind: 'nodedevVfTable', name: 'enp6s0f1' })).vfs.length, 3);
+  await assert.rejects(
+    daemon.handle({ kind: 'nodedevSriov', name: 'enp6s0f1', numVfs: 65 }),
+    code('INVALID_ARG', /0 to 64/),
+  );
+  await daemon.handle({ kind: 'nodedevSriov', name: 'enp6s0f1', numVfs: 8 });
 });

@@ -82,6 +82,15 @@ test('a guest holding a simulated VF sees the MAC programmed on it; destroy rest
   const inactive = (await client.get<XmlBody>('/domains/vm-a/xml?inactive=1')).xml;
   assert.doesNotMatch(inactive, /<alias name='hostdev0'\/>/);
 
+  // The node-device operations refuse a VF a domain holds, and its PF's VF count.
+  await rejectsWith(client.post(`/nodedevs/${before0.address}/reattach`), 'DEVICE_IN_USE', /in use by domain vm-a/);
+  await rejectsWith(
+    client.post(`/nodedevs/${PF}/sriov`, { numVfs: 2 }),
+    'DEVICE_IN_USE',
+    /VF 0000:06:02.0 is in use by domain vm-a/,
+  );
+  assert.equal((await row(0)).driver, 'vfio-pci');
+
   // A second domain on the same VF is refused, and nothing changes on the host.
   const xmlB = quickstartXml(before0.address, env, join(dir, 'b.console'))
     .replace('<name>quickstart</name>', '<name>vm-b</name>')
