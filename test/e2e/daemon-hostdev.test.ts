@@ -107,10 +107,18 @@ test('a guest holding a simulated VF sees the MAC programmed on it; destroy rest
   assert.deepEqual(vfState(after0), vfState(before0));
   assert.ok(after0.netdev, 'the VF has a host netdev again');
 
-  // And now vm-b may have it.
-  await client.post('/domains/vm-b/start');
+  // And now vm-b may have it. Its QEMU dies on its own (killed, as a crash would): the daemon
+  // notices, gives the VF back and says so on the event stream.
+  const b = await client.post<DomainSummary>('/domains/vm-b/start');
   await consoleLine(join(dir, 'b.console'), '52:54:00:00:00:02');
-  await client.post('/domains/vm-b/destroy');
+  let opened: () => void = () => undefined;
+  const open = new Promise<void>((r) => (opened = r));
+  const stopped = client.events((e) => e.type === 'domain' && e.event === 'stopped' && e.name === 'vm-b', opened);
+  await open;
+  assert.ok(b.pid);
+  process.kill(b.pid, 'SIGKILL');
+  await stopped;
+  assert.equal((await client.get<DomainSummary[]>('/domains')).find((d) => d.name === 'vm-b')?.state, 'shutoff');
   assert.deepEqual(vfState(await row(0)), vfState(after0));
 });
 
