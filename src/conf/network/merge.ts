@@ -1,0 +1,84 @@
+import type { InterfaceDef, VirtualPortDef } from '../domain/types.ts';
+import { PassthruError } from '../error.ts';
+import type { Vlan } from '../vlan.ts';
+import type { NetworkDef, PortgroupDef } from './types.ts';
+
+/**
+ * What an `<interface type='network'>` gets from its network: libvirt's precedence (section b of
+ * libvirt-behaviour.md) is interface > portgroup > network for `<vlan>` and
+ * trustGuestRxFilters, and a merge of the three `<virtualport>`s
+ * (virNetDevVPortProfileMerge3) where a parameter given twice must agree.
+ */
+export interface PortSettings {
+  readonly portgroup?: PortgroupDef;
+  readonly vlan?: Vlan;
+  readonly virtualport?: VirtualPortDef;
+  readonly trustGuestRxFilters?: boolean;
+}
+
+/** The named portgroup, or the network's default one when the interface names none. */
+export function findPortgroup(net: NetworkDef, name: string | undefined): PortgroupDef | undefined {
+  if (name === undefined) return net.portgroups.find((p) => p.default === true);
+  const pg = net.portgroups.find((p) => p.name === name);
+  if (!pg) {
+    throw new PassthruError('XML_INVALID', `network '${net.name}' has no portgroup named '${name}'`, {
+      hint:
+        net.portgroups.length === 0
+          ? 'it has no portgroups'
+          : `its portgroups: ${net.portgroups.map((p) => p.name).join(', ')}`,
+    });
+  }
+  return pg;
+}
+
+export function portSettings(iface: InterfaceDef, net: NetworkDef): PortSettings {
+  const pg = findPortgroup(net, iface.type === 'network' ? iface.portgroup : undefined);
+  const vlan = iface.vlan ?? pg?.vlan ?? net.vlan;
+  const trust = iface.trustGuestRxFilters ?? pg?.trustGuestRxFilters ?? net.trustGuestRxFilters;
+  const virtualport = mergeVirtualPorts(
+    [iface.virtualport, pg?.virtualport, net.virtualport],
+    `interface ${iface.mac ?? ''} on network '${net.name}'`.replace('  ', ' '),
+  );
+  return {
+    ...(pg ? { portgroup: pg } : {}),
+    ...(vlan ? { vlan } : {}),
+    ...(virtualport ? { virtualport } : {}),
+    ...(trust === undefined ? {} : { trustGuestRxFilters: trust }),
+  };
+}
+
+const PARAMS = ['managerid', 'typeid', 'typeidversion', 'instanceid', 'profileid', 'interfaceid'] as const;
+
+/** Merges virtualports, first one first. A type or parameter set by two of them must agree. */
+export function mergeVirtualPorts(
+  list: readonly (VirtualPortDef | undefined)[],
+  what: string,
+): VirtualPortDef | undefined {
+  const present = list.filter((v): v is VirtualPortDef => v !== undefined);
+  if (present.length === 0) return undefined;
+  const merged: { -readonly [K in keyof VirtualPortDef]: VirtualPortDef[K] } = {};
+  for (const v of present) {
+    if (v.type !== undefined) {
+      if (merged.type !== undefined && merged.type !== v.type) {
+        throw new PassthruError(
+          'XML_INVALID',
+          `${what}: attempt to merge virtualports with mismatched types (${merged.type} and ${v.type})`,
+        );
+      }
+      merged.type = v.type;
+    }
+    for (const k of PARAMS) {
+      const value = v[k];
+      if (value === undefined) continue;
+      const prev = merged[k];
+      if (prev !== undefined && prev !== value) {
+        throw new PassthruError(
+          'XML_INVALID',
+          `${what}: attempt to merge virtualports with mismatched ${k}: ${String(prev)} and ${String(value)}`,
+        );
+      }
+      (merged as Record<string, unknown>)[k] = value;
+    }
+  }
+  return merged;
+}
