@@ -7,6 +7,7 @@ import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import type { DomainSummary } from '../../src/protocol/wire.ts';
 import { startDaemon, vfRow, vfState } from '../helpers/daemon.ts';
+import { vfDomainXml } from '../helpers/domains.ts';
 
 /**
  * The crash tier: passthrud is SIGKILLed right after each write of its device record during a
@@ -22,20 +23,7 @@ after(async () => {
 });
 
 const PF = 'pci_0000_06_00_0';
-const XML = `<domain type='kvm'>
-  <name>crashy</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices>
-    <emulator>/nonexistent/qemu-system-x86_64</emulator>
-    <interface type='hostdev' managed='yes'>
-      <mac address='52:54:00:cc:00:01'/>
-      <source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x5'/></source>
-      <vlan><tag id='99'/></vlan>
-    </interface>
-  </devices>
-</domain>`;
+const XML = vfDomainXml('crashy', 5, { mac: '52:54:00:cc:00:01', vlan: 99 });
 
 // 3 steps (save, bind, set): 3 "running" records and the final one.
 for (const crashAfter of [1, 2, 3, 4]) {

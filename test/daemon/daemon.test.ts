@@ -11,6 +11,7 @@ import { openDaemon } from '../../src/daemon/open.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import { silentLogger } from '../../src/lib/logger.ts';
 import type { DaemonEvent } from '../../src/protocol/wire.ts';
+import { vfDomainXml } from '../helpers/domains.ts';
 
 /** The daemon in-process on a sim host, for everything that must fail before (or without) a
  *  QEMU: each refusal is checked to leave the host and the state as they were. */
@@ -18,20 +19,8 @@ let dir = '';
 let daemon: Daemon;
 const PF = 'pci_0000_06_00_0';
 
-const domainXml = (name: string, vf: string, extra = ''): string => `<domain type='kvm'>
-  <name>${name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices>
-    <emulator>/nonexistent/qemu-system-x86_64</emulator>
-    <interface type='hostdev' managed='yes'>
-      <mac address='52:54:00:aa:00:01'/>
-      <source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x${vf}'/></source>
-      <vlan><tag id='7'/></vlan>
-    </interface>${extra}
-  </devices>
-</domain>`;
+const domainXml = (name: string, vf: string, extra = ''): string =>
+  vfDomainXml(name, Number(vf), { extraDevices: extra });
 
 const code = (c: string, pattern?: RegExp) => (e: unknown) =>
   e instanceof PassthruError && e.code === c && (pattern === undefined || pattern.test(e.message));
