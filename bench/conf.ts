@@ -106,10 +106,16 @@ export function benchConf(seconds = 2): ConfBench {
     n += 50;
   }
   const ms = performance.now() - start;
-  return { bytes: doc.length, docsPerSecond: Math.round((n * 1000) / ms), microsecondsPerDoc: Math.round((ms * 1000) / n) };
+  return {
+    bytes: doc.length,
+    docsPerSecond: Math.round((n * 1000) / ms),
+    microsecondsPerDoc: Math.round((ms * 1000) / n),
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
   const r = benchConf();
-  console.log(`conf: parse+format of a ${r.bytes}-byte domain: ${r.docsPerSecond} docs/s (${r.microsecondsPerDoc} us/doc)`);
+  console.log(
+    `conf: parse+format of a ${r.bytes}-byte domain: ${r.docsPerSecond} docs/s (${r.microsecondsPerDoc} us/doc)`,
+  );
 }

@@ -60,6 +60,8 @@ test('a portgroup the network does not have is an error naming the ones it has',
   assert.throws(
     () => findPortgroup(NET, 'nope'),
     (e: unknown) =>
-      e instanceof PassthruError && e.message.includes('no portgroup named \'nope\'') && e.hint === 'its portgroups: web, db',
+      e instanceof PassthruError &&
+      e.message.includes("no portgroup named 'nope'") &&
+      e.hint === 'its portgroups: web, db',
   );
 });
