@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/busybox/bin/sh
 # PID 1 of passthru's VM-lab guest (the initramfs's /init, built by vmlab-setup.sh).
 # Root = initramfs tmpfs + the host's /usr and /etc over 9p (read-only, tmpfs overlay on top) +
 # the guest kernel's module tree over 9p. Runs /job/cmd.sh with the host's bash, writes its
 # output to /job/out and its exit code to /job/rc, then powers off.
-export PATH=/bin
+export PATH=/busybox/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -20,10 +20,7 @@ done
 mkdir -p /usr/lib/modules/$KVER
 mount -t 9p -o $O,ro,cache=loose mods /usr/lib/modules/$KVER || echo "vmlab: 9p modules failed"
 mount -t 9p -o $O,cache=none job /job || echo "vmlab: 9p job failed"
-for l in sbin lib lib64; do ln -s usr/$l /$l; done
-# /bin stays busybox for this script; the job runs with the host's PATH below, and scripts
-# that name /bin/bash find it.
-ln -sf /usr/bin/bash /bin/bash
+for l in bin sbin lib lib64; do ln -s usr/$l /$l; done
 mount -t tmpfs -o mode=1777 tmp /tmp
 mkdir -p /dev/pts /dev/shm /var
 mount -t devpts -o ptmxmode=666 devpts /dev/pts
@@ -33,7 +30,7 @@ ln -s /proc/self/fd /dev/fd
 echo /sbin/modprobe >/proc/sys/kernel/modprobe
 # No udev: load modules for devices present now and, through a uevent listener, for devices
 # that appear later (SR-IOV VFs: igbvf binds only if its module gets loaded).
-printf '#!/bin/sh\n[ "$ACTION" = add ] && [ -n "$MODALIAS" ] && exec /sbin/modprobe -q -b "$MODALIAS"\n' >/run/hotplug
+printf '#!/busybox/bin/sh\n[ "$ACTION" = add ] && [ -n "$MODALIAS" ] && exec /sbin/modprobe -q -b "$MODALIAS"\n' >/run/hotplug
 chmod +x /run/hotplug
 uevent /run/hotplug >/dev/null 2>&1 &
 /sbin/modprobe -a -q -b $(sort -u /sys/bus/*/devices/*/modalias 2>/dev/null) 2>/dev/null
@@ -45,7 +42,7 @@ for a in $(cat /proc/cmdline); do
     mkdir -p "$p" && mount -t 9p -o $O,$mode,cache=none "$tag" "$p" || echo "vmlab: share $tag failed";;
   esac
 done
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/bin HOME=/root LANG=C.UTF-8
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/busybox/bin HOME=/root LANG=C.UTF-8
 cut -d' ' -f1 /proc/uptime >/job/uptime_at_cmd
 cd /root
 /usr/bin/bash /job/cmd.sh >/job/out 2>&1 </dev/null

@@ -63,9 +63,11 @@ ln -sfn "kx/lib/modules/$KVER" "$OUT/modules"
 INIT="$REPO/scripts/vmlab-init.sh"
 if [ ! -f "$OUT/initrd.cpio.gz" ] || [ "$INIT" -nt "$OUT/initrd.cpio.gz" ]; then
   R=$(mktemp -d "$OUT/initrd.XXXXXX")
-  mkdir -p "$R"/{bin,mods,proc,sys,dev,run,tmp,mnt,job,root}
-  cp /bin/busybox "$R/bin/busybox"
-  for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -s busybox "$R/bin/$a"; done
+  # busybox lives in /busybox/bin: /bin becomes the host's usr/bin, whose absolute links
+  # (/usr/sbin/modprobe -> /bin/kmod) must resolve as on the host.
+  mkdir -p "$R"/{busybox/bin,mods,proc,sys,dev,run,tmp,mnt,job,root}
+  cp /bin/busybox "$R/busybox/busybox"
+  for a in $("$R/busybox/busybox" --list); do ln -s ../busybox "$R/busybox/bin/$a"; done
   for m in virtio_pci 9pnet_virtio 9p overlay; do
     modprobe -d "$OUT/kx" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
   done | awk '!seen[$0]++' | while read -r p; do

@@ -7,7 +7,8 @@ import type { Sysfs } from './types.ts';
  *  a netdev's speed EINVAL while the link is down). */
 function isAbsent(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
-  return ['ENOENT', 'ENOTDIR', 'EINVAL', 'EOPNOTSUPP', 'ENODEV', 'ENXIO'].includes(code ?? '');
+  // Node names errno 95 ENOTSUP (Linux's EOPNOTSUPP has the same number).
+  return ['ENOENT', 'ENOTDIR', 'EINVAL', 'EOPNOTSUPP', 'ENOTSUP', 'ENODEV', 'ENXIO'].includes(code ?? '');
 }
 
 /**

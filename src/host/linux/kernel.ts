@@ -58,7 +58,9 @@ export class LinuxKernel implements Kernel {
       fh = await open(this.sysfs.at(path), constants.O_WRONLY);
       await fh.write(value);
     } catch (err) {
-      const errno = (err as NodeJS.ErrnoException).code;
+      const code = (err as NodeJS.ErrnoException).code;
+      // Node says ENOTSUP for errno 95; the kernel's sources and our error table say EOPNOTSUPP.
+      const errno = code === 'ENOTSUP' ? 'EOPNOTSUPP' : code;
       throw new PassthruError('HOST_FAILED', `cannot write '${value.trim()}' to ${path}${errno ? ` (${errno})` : ''}`, {
         ...(errno === undefined ? {} : { errno }),
         cause: err,

@@ -36,8 +36,7 @@ function macOf(b: Buffer): MacAddress {
  *  vlan, qos; __be16 vlan_proto; }. The first entry is the outer tag. */
 function firstVlanInfo(list: Buffer): { vlan: number; qos: number; proto: number } | undefined {
   if (list.length < 4 + 14) return undefined;
-  const len = list.readUInt16LE(0);
-  if (len < 4 + 14) return undefined;
+  if (list.readUInt16LE(0) < 4 + 14) return undefined;
   return { vlan: list.readUInt32LE(8), qos: list.readUInt32LE(12), proto: list.readUInt16BE(16) };
 }
 
@@ -86,8 +85,10 @@ export function encodeVf(vf: number, s: VfSettings): Record<string, Buffer> {
   if (s.vlan !== undefined) {
     if (s.vlan.proto === '802.1ad') {
       // Only IFLA_VF_VLAN_LIST carries a protocol: one IFLA_VF_VLAN_INFO (type 1) attribute.
+      // nla_len covers the whole struct (16 bytes with its tail padding): the kernel's policy
+      // wants sizeof(struct ifla_vf_vlan_info) and answers EINVAL for less.
       const info = Buffer.alloc(4 + 16);
-      info.writeUInt16LE(4 + 14, 0);
+      info.writeUInt16LE(4 + 16, 0);
       info.writeUInt16LE(1, 2);
       info.writeUInt32LE(vf, 4);
       info.writeUInt32LE(s.vlan.id, 8);
@@ -118,8 +119,11 @@ interface RtSocket {
 /** The package rejects with Error('Request rejected: EOPNOTSUPP') (netlink.js checkError). */
 export function errnoOf(err: unknown): string | undefined {
   const e = err as { code?: unknown };
-  if (typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code)) return e.code;
-  return /Request rejected: (E[A-Z0-9]+)/.exec(err instanceof Error ? err.message : String(err))?.[1];
+  const raw =
+    typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code)
+      ? e.code
+      : /Request rejected: (E[A-Z0-9]+)/.exec(err instanceof Error ? err.message : String(err))?.[1];
+  return raw === 'ENOTSUP' ? 'EOPNOTSUPP' : raw;
 }
 
 export async function openNetlinkRtnl(): Promise<Rtnl | undefined> {
