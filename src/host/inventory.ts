@@ -82,7 +82,7 @@ function compareAddress(a: PciAddress, b: PciAddress): number {
 
 export async function readInventory(sysfs: Sysfs): Promise<Inventory> {
   const names = (await sysfs.list(DEVICES)).filter((n) => BDF.test(n));
-  const raw = await Promise.all(names.map((n) => readRaw(sysfs, n)));
+  const raw = await mapLimit(names, 32, (n) => readRaw(sysfs, n));
   // A VF's index comes from its PF's virtfnN links, read once per PF here.
   const index = new Map<string, { pf: PciAddress; index: number }>();
   for (const d of raw) {
@@ -94,6 +94,21 @@ export async function readInventory(sysfs: Sysfs): Promise<Inventory> {
     return vf === undefined ? rest : { ...rest, physfn: vf };
   });
   return { devices: devices.sort((a, b) => compareAddress(a.address, b.address)) };
+}
+
+/** Reads devices a few dozen at a time: each device reads a dozen files at once, and 4096 VFs
+ *  at once would open more files than the process may (EMFILE). */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 export function findDevice(inv: Inventory, address: PciAddress): PciDevice | undefined {
