@@ -17,7 +17,8 @@ function settle<T>(read: () => T, absent: T): Promise<T> {
   try {
     return Promise.resolve(read());
   } catch (err) {
-    return isAbsent(err) ? Promise.resolve(absent) : Promise.reject(err);
+    if (isAbsent(err)) return Promise.resolve(absent);
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
 }
 
