@@ -4,7 +4,9 @@ import { networkPortXmlProblems } from './network/port.ts';
 import { networkXmlProblems } from './network/read.ts';
 import { parseNodeDevice } from './nodedev/parse.ts';
 import { devicePoolXmlProblems } from './pool/read.ts';
+import { problemsOf } from './problems.ts';
 import { parseXml } from './xml/reader.ts';
+import type { XmlElement } from './xml/tree.ts';
 
 export type XmlKind = 'domain' | 'network' | 'networkport' | 'devicepool' | 'device';
 
@@ -14,13 +16,14 @@ export type XmlKind = 'domain' | 'network' | 'networkport' | 'devicepool' | 'dev
  * input: a syntax error is returned as the one problem.
  */
 export function validateAnyXml(text: string, source = 'XML document'): { kind?: XmlKind; problems: PassthruError[] } {
-  let rootName: string;
+  let root: XmlElement;
   try {
-    rootName = parseXml(text, source).name;
+    root = parseXml(text, source);
   } catch (err) {
     if (err instanceof PassthruError) return { problems: [err] };
     throw err;
   }
+  const rootName = root.name;
   switch (rootName) {
     case 'domain':
       return { kind: rootName, problems: domainXmlProblems(text, source) };
@@ -31,20 +34,20 @@ export function validateAnyXml(text: string, source = 'XML document'): { kind?: 
     case 'devicepool':
       return { kind: rootName, problems: devicePoolXmlProblems(text, source) };
     case 'device':
-      try {
-        parseNodeDevice(text, source);
-        return { kind: rootName, problems: [] };
-      } catch (err) {
-        if (err instanceof PassthruError) return { kind: rootName, problems: [err] };
-        throw err;
-      }
+      return {
+        kind: rootName,
+        problems: problemsOf(() => {
+          parseNodeDevice(text, source);
+          return [];
+        }),
+      };
     default:
       return {
         problems: [
           new PassthruError(
             'XML_INVALID',
             `${source}: <${rootName}> is not a document passthru knows (domain, network, networkport, devicepool, device)`,
-            { line: 1 },
+            { line: root.line, column: root.column },
           ),
         ],
       };

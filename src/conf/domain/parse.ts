@@ -86,7 +86,7 @@ export function parseDomainXml(text: string, source = 'domain XML'): DomainDef {
   return parseDomainElement(parseXml(text, source));
 }
 
-export function parseDomainElement(root: XmlElement): DomainDef {
+function parseDomainElement(root: XmlElement): DomainDef {
   if (root.name !== 'domain') throw invalid(root, `expected a <domain> document, not <${root.name}>`);
   rejectUnknown(root, ['type', 'id'], TOP);
   for (const n of TOP) single(root, n);

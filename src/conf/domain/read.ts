@@ -1,6 +1,6 @@
-import { PassthruError } from '../error.ts';
-import { parseXml } from '../xml/reader.ts';
-import { parseDomainElement, parseDomainXml } from './parse.ts';
+import type { PassthruError } from '../error.ts';
+import { problemsOf } from '../problems.ts';
+import { parseDomainXml } from './parse.ts';
 import { type PostParseOptions, postParseDomain } from './postparse.ts';
 import type { DomainDef } from './types.ts';
 import { domainProblems, validateDomain } from './validate.ts';
@@ -14,12 +14,5 @@ export function readDomainXml(text: string, source?: string, opts: PostParseOpti
 /** Every problem of a domain document, for `passthru validate`: a syntax or grammar error stops
  *  there (one error), otherwise all rule violations. Never throws. */
 export function domainXmlProblems(text: string, source?: string): PassthruError[] {
-  let def: DomainDef;
-  try {
-    def = postParseDomain(parseDomainElement(parseXml(text, source)));
-  } catch (err) {
-    if (err instanceof PassthruError) return [err];
-    throw err;
-  }
-  return domainProblems(def);
+  return problemsOf(() => domainProblems(postParseDomain(parseDomainXml(text, source))));
 }

@@ -1,5 +1,6 @@
-import { PassthruError } from '../error.ts';
+import type { PassthruError } from '../error.ts';
 import { formatPciAddress, type PciAddress } from '../pci-address.ts';
+import { collectProblems, type Report, withoutProblems } from '../problems.ts';
 import { isQ35 } from './postparse.ts';
 import type { ControllerDef, DomainDef, HostdevDef, InterfaceDef, PciHostdevSource, PoolHostdevDef } from './types.ts';
 
@@ -9,35 +10,22 @@ import type { ControllerDef, DomainDef, HostdevDef, InterfaceDef, PciHostdevSour
  * `domainProblems` returns all of them (for `passthru validate`); `validateDomain` throws the first.
  */
 export function validateDomain(def: DomainDef): DomainDef {
-  const [first] = domainProblems(def);
-  if (first) throw first;
-  return def;
+  return withoutProblems(def, domainProblems(def));
 }
 
-type Report = (
-  line: number | undefined,
-  element: string,
-  message: string,
-  code?: 'XML_INVALID' | 'CONFIG_UNSUPPORTED',
-) => void;
-
 export function domainProblems(def: DomainDef): PassthruError[] {
-  const problems: PassthruError[] = [];
-  const report: Report = (line, element, message, code = 'XML_INVALID') => {
-    const at = line === undefined ? `<${element}>` : `<${element}> at line ${line}`;
-    problems.push(new PassthruError(code, `${at}: ${message}`, line === undefined ? {} : { line }));
-  };
-  if (def.memoryKiB <= 0) report(def.line, 'memory', 'memory must be greater than 0');
-  if (def.vcpus < 1) report(def.line, 'vcpu', 'a domain needs at least 1 vCPU');
-  for (const h of allHostdevs(def)) checkHostdev(h, report);
-  for (const i of def.devices.interfaces) checkInterface(i, report);
-  checkHostSources(def, report);
-  checkGuestAddresses(def, report);
-  checkAliases(def, report);
-  checkBootOrder(def, report);
-  checkTeaming(def, report);
-  checkControllers(def, report);
-  return problems;
+  return collectProblems((report) => {
+    if (def.memoryKiB <= 0) report(def.line, 'memory', 'memory must be greater than 0');
+    if (def.vcpus < 1) report(def.line, 'vcpu', 'a domain needs at least 1 vCPU');
+    for (const h of allHostdevs(def)) checkHostdev(h, report);
+    for (const i of def.devices.interfaces) checkInterface(i, report);
+    checkHostSources(def, report);
+    checkGuestAddresses(def, report);
+    checkAliases(def, report);
+    checkBootOrder(def, report);
+    checkTeaming(def, report);
+    checkControllers(def, report);
+  });
 }
 
 /** virPCIDeviceAddressIsValid: the host bridge 0000:00:00.0 is never a device to assign. And

@@ -9,9 +9,10 @@ import {
 } from '../domain/parse-parts.ts';
 import { hostdevDriverOut } from '../domain/format-parts.ts';
 import type { HostdevDriver, VirtualPortDef } from '../domain/types.ts';
-import { PassthruError } from '../error.ts';
+import type { PassthruError } from '../error.ts';
 import type { MacAddress } from '../mac.ts';
 import type { PciAddress } from '../pci-address.ts';
+import { problemsOf } from '../problems.ts';
 import { parseUuid, type Uuid } from '../uuid.ts';
 import type { Vlan } from '../vlan.ts';
 import { attr, invalid, located, oneOf, rejectUnknown, requireAttr, single, yesNo } from '../xml/read.ts';
@@ -176,11 +177,8 @@ function plugOut(p: PortPlug): OutElement {
 }
 
 export function networkPortXmlProblems(text: string, source?: string): PassthruError[] {
-  try {
+  return problemsOf(() => {
     parseNetworkPortXml(text, source);
     return [];
-  } catch (err) {
-    if (err instanceof PassthruError) return [err];
-    throw err;
-  }
+  });
 }

@@ -1,4 +1,5 @@
-import { PassthruError } from '../error.ts';
+import type { PassthruError } from '../error.ts';
+import { problemsOf } from '../problems.ts';
 import { parseNetworkXml } from './parse.ts';
 import { postParseNetwork } from './postparse.ts';
 import type { NetworkDef } from './types.ts';
@@ -10,10 +11,5 @@ export function readNetworkXml(text: string, source?: string): NetworkDef {
 }
 
 export function networkXmlProblems(text: string, source?: string): PassthruError[] {
-  try {
-    return networkProblems(postParseNetwork(parseNetworkXml(text, source)));
-  } catch (err) {
-    if (err instanceof PassthruError) return [err];
-    throw err;
-  }
+  return problemsOf(() => networkProblems(postParseNetwork(parseNetworkXml(text, source))));
 }

@@ -1,49 +1,45 @@
-import { PassthruError } from '../error.ts';
+import type { PassthruError } from '../error.ts';
 import { formatPciAddress, type PciAddress } from '../pci-address.ts';
+import { collectProblems, problemsOf, type Report, withoutProblems } from '../problems.ts';
 import { parseDevicePoolXml } from './parse.ts';
 import type { DevicePoolDef } from './types.ts';
 
 /** Rules of a device pool definition, each naming the element and its line. */
-export function devicePoolProblems(def: DevicePoolDef): PassthruError[] {
-  const problems: PassthruError[] = [];
-  const report = (line: number | undefined, element: string, message: string): void => {
-    const at = line === undefined ? `<${element}>` : `<${element}> at line ${line}`;
-    problems.push(new PassthruError('XML_INVALID', `${at}: ${message}`, line === undefined ? {} : { line }));
-  };
-  if (def.selectors.length === 0 && def.addresses.length === 0) {
-    report(
-      def.line,
-      'devicepool',
-      `device pool '${def.name}' has no members: give <select .../> or <address .../> elements`,
-    );
-  }
-  const check = (a: PciAddress, line: number | undefined, seen: Set<string>, element: string): void => {
+function devicePoolProblems(def: DevicePoolDef): PassthruError[] {
+  return collectProblems((report) => {
+    if (def.selectors.length === 0 && def.addresses.length === 0) {
+      report(
+        def.line,
+        'devicepool',
+        `device pool '${def.name}' has no members: give <select .../> or <address .../> elements`,
+      );
+    }
+    checkListedOnce(def.name, def.addresses, report);
+    checkListedOnce(def.name, def.resolved?.map((r) => ({ ...r.address, line: r.line })) ?? [], report);
+  });
+}
+
+function checkListedOnce(
+  pool: string,
+  list: readonly (PciAddress & { readonly line?: number | undefined })[],
+  report: Report,
+): void {
+  const seen = new Set<string>();
+  for (const a of list) {
     const key = formatPciAddress(a);
     if (a.domain === 0 && a.bus === 0 && a.slot === 0) {
-      report(line, element, `invalid PCI address ${key}: at least one of domain, bus, or slot must be > 0`);
+      report(a.line, 'address', `invalid PCI address ${key}: at least one of domain, bus, or slot must be > 0`);
     }
-    if (seen.has(key)) report(line, element, `PCI device '${key}' can only be listed once in device pool ${def.name}`);
+    if (seen.has(key)) report(a.line, 'address', `PCI device '${key}' can only be listed once in device pool ${pool}`);
     seen.add(key);
-  };
-  const listed = new Set<string>();
-  for (const a of def.addresses) check(a, a.line, listed, 'address');
-  const resolved = new Set<string>();
-  for (const r of def.resolved ?? []) check(r.address, r.line, resolved, 'address');
-  return problems;
+  }
 }
 
 export function readDevicePoolXml(text: string, source?: string): DevicePoolDef {
   const def = parseDevicePoolXml(text, source);
-  const [first] = devicePoolProblems(def);
-  if (first) throw first;
-  return def;
+  return withoutProblems(def, devicePoolProblems(def));
 }
 
 export function devicePoolXmlProblems(text: string, source?: string): PassthruError[] {
-  try {
-    return devicePoolProblems(parseDevicePoolXml(text, source));
-  } catch (err) {
-    if (err instanceof PassthruError) return [err];
-    throw err;
-  }
+  return problemsOf(() => devicePoolProblems(parseDevicePoolXml(text, source)));
 }
