@@ -1,0 +1,150 @@
+import { type FSWatcher, watch } from 'node:fs';
+import { join } from 'node:path';
+import { formatPciAddress, type PciAddress } from '../conf/pci-address.ts';
+import { type Inventory, type PciDevice, readInventory } from './inventory.ts';
+import type { Kernel } from './types.ts';
+
+/**
+ * Following the host as it changes (VFs created or destroyed, drivers rebound, netdevs coming
+ * and going) without a restart. The trigger depends on the backend: the sim rewrites
+ * `<dir>/sim/host.json` on every kernel operation, from any process, so an inotify watch on
+ * that directory sees them all; on linux the kernel's link events come through rtnetlink (when
+ * the netlink package loads) and a slow poll catches what has no event (a PCI driver rebind of
+ * a function without netdev). Either way the inventory is re-read and diffed, so the events
+ * say what changed, not just that something did.
+ */
+export interface HostChange {
+  readonly kind: 'added' | 'removed' | 'changed';
+  readonly address: PciAddress;
+  readonly name: string;
+  /** For 'changed': which facts moved (driver, netdevs, numVfs, iommuGroup, driverOverride). */
+  readonly fields?: readonly string[];
+}
+
+export function diffInventory(before: Inventory, after: Inventory): HostChange[] {
+  const old = new Map(before.devices.map((d) => [d.name, d]));
+  const now = new Map(after.devices.map((d) => [d.name, d]));
+  const out: HostChange[] = [];
+  for (const [name, d] of now) {
+    const o = old.get(name);
+    if (!o) {
+      out.push({ kind: 'added', address: d.address, name });
+      continue;
+    }
+    const fields = changedFields(o, d);
+    if (fields.length > 0) out.push({ kind: 'changed', address: d.address, name, fields });
+  }
+  for (const [name, d] of old) if (!now.has(name)) out.push({ kind: 'removed', address: d.address, name });
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function changedFields(a: PciDevice, b: PciDevice): string[] {
+  const f: string[] = [];
+  if (a.driver !== b.driver) f.push('driver');
+  if (a.driverOverride !== b.driverOverride) f.push('driverOverride');
+  if (a.iommuGroup !== b.iommuGroup) f.push('iommuGroup');
+  if ((a.sriov?.numVfs ?? 0) !== (b.sriov?.numVfs ?? 0)) f.push('numVfs');
+  const nd = (d: PciDevice): string => d.netdevs.map((n) => `${n.name}=${n.mac ?? ''}/${n.operstate ?? ''}`).join(',');
+  if (nd(a) !== nd(b)) f.push('netdevs');
+  return f;
+}
+
+export interface WatchOptions {
+  /** Linux: how often to re-read when no event came (default 5 s). */
+  readonly pollMs?: number;
+  /** Events arrive in bursts (a VF count change is dozens of writes): wait this long for quiet. */
+  readonly debounceMs?: number;
+}
+
+export interface HostWatcher {
+  /** The inventory as last read. */
+  current(): Inventory;
+  stop(): void;
+}
+
+export async function watchHost(
+  kernel: Kernel,
+  onChange: (changes: readonly HostChange[], inventory: Inventory) => void,
+  opts: WatchOptions = {},
+): Promise<HostWatcher> {
+  let inv = await readInventory(kernel.sysfs);
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  let again = false;
+  let stopped = false;
+  const refresh = async (): Promise<void> => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        const next = await readInventory(kernel.sysfs);
+        const changes = diffInventory(inv, next);
+        inv = next;
+        if (changes.length > 0 && !stopped) onChange(changes, next);
+      } while (again && !stopped);
+    } catch {
+      // A device that vanished mid-read: the next event or poll reads again.
+    } finally {
+      running = false;
+    }
+  };
+  const poke = (): void => {
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => void refresh(), opts.debounceMs ?? 50);
+  };
+  const stops: (() => void)[] = [];
+  if (kernel.backend === 'sim') {
+    const w: FSWatcher = watch(join(kernel.sysfs.root, 'sim'), () => {
+      poke();
+    });
+    stops.push(() => {
+      w.close();
+    });
+  } else {
+    const poll = setInterval(poke, opts.pollMs ?? 5000);
+    poll.unref();
+    stops.push(() => {
+      clearInterval(poll);
+    });
+    const unsub = await linkEvents(poke);
+    if (unsub) stops.push(unsub);
+  }
+  return {
+    current: () => inv,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+      for (const s of stops) s();
+    },
+  };
+}
+
+/** rtnetlink RTNLGRP_LINK: netdevs appearing, vanishing, changing; undefined without the package. */
+async function linkEvents(onEvent: () => void): Promise<(() => void) | undefined> {
+  try {
+    const mod = (await import('netlink')) as unknown as {
+      createRtNetlink: () => {
+        addMembership(group: string): void;
+        on(ev: 'message', fn: () => void): void;
+        socket?: { close?: () => void; unref?: () => void };
+      };
+    };
+    const s = mod.createRtNetlink();
+    s.addMembership('LINK');
+    s.on('message', onEvent);
+    s.socket?.unref?.();
+    return () => s.socket?.close?.();
+  } catch {
+    return undefined;
+  }
+}
+
+export function describeChange(c: HostChange): string {
+  const what = c.kind === 'changed' ? ` (${(c.fields ?? []).join(', ')})` : '';
+  return `PCI device ${formatPciAddress(c.address)} ${c.kind}${what}`;
+}

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parsePciAddress } from '../../src/conf/pci-address.ts';
+import { bindToStub } from '../../src/host/bind.ts';
+import type { Inventory } from '../../src/host/inventory.ts';
+import { openSimHost } from '../../src/host/sim/kernel.ts';
+import { type HostChange, watchHost } from '../../src/host/watch.ts';
+import { simHost } from './helpers.ts';
+
+/** Collects changes (a burst may come in several batches) until `want` holds for them. */
+function nextChange(want: (c: readonly HostChange[]) => boolean): {
+  onChange: (c: readonly HostChange[], inv: Inventory) => void;
+  seen: Promise<readonly HostChange[]>;
+} {
+  let resolve: (c: readonly HostChange[]) => void = () => undefined;
+  const seen = new Promise<readonly HostChange[]>((r) => (resolve = r));
+  const all: HostChange[] = [];
+  return {
+    onChange: (c) => {
+      all.push(...c);
+      if (want(all)) resolve(all);
+    },
+    seen,
+  };
+}
+
+test('the inventory follows the sim host: a rebind in another process is seen, with what changed', async () => {
+  const { dir, kernel, done } = await simHost('intel-82576');
+  const fieldsOf = (c: readonly HostChange[]): string[] =>
+    [...new Set(c.filter((x) => x.name === '0000:01:10.2').flatMap((x) => x.fields ?? []))].sort();
+  const { onChange, seen } = nextChange((c) => fieldsOf(c).length === 3);
+  const w = await watchHost(kernel, onChange, { debounceMs: 20 });
+  try {
+    const other = await openSimHost(dir); // as if another process: its own SimKernel
+    await bindToStub(other, parsePciAddress('0000:01:10.2'));
+    const changes = await seen;
+    assert.ok(changes.filter((x) => x.name === '0000:01:10.2').every((x) => x.kind === 'changed'));
+    assert.deepEqual(fieldsOf(changes), ['driver', 'driverOverride', 'netdevs']);
+    assert.equal(w.current().devices.find((d) => d.name === '0000:01:10.2')?.driver, 'vfio-pci');
+  } finally {
+    w.stop();
+    done();
+  }
+});
+
+test('VFs appearing and vanishing are added/removed events; the PF changes numVfs', async () => {
+  const { kernel, done } = await simHost('intel-82576');
+  const removed = nextChange((c) => c.filter((x) => x.kind === 'removed').length === 7);
+  const w = await watchHost(kernel, removed.onChange, { debounceMs: 20 });
+  try {
+    await kernel.writeSysfs('/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs', '0');
+    const changes = await removed.seen;
+    assert.ok(changes.some((x) => x.name === '0000:01:00.0' && x.fields?.includes('numVfs')));
+  } finally {
+    w.stop();
+  }
+  const added = nextChange((c) => c.filter((x) => x.kind === 'added').length === 3);
+  const w2 = await watchHost(kernel, added.onChange, { debounceMs: 20 });
+  try {
+    await kernel.writeSysfs('/sys/bus/pci/devices/0000:01:00.1/sriov_numvfs', '3');
+    const changes = await added.seen;
+    assert.deepEqual(
+      changes.filter((x) => x.kind === 'added').map((x) => x.name),
+      ['0000:01:10.1', '0000:01:10.3', '0000:01:10.5'],
+    );
+  } finally {
+    w2.stop();
+    done();
+  }
+});
