@@ -52,10 +52,20 @@ test('nodedev parse: errors name the element and line', () => {
       parseNodeDevice(
         "<device>\n  <name>x</name>\n  <capability type='pci'><domain>0</domain></capability>\n</device>",
       ),
-    (e: unknown) => e instanceof PassthruError && e.code === 'XML_INVALID' && e.line === 3,
+    (e: unknown) =>
+      e instanceof PassthruError &&
+      e.code === 'XML_INVALID' &&
+      e.line === 3 &&
+      e.message.startsWith('<capability> at line 3: missing <bus>'),
   );
   assert.throws(
-    () => parseNodeDevice('<device><name>x</name><bogus/></device>'),
-    (e: unknown) => e instanceof PassthruError && e.code === 'XML_INVALID' && e.message.includes('bogus'),
+    () => parseNodeDevice('<device><name>x</name>\n<bogus/></device>'),
+    (e: unknown) =>
+      e instanceof PassthruError && e.code === 'XML_INVALID' && e.line === 2 && e.message.includes('<bogus> at line 2'),
+  );
+  assert.throws(
+    () => parseNodeDevice("<device>\n<name>x</name>\n<parent id='1'>computer</parent></device>"),
+    (e: unknown) =>
+      e instanceof PassthruError && e.line === 3 && e.message.includes("<parent> at line 3: attribute 'id'"),
   );
 });

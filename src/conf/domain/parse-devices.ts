@@ -13,6 +13,7 @@ import {
 } from '../xml/read.ts';
 import { textOf, type XmlElement } from '../xml/tree.ts';
 import {
+  checkPoolName,
   parseAlias,
   parseBootOrder,
   parseGuestAddress,
@@ -92,8 +93,7 @@ export function parsePoolHostdev(el: XmlElement): PoolHostdevDef | undefined {
   if (source === undefined || pool === undefined || single(source, 'address')) return undefined;
   const h = parseHostdevCommon(el);
   rejectUnknown(source, ['pool'], []);
-  if (!/^[A-Za-z0-9_.-]+$/.test(pool))
-    throw invalid(source, `pool name '${pool}' may contain only letters, digits, '_', '.' and '-'`);
+  checkPoolName(source, pool);
   const driverEl = single(el, 'driver');
   return {
     ...h,

@@ -1,11 +1,12 @@
 import { parseUnicastMac, type MacAddress } from '../mac.ts';
 import { checkPciAddress, type PciAddress } from '../pci-address.ts';
-import { parseUuid } from '../uuid.ts';
+import { parseUuid, type Uuid } from '../uuid.ts';
 import { parseVlanId, type Vlan, type VlanTag } from '../vlan.ts';
 import {
   attr,
   children,
   invalid,
+  leafText,
   located,
   oneOf,
   parseUnsigned,
@@ -83,6 +84,18 @@ export function parseSourceAddress(el: XmlElement, typeRequired: boolean): PciAd
     throw invalid(el, `host device source address type '${type}' is not supported`, "only type='pci' is");
   }
   return parsePciFields(el);
+}
+
+/** `<uuid>` of a domain, network, pool or port. */
+export function parseUuidElement(el: XmlElement): Uuid {
+  return located(el, () => parseUuid(leafText(el)));
+}
+
+/** A pool name is referenced from domains and becomes part of file names: a safe set only. */
+export function checkPoolName(el: XmlElement, name: string): string {
+  if (!/^[A-Za-z0-9_.-]+$/.test(name))
+    throw invalid(el, `pool name '${name}' may contain only letters, digits, '_', '.' and '-'`);
+  return name;
 }
 
 export function parseMacElement(el: XmlElement): MacAddress {

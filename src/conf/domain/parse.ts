@@ -1,14 +1,15 @@
 import { PassthruError } from '../error.ts';
-import { parseUuid } from '../uuid.ts';
 import {
   attr,
   childText,
   invalid,
+  leafText,
   located,
   oneOf,
   parseUnsigned,
   rejectUnknown,
   requireAttr,
+  requireChild,
   single,
   yesNo,
 } from '../xml/read.ts';
@@ -36,7 +37,7 @@ import {
   parseInterface,
   parsePoolHostdev,
 } from './parse-devices.ts';
-import { parseGuestAddress } from './parse-parts.ts';
+import { parseGuestAddress, parseUuidElement } from './parse-parts.ts';
 import type {
   BootDev,
   ControllerDef,
@@ -110,24 +111,18 @@ function parseDomainElement(root: XmlElement): DomainDef {
   return def;
 }
 
-function requireChild(el: XmlElement, name: string): XmlElement {
-  const c = single(el, name);
-  if (!c) throw invalid(el, `missing <${name}> element`);
-  return c;
-}
-
 function parseTopChild(def: Mutable<DomainDef>, el: XmlElement): void {
   switch (el.name) {
     case 'uuid':
-      rejectUnknown(el, [], []);
-      def.uuid = located(el, () => parseUuid(textOf(el)));
+      def.uuid = parseUuidElement(el);
       return;
     case 'title':
-    case 'description':
-      rejectUnknown(el, [], []);
-      if (el.name === 'title' && textOf(el).includes('\n')) throw invalid(el, 'title must not contain a newline');
-      def[el.name] = textOf(el);
+    case 'description': {
+      const text = leafText(el);
+      if (el.name === 'title' && text.includes('\n')) throw invalid(el, 'title must not contain a newline');
+      def[el.name] = text;
       return;
+    }
     case 'memory':
     case 'currentMemory': {
       rejectUnknown(el, ['unit'], []);
@@ -175,8 +170,7 @@ function parseTopChild(def: Mutable<DomainDef>, el: XmlElement): void {
     case 'on_poweroff':
     case 'on_reboot':
     case 'on_crash': {
-      rejectUnknown(el, [], []);
-      const action: LifecycleAction = oneOf(el, el.name, textOf(el), LIFECYCLE);
+      const action: LifecycleAction = oneOf(el, el.name, leafText(el), LIFECYCLE);
       if (el.name === 'on_poweroff') def.onPoweroff = action;
       else if (el.name === 'on_reboot') def.onReboot = action;
       else def.onCrash = action;
@@ -220,11 +214,8 @@ function parseOs(el: XmlElement): OsDef {
   const nvram = single(el, 'nvram');
   if (nvram) os.nvram = checkShape(nvram, NVRAM_SHAPE);
   for (const k of ['kernel', 'initrd', 'cmdline'] as const) {
-    const c = single(el, k);
-    if (c) {
-      rejectUnknown(c, [], []);
-      os[k] = textOf(c);
-    }
+    const text = childText(el, k);
+    if (text !== undefined) os[k] = text;
   }
   const boots = childElements(el).filter((c) => c.name === 'boot');
   if (boots.length > 0) {

@@ -1,10 +1,15 @@
-import { parseGuestAddress, parseHostdevDriver, parseVirtualPort, parseVlan } from '../domain/parse-parts.ts';
-import { parseUuid } from '../uuid.ts';
+import {
+  parseGuestAddress,
+  parseHostdevDriver,
+  parseUuidElement,
+  parseVirtualPort,
+  parseVlan,
+} from '../domain/parse-parts.ts';
 import {
   attr,
   children,
   invalid,
-  located,
+  leafText,
   oneOf,
   parseUnsigned,
   rejectUnknown,
@@ -13,7 +18,7 @@ import {
   yesNo,
 } from '../xml/read.ts';
 import { parseXml } from '../xml/reader.ts';
-import { textOf, type XmlElement } from '../xml/tree.ts';
+import type { XmlElement } from '../xml/tree.ts';
 import type { DeviceSelector, ForwardDef, NetworkDef, PortgroupDef } from './types.ts';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -34,9 +39,8 @@ export function parseNetworkElement(root: XmlElement): NetworkDef {
     ['name', 'uuid', 'forward', 'bridge', 'vlan', 'virtualport', 'portgroup'],
   );
   const nameEl = single(root, 'name');
-  if (!nameEl || textOf(nameEl) === '') throw invalid(root, 'missing network <name>');
-  rejectUnknown(nameEl, [], []);
-  const name = textOf(nameEl);
+  const name = nameEl && leafText(nameEl);
+  if (!name) throw invalid(root, 'missing network <name>');
   if (name.includes('/')) throw invalid(nameEl, `network name '${name}' cannot contain '/'`);
   const def: Mutable<NetworkDef> = {
     name,
@@ -44,10 +48,7 @@ export function parseNetworkElement(root: XmlElement): NetworkDef {
     line: root.line,
   };
   const uuid = single(root, 'uuid');
-  if (uuid) {
-    rejectUnknown(uuid, [], []);
-    def.uuid = located(uuid, () => parseUuid(textOf(uuid)));
-  }
+  if (uuid) def.uuid = parseUuidElement(uuid);
   const trust = yesNo(root, 'trustGuestRxFilters');
   if (trust !== undefined) def.trustGuestRxFilters = trust;
   const forward = single(root, 'forward');

@@ -1,23 +1,33 @@
 import { checkShape, type Shape, toOut } from '../domain/generic.ts';
-import { pciAttrs, virtualPortOut, vlanOut } from '../domain/format-parts.ts';
+import { hostdevDriverOut, pciAttrs, virtualPortOut, vlanOut } from '../domain/format-parts.ts';
 import {
   parseHostdevDriver,
   parseMacElement,
   parsePciFields,
+  parseUuidElement,
   parseVirtualPort,
   parseVlan,
 } from '../domain/parse-parts.ts';
-import { hostdevDriverOut } from '../domain/format-parts.ts';
 import type { HostdevDriver, VirtualPortDef } from '../domain/types.ts';
 import type { PassthruError } from '../error.ts';
 import type { MacAddress } from '../mac.ts';
 import type { PciAddress } from '../pci-address.ts';
 import { problemsOf } from '../problems.ts';
-import { parseUuid, type Uuid } from '../uuid.ts';
+import type { Uuid } from '../uuid.ts';
 import type { Vlan } from '../vlan.ts';
-import { attr, invalid, located, oneOf, rejectUnknown, requireAttr, single, yesNo } from '../xml/read.ts';
+import {
+  attr,
+  invalid,
+  leafText,
+  oneOf,
+  rejectUnknown,
+  requireAttr,
+  requireChild,
+  single,
+  yesNo,
+} from '../xml/read.ts';
 import { parseXml } from '../xml/reader.ts';
-import { type OutElement, out, outText, textOf, type XmlElement } from '../xml/tree.ts';
+import { type OutElement, out, outText, type XmlElement } from '../xml/tree.ts';
 import { formatXml } from '../xml/writer.ts';
 
 /** libvirt's `<networkport>`: one guest interface's connection to a network, and what it was
@@ -60,10 +70,8 @@ export function parseNetworkPortXml(text: string, source = 'network port XML'): 
     [],
     ['uuid', 'owner', 'group', 'mac', 'virtualport', 'bandwidth', 'vlan', 'port', 'rxfilters', 'plug'],
   );
-  const uuidEl = need(root, 'uuid');
-  const owner = need(root, 'owner');
+  const owner = requireChild(root, 'owner');
   rejectUnknown(owner, [], ['name', 'uuid']);
-  const ownerUuid = need(owner, 'uuid');
   const group = single(root, 'group');
   const vport = single(root, 'virtualport');
   const bandwidth = single(root, 'bandwidth');
@@ -76,10 +84,10 @@ export function parseNetworkPortXml(text: string, source = 'network port XML'): 
   const isolated = port && yesNo(port, 'isolated');
   const trust = rx && yesNo(rx, 'trustGuest');
   return {
-    uuid: located(uuidEl, () => parseUuid(textOf(uuidEl))),
-    owner: { name: textOf(need(owner, 'name')), uuid: located(ownerUuid, () => parseUuid(textOf(ownerUuid))) },
-    mac: parseMacElement(need(root, 'mac')),
-    ...(group ? { group: textOf(group) } : {}),
+    uuid: parseUuidElement(requireChild(root, 'uuid')),
+    owner: { name: leafText(requireChild(owner, 'name')), uuid: parseUuidElement(requireChild(owner, 'uuid')) },
+    mac: parseMacElement(requireChild(root, 'mac')),
+    ...(group ? { group: leafText(group) } : {}),
     ...(vport ? { virtualport: parseVirtualPort(vport) } : {}),
     ...(bandwidth ? { bandwidth: checkShape(bandwidth, BANDWIDTH) } : {}),
     ...(vlan ? { vlan: parseVlan(vlan) } : {}),
@@ -87,12 +95,6 @@ export function parseNetworkPortXml(text: string, source = 'network port XML'): 
     ...(trust === undefined ? {} : { trustGuestRxFilters: trust }),
     ...(plug ? { plug: parsePlug(plug) } : {}),
   };
-}
-
-function need(el: XmlElement, name: string): XmlElement {
-  const c = single(el, name);
-  if (!c) throw invalid(el, `missing <${name}> element`);
-  return c;
 }
 
 function parsePlug(el: XmlElement): PortPlug {
@@ -121,7 +123,7 @@ function parsePlug(el: XmlElement): PortPlug {
       return {
         type,
         managed: yesNo(el, 'managed') ?? false,
-        address: parsePciFields(need(el, 'address')),
+        address: parsePciFields(requireChild(el, 'address')),
         ...(driver ? { driver: parseHostdevDriver(driver) } : {}),
       };
     }

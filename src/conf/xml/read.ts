@@ -58,9 +58,23 @@ export function single(el: XmlElement, name: string): XmlElement | undefined {
   return first;
 }
 
+/** A child that must appear exactly once. */
+export function requireChild(el: XmlElement, name: string): XmlElement {
+  const c = single(el, name);
+  if (!c) throw invalid(el, `missing <${name}> element`);
+  return c;
+}
+
+/** The text of an element that takes nothing else: an attribute or child element on it would
+ *  otherwise be dropped without a word. */
+export function leafText(el: XmlElement): string {
+  rejectUnknown(el, [], []);
+  return textOf(el);
+}
+
 export function childText(el: XmlElement, name: string): string | undefined {
   const c = single(el, name);
-  return c === undefined ? undefined : textOf(c);
+  return c === undefined ? undefined : leafText(c);
 }
 
 export function oneOf<T extends string>(el: XmlElement, name: string, value: string, allowed: readonly T[]): T {

@@ -150,3 +150,24 @@ test('deeply nested <metadata> is refused, not a stack overflow when written bac
     /<x:b k='v'>t<\/x:b>/,
   );
 });
+
+test('attributes or elements inside a text element are refused, not dropped', () => {
+  rejects(
+    variant('<name>web1</name>', "<name lang='en'>web1</name>"),
+    'XML_INVALID',
+    2,
+    /<name> at line 2: attribute 'lang'/,
+  );
+  rejects(
+    variant('<name>web1</name>', '<name>web1<b/></name>'),
+    'XML_INVALID',
+    2,
+    /element <b> is not supported inside <name>/,
+  );
+  rejects(
+    variant('<cmdline>console=ttyS0 quiet</cmdline>', "<cmdline x='1'>console=ttyS0 quiet</cmdline>"),
+    'XML_INVALID',
+    10,
+    /<cmdline> at line 10: attribute 'x'/,
+  );
+});

@@ -56,6 +56,20 @@ test('bad pools are refused naming element and line', () => {
     () => readDevicePoolXml(POOL.replace("<select pf='enp6s0f0#0,2-7'/>", '<select/>')),
     (e: unknown) => e instanceof PassthruError && e.line === 6 && e.message.includes('empty <select/>'),
   );
+  assert.throws(
+    () => readDevicePoolXml(POOL.replace('<uuid>', "<uuid bogus='1'>")),
+    (e: unknown) => e instanceof PassthruError && e.line === 3 && e.message.includes("attribute 'bogus'"),
+  );
+  assert.throws(
+    () =>
+      readDevicePoolXml(
+        POOL.replace(
+          "<address type='pci' domain='0x0000' bus='0x5e'",
+          "<address type='drive' domain='0x0000' bus='0x5e'",
+        ),
+      ),
+    (e: unknown) => e instanceof PassthruError && e.line === 10 && e.message.includes("type='pci', not 'drive'"),
+  );
 });
 
 test('a hostdev may name a pool instead of an address; the live form shows the device it got', () => {
