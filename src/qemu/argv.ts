@@ -127,8 +127,9 @@ function serialArgs(a: string[], serials: readonly CharDevDef[], consoleLog: str
     const index = s.targetPort ?? i;
     let chardev: string;
     if (s.type === 'null') chardev = `null,id=char${alias}`;
-    else if (s.type === 'file' && s.path !== undefined) chardev = `file,id=char${alias},path=${optValue(s.path)}`;
-    else if (!fallbackUsed) {
+    else if (s.type === 'file' && s.path !== undefined) {
+      chardev = `file,id=char${alias},path=${optValue(s.path)}${s.append ? ',append=on' : ''}`;
+    } else if (!fallbackUsed) {
       fallbackUsed = true;
       chardev = `file,id=char${alias},path=${optValue(consoleLog)}`;
     } else chardev = `null,id=char${alias}`;

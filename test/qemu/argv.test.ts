@@ -122,3 +122,20 @@ test('argv: a paused start (-S) unless asked otherwise, and no device without a 
       e instanceof PassthruError && e.code === 'INTERNAL' && e.message.includes('hostdev0 (host 0000:06:12.5)'),
   );
 });
+
+test("argv: a serial file keeps the definition's path, commas doubled, and append='on'", () => {
+  const xml = readFileSync(join(DATA, 'hostdev-vfio.xml'), 'utf8').replace(
+    '</devices>',
+    "  <serial type='file'><source path='/var/log/a,b.log' append='on'/></serial>\n  </devices>",
+  );
+  const live = prepareLiveDef(readDomainXml(xml));
+  const argv = buildArgv(live, {
+    accel: 'tcg',
+    qmpSocket: '/q',
+    consoleLog: '/c',
+    pidfile: '/p',
+    hostDevices: presentations(live, 'vfio'),
+  });
+  const chardevs = argv.filter((_, i) => argv[i - 1] === '-chardev');
+  assert.ok(chardevs.includes('file,id=charserial0,path=/var/log/a,,b.log,append=on'), chardevs.join('\n'));
+});

@@ -201,6 +201,7 @@ export function charDevOut(name: 'serial' | 'console', c: CharDevDef, flags: For
         out('source', [
           ['mode', c.mode],
           ['path', c.path],
+          ['append', c.append === undefined ? undefined : c.append ? 'on' : 'off'],
         ]),
       target,
       writesAlias(flags, c.alias) && out('alias', [['name', c.alias]]),

@@ -318,6 +318,8 @@ function parseControllerTarget(el: XmlElement): ControllerTarget {
 const CHAR_TYPES = ['file', 'pty', 'null', 'stdio', 'unix'] as const;
 
 export function parseCharDev(el: XmlElement): CharDevDef {
+  // `tty` is the pty libvirt got at start, written in live XML: runtime state that a definition
+  // read back does not keep (libvirt's own inactive parse ignores it too).
   rejectUnknown(el, ['type', 'tty'], ['source', 'target', 'alias', 'address']);
   const type = oneOf(el, 'type', requireAttr(el, 'type'), CHAR_TYPES);
   const out: Mutable<CharDevDef> = { type, line: el.line };
@@ -328,6 +330,8 @@ export function parseCharDev(el: XmlElement): CharDevDef {
     if (path !== undefined) out.path = path;
     const mode = attr(source, 'mode');
     if (mode !== undefined) out.mode = oneOf(source, 'mode', mode, ['bind', 'connect'] as const);
+    const append = attr(source, 'append');
+    if (append !== undefined) out.append = oneOf(source, 'append', append, ['on', 'off']) === 'on';
   }
   if ((type === 'file' || type === 'unix') && out.path === undefined) {
     throw invalid(el, `a <${el.name} type='${type}'> needs <source path=.../>`);

@@ -191,8 +191,9 @@ export function parseHostdevDriver(el: XmlElement): HostdevDriver {
   };
 }
 
+/** `loadparm` (s390 only) is refused: the model has no place for it, and it would be dropped. */
 export function parseBootOrder(el: XmlElement): number {
-  rejectUnknown(el, ['order', 'loadparm'], []);
+  rejectUnknown(el, ['order'], []);
   const n = parseUnsigned(el, 'order', requireAttr(el, 'order'));
   if (n < 1) throw invalid(el, 'boot order must be 1 or more');
   return n;

@@ -79,6 +79,7 @@ function consoleFor(serial: CharDevDef): CharDevDef {
     ...console,
     ...(serial.path === undefined ? {} : { path: serial.path }),
     ...(serial.mode === undefined ? {} : { mode: serial.mode }),
+    ...(serial.append === undefined ? {} : { append: serial.append }),
     ...(serial.alias === undefined ? {} : { alias: serial.alias }),
   };
 }

@@ -329,6 +329,8 @@ export interface CharDevDef {
   readonly path?: string;
   /** unix only: bind (server) or connect (client). */
   readonly mode?: 'bind' | 'connect';
+  /** file: append to the file instead of truncating it at start (`<source append='on'>`). */
+  readonly append?: boolean;
   readonly targetPort?: number;
   /** serial: isa-serial | pci-serial | usb-serial ...; console: serial | virtio */
   readonly targetType?: string;

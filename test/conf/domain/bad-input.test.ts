@@ -171,3 +171,12 @@ test('attributes or elements inside a text element are refused, not dropped', ()
     /<cmdline> at line 10: attribute 'x'/,
   );
 });
+
+test("a setting passthru would drop is refused: <boot loadparm> (s390's)", () => {
+  rejects(
+    variant("<model type='virtio'/>", "<model type='virtio'/>\n      <boot order='1' loadparm='x'/>"),
+    'XML_INVALID',
+    26,
+    /<boot> at line 26: attribute 'loadparm' is not supported/,
+  );
+});

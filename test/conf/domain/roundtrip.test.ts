@@ -166,3 +166,16 @@ test("the kernel's net_failover example (virtio tuning, link down, tap name) rea
   assert.equal(def.devices.interfaces[0]?.virtioDriver?.attrs.get('queues'), '4');
   assert.equal(formatDomainXml(def, { inactive: true }), xml);
 });
+
+test("a serial file's append='on' is kept, on the console libvirt adds too", () => {
+  const xml = SKELETON_INPUT.replace(
+    "<source path='/var/log/passthru/web1.log'/>",
+    "<source path='/var/log/passthru/web1.log' append='on'/>",
+  );
+  const def = readDomainXml(xml);
+  assert.equal(def.devices.serials[0]?.append, true);
+  assert.equal(def.devices.consoles[0]?.append, true);
+  const text = formatDomainXml(def, { inactive: true });
+  assert.equal(text.match(/<source path='\/var\/log\/passthru\/web1.log' append='on'\/>/g)?.length, 2);
+  assert.equal(formatDomainXml(readDomainXml(text), { inactive: true }), text);
+});
