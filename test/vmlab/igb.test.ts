@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { rngProblem } from '../conf/conformance/libvirt.ts';
 
 /**
  * The real-kernel tier: one boot of Debian's kernel under QEMU 10 (bookworm-backports) with an
@@ -42,6 +43,8 @@ interface Result {
       netdevs: string[];
     }[];
   }>;
+  readonly watch: Step<{ added: string[]; pfChanged: boolean }>;
+  readonly nodedev: Step<{ pf?: string; vf?: string; count: number }>;
   readonly vfOf: Step<{ pfNetdev: string; index: number }>;
   readonly setVf: Step<{ table: Record<string, unknown>[]; ipJ: Record<string, unknown>[] }>;
   readonly refused: Step<Record<string, Failure['error']>>;
@@ -106,6 +109,19 @@ test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { 
     ['01:10.0', '01:10.2', '01:10.4', '01:10.6', '01:11.0', '01:11.2', '01:11.4'],
   );
   assert.equal(ok('vfOf', r.vfOf).index, 3);
+  // The inventory followed the change without a restart.
+  const watch = ok('watch', r.watch);
+  assert.deepEqual(
+    watch.added,
+    sriov.vfs.map((v) => v.name),
+  );
+  assert.equal(watch.pfChanged, true);
+  // Node-device XML of the real PF and VF is valid libvirt nodedev XML.
+  const nd = ok('nodedev', r.nodedev);
+  assert.ok(nd.pf && nd.vf);
+  for (const xml of [nd.pf, nd.vf]) assert.equal(rngProblem('nodedev.rng', xml), undefined, xml);
+  assert.match(nd.pf, /<capability type='virt_functions' maxCount='7'>/);
+  assert.match(nd.vf, /<capability type='phys_function'>/);
 
   // MAC / VLAN / spoofchk / trust read back, through our reader and through ip -j.
   const set = ok('setVf', r.setVf);

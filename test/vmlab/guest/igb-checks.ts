@@ -18,7 +18,10 @@ import { bindToStub, currentDriver, netdevMac, rebindHostDriver, vfOf } from '..
 import { findDevice, readInventory } from '../../../src/host/inventory.ts';
 import { ipRoute2, parseLinkShow, runProcess } from '../../../src/host/linux/iproute2.ts';
 import { openLinuxHost } from '../../../src/host/linux/kernel.ts';
+import { formatNodeDevice } from '../../../src/conf/nodedev/format.ts';
+import { nodeDevices } from '../../../src/host/nodedev.ts';
 import { setVfCount } from '../../../src/host/sriov.ts';
+import { type HostChange, watchHost } from '../../../src/host/watch.ts';
 import type { DevicePresentation } from '../../../src/host/types.ts';
 import { buildArgv } from '../../../src/qemu/argv.ts';
 import { prepareLiveDef } from '../../../src/qemu/live-def.ts';
@@ -64,6 +67,10 @@ out['pf'] = {
 // libvirt will not touch VFs of a PF that is down; bring it up as an admin would.
 await runProcess('ip', ['link', 'set', 'dev', pfNetdev, 'up']);
 
+// Follow the host while the VF count changes: the VFs must show up as 'added' events.
+const events: HostChange[] = [];
+const watcher = await watchHost(kernel, (c) => events.push(...c), { pollMs: 500, debounceMs: 200 });
+
 await step('sriov', async () => {
   const r = await setVfCount(kernel, pf.address, 7, { timeoutMs: 60_000 });
   // igbvf's netdev comes from the uevent-driven modprobe: wait for all seven.
@@ -99,6 +106,27 @@ const vfAt = async (index: number): Promise<PciAddress> => {
   if (!a) throw new PassthruError('NO_DEVICE', `PF ${pf.name} has no VF ${index}`);
   return a;
 };
+
+await step('watch', async () => {
+  for (let i = 0; i < 100 && events.filter((e) => e.kind === 'added').length < 7; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  watcher.stop();
+  return {
+    added: events.filter((e) => e.kind === 'added').map((e) => e.name),
+    pfChanged: events.some((e) => e.name === pf.name && e.fields?.includes('numVfs')),
+  };
+});
+
+await step('nodedev', async () => {
+  const defs = nodeDevices(await readInventory(kernel.sysfs));
+  const pick = (n: string): string | undefined => {
+    const d = defs.find((x) => x.name === n);
+    return d && formatNodeDevice(d);
+  };
+  const vf0 = formatPciAddress(await vfAt(0)).replace(/[:.]/g, '_');
+  return { pf: pick(`pci_${pf.name.replace(/[:.]/g, '_')}`), vf: pick(`pci_${vf0}`), count: defs.length };
+});
 
 await step('vfOf', async () => vfOf(kernel.sysfs, await vfAt(3)));
 
