@@ -17,11 +17,6 @@ export interface FormatFlags {
   readonly migratable?: boolean;
 }
 
-export const INACTIVE: FormatFlags = { inactive: true };
-export const LIVE: FormatFlags = { live: true };
-export const STATUS: FormatFlags = { status: true };
-export const MIGRATABLE: FormatFlags = { migratable: true };
-
 /** Runtime aliases are written except in the inactive definition. User aliases always. */
 export function writesAlias(flags: FormatFlags, alias: string | undefined): boolean {
   if (alias === undefined) return false;

@@ -78,7 +78,7 @@ export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
 }
 
 /** The -device properties of every host device that gets a guest device, in libvirt's order. */
-export function hostdevDeviceProps(
+function hostdevDeviceProps(
   def: DomainDef,
   presentations: ReadonlyMap<string, DevicePresentation>,
   buses: BusAliases = busAliases(def),

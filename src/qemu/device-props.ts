@@ -66,21 +66,19 @@ export function hostdevProps(dev: HostdevDevice, presentation: DevicePresentatio
   Object.assign(p, romProps(dev));
   // An emulated NIC always goes without option ROM: the ROM is a RAM block that a migration
   // destination holding the primary hidden does not have ("Unknown ramblock ... e1000e.rom",
-  // vmlab.md step 5), and the guest never boots from it.
-  if (presentation.kind === 'emulated-nic') {
-    delete p['romfile'];
-    p['romfile'] = '';
-  }
+  // vmlab.md step 5), and the guest never boots from it. romProps came last, so the key keeps
+  // its place at the end either way.
+  if (presentation.kind === 'emulated-nic') p['romfile'] = '';
   return p as DeviceProps;
 }
 
 /** QEMU's device model for a user interface; virtio unless `<model type>` says otherwise. */
-export function nicModel(iface: InterfaceDef): string {
+function nicModel(iface: InterfaceDef): string {
   const model = iface.model ?? 'virtio';
   return model === 'virtio' ? 'virtio-net-pci' : model;
 }
 
-export function netdevId(alias: string): string {
+function netdevId(alias: string): string {
   return `host${alias}`;
 }
 
@@ -133,7 +131,7 @@ export function rootPortProps(c: ControllerDef, buses: BusAliases): DeviceProps 
 }
 
 /** bus, multifunction, addr: where on which controller (libvirt's qemuBuildDeviceAddressProps). */
-export function addressProps(addr: GuestAddress | undefined, buses: BusAliases, id: string): Record<string, PropValue> {
+function addressProps(addr: GuestAddress | undefined, buses: BusAliases, id: string): Record<string, PropValue> {
   if (addr === undefined) return {};
   if (addr.type !== 'pci') {
     throw new PassthruError(

@@ -236,7 +236,7 @@ async function earlyExit(name: string, exit: ExitStatus, logFile: string): Promi
 }
 
 /** The last lines QEMU wrote, without our own header lines. */
-export async function logTail(logFile: string, lines = LOG_TAIL_LINES): Promise<string> {
+async function logTail(logFile: string, lines = LOG_TAIL_LINES): Promise<string> {
   const text = await readFile(logFile, 'utf8').catch(() => '');
   const all = text.split('\n').filter((l) => l.trim() !== '');
   const lastStart = all.findLastIndex((l) => l.includes(' starting: '));

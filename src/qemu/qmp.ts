@@ -245,7 +245,7 @@ export class QmpClient {
     const error = isRecord(msg['error']) ? msg['error'] : {};
     const cls = typeof error['class'] === 'string' ? error['class'] : 'GenericError';
     const desc = typeof error['desc'] === 'string' ? error['desc'] : JSON.stringify(msg);
-    p.reject(qmpError(this.opts.name, p.command, cls, desc));
+    p.reject(new QmpCommandError(this.opts.name, p.command, cls, desc));
   }
 
   private shutdown(why: string): void {
@@ -274,10 +274,6 @@ export class QmpCommandError extends PassthruError {
     this.qmpDesc = qmpDesc;
     this.command = command;
   }
-}
-
-function qmpError(name: string, command: string, cls: string, desc: string): PassthruError {
-  return new QmpCommandError(name, command, cls, desc);
 }
 
 /** Splits the socket's byte stream into JSON objects, one per line (QMP ends each with CRLF).

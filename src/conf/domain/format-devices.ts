@@ -4,6 +4,7 @@ import { toOut } from './generic.ts';
 import {
   guestAddressOut,
   hostdevDriverOut,
+  pciAttrs,
   pciSourceOut,
   romOut,
   teamingOut,
@@ -40,7 +41,7 @@ export function hostdevOut(h: HostdevDef | PoolHostdevDef, flags: FormatFlags): 
   else if (h.source.pool !== undefined) {
     // The device a pool gave is this host's runtime state: the inactive definition keeps only the
     // pool, and so does the migratable one (the destination takes a device from its own pool).
-    const addr = pciSourceOut(h.source.address, false).children?.[0];
+    const addr = out('address', pciAttrs(h.source.address));
     source = out('source', [['pool', h.source.pool]], [!flags.inactive && !flags.migratable && addr]);
   } else source = pciSourceOut(h.source.address, false);
   return out(

@@ -1,4 +1,4 @@
-import { formatPciAddress, type PciAddress } from '../pci-address.ts';
+import type { PciAddress } from '../pci-address.ts';
 import type { Vlan } from '../vlan.ts';
 import { type OutElement, out } from '../xml/tree.ts';
 import type { GuestAddress, HostdevDriver, RomDef, TeamingDef, VirtualPortDef } from './types.ts';
@@ -98,9 +98,4 @@ export function romOut(r: RomDef | undefined): OutElement | undefined {
     ['file', r.file],
     ['enabled', r.enabled === undefined ? undefined : r.enabled ? 'yes' : 'no'],
   ]);
-}
-
-/** Human form for messages. */
-export function pciText(a: PciAddress): string {
-  return formatPciAddress(a);
 }

@@ -13,7 +13,7 @@ export function formatDomainXml(def: DomainDef, flags: FormatFlags = {}): string
   return formatXml(domainOut(def, flags));
 }
 
-export function domainOut(def: DomainDef, flags: FormatFlags = {}): OutElement {
+function domainOut(def: DomainDef, flags: FormatFlags = {}): OutElement {
   return out(
     'domain',
     [

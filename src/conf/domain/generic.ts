@@ -218,7 +218,6 @@ export const MEMORY_BACKING_SHAPE: Shape = {
   },
 };
 
-const pin = (...a: string[]): Shape => leaf(...a);
 export const CPUTUNE_SHAPE: Shape = {
   attrs: [],
   children: {
@@ -235,11 +234,11 @@ export const CPUTUNE_SHAPE: Shape = {
         'iothread_quota',
       ].map((n) => [n, textLeaf()]),
     ),
-    vcpupin: pin('vcpu', 'cpuset'),
-    emulatorpin: pin('cpuset'),
-    iothreadpin: pin('iothread', 'cpuset'),
-    vcpusched: pin('vcpus', 'scheduler', 'priority'),
-    iothreadsched: pin('iothreads', 'scheduler', 'priority'),
+    vcpupin: leaf('vcpu', 'cpuset'),
+    emulatorpin: leaf('cpuset'),
+    iothreadpin: leaf('iothread', 'cpuset'),
+    vcpusched: leaf('vcpus', 'scheduler', 'priority'),
+    iothreadsched: leaf('iothreads', 'scheduler', 'priority'),
   },
 };
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { MacAddress } from '../mac.ts';
-import type { CharDevDef, ControllerDef, DomainDef, InterfaceDef } from './types.ts';
+import type { CharDevDef, ControllerDef, DomainDef } from './types.ts';
 
 export interface PostParseOptions {
   /** Source of random bytes for generated MACs; injected so tests are exact. */
@@ -59,7 +59,7 @@ function withPciRoot(controllers: readonly ControllerDef[], machine: string | un
 }
 
 /** libvirt's generated MACs are in QEMU's 52:54:00 range. */
-export function generateMac(rnd: (n: number) => Uint8Array): MacAddress {
+function generateMac(rnd: (n: number) => Uint8Array): MacAddress {
   const b = rnd(3);
   const hex = [...b].map((x) => x.toString(16).padStart(2, '0'));
   return `52:54:00:${hex.join(':')}` as MacAddress;
@@ -82,9 +82,4 @@ function consoleFor(serial: CharDevDef): CharDevDef {
     ...(serial.append === undefined ? {} : { append: serial.append }),
     ...(serial.alias === undefined ? {} : { alias: serial.alias }),
   };
-}
-
-/** The interfaces whose guest device is a VF (a vfio-pci device in QEMU). */
-export function isHostdevInterface(i: InterfaceDef): boolean {
-  return i.type === 'hostdev' || i.type === 'hostdev-hybrid' || (i.type === 'network' && i.actual !== undefined);
 }

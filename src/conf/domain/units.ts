@@ -19,7 +19,7 @@ const SCALE: Record<string, number> = {
   TiB: 1024 ** 4,
 };
 
-export const MEMORY_UNITS = Object.keys(SCALE);
+const MEMORY_UNITS = Object.keys(SCALE);
 
 /** Converts an amount in a unit to KiB, rounding bytes up as libvirt does. Throws INVALID_ARG. */
 export function toKiB(amount: string, unit = 'KiB'): number {

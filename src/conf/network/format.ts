@@ -11,7 +11,7 @@ export function formatNetworkXml(def: NetworkDef, flags: FormatFlags = {}): stri
 
 const yn = (b: boolean | undefined): string | undefined => (b === undefined ? undefined : b ? 'yes' : 'no');
 
-export function networkOut(def: NetworkDef, flags: FormatFlags = {}): OutElement {
+function networkOut(def: NetworkDef, flags: FormatFlags = {}): OutElement {
   return out(
     'network',
     [['trustGuestRxFilters', yn(def.trustGuestRxFilters)]],

@@ -50,10 +50,7 @@ export function portSettings(iface: InterfaceDef, net: NetworkDef): PortSettings
 const PARAMS = ['managerid', 'typeid', 'typeidversion', 'instanceid', 'profileid', 'interfaceid'] as const;
 
 /** Merges virtualports, first one first. A type or parameter set by two of them must agree. */
-export function mergeVirtualPorts(
-  list: readonly (VirtualPortDef | undefined)[],
-  what: string,
-): VirtualPortDef | undefined {
+function mergeVirtualPorts(list: readonly (VirtualPortDef | undefined)[], what: string): VirtualPortDef | undefined {
   const present = list.filter((v): v is VirtualPortDef => v !== undefined);
   if (present.length === 0) return undefined;
   const merged: { -readonly [K in keyof VirtualPortDef]: VirtualPortDef[K] } = {};

@@ -31,7 +31,7 @@ export function parseNetworkXml(text: string, source = 'network XML'): NetworkDe
   return parseNetworkElement(parseXml(text, source));
 }
 
-export function parseNetworkElement(root: XmlElement): NetworkDef {
+function parseNetworkElement(root: XmlElement): NetworkDef {
   if (root.name !== 'network') throw invalid(root, `expected a <network> document, not <${root.name}>`);
   rejectUnknown(
     root,

@@ -1,3 +1,4 @@
+import { pciAttrs } from '../domain/format-parts.ts';
 import type { PciAddress } from '../pci-address.ts';
 import { type OutElement, out, outText } from '../xml/tree.ts';
 import { formatXml } from '../xml/writer.ts';
@@ -9,7 +10,7 @@ export function formatNodeDevice(def: NodeDeviceDef): string {
   return formatXml(nodeDeviceElement(def));
 }
 
-export function nodeDeviceElement(def: NodeDeviceDef): OutElement {
+function nodeDeviceElement(def: NodeDeviceDef): OutElement {
   return out(
     'device',
     [],
@@ -26,12 +27,7 @@ export function nodeDeviceElement(def: NodeDeviceDef): OutElement {
 const hex = (n: number, width: number): string => `0x${n.toString(16).padStart(width, '0')}`;
 
 function addressElement(a: PciAddress): OutElement {
-  return out('address', [
-    ['domain', hex(a.domain, 4)],
-    ['bus', hex(a.bus, 2)],
-    ['slot', hex(a.slot, 2)],
-    ['function', hex(a.function, 1)],
-  ]);
+  return out('address', pciAttrs(a));
 }
 
 function pciCap(c: PciCap): OutElement {

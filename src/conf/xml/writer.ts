@@ -6,7 +6,7 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
 const NEEDS_ESCAPE = /[&<>'"]/;
 const NEEDS_TEXT_ESCAPE = /[&<>]/;
 
-export function escapeXml(s: string): string {
+function escapeXml(s: string): string {
   return NEEDS_ESCAPE.test(s) ? s.replace(/[&<>'"]/g, (c) => ESCAPES[c] ?? c) : s;
 }
 
