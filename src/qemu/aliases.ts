@@ -6,6 +6,7 @@ import type {
   HostdevInterfaceDef,
   InterfaceDef,
   NetworkInterfaceDef,
+  PciHostdevSource,
 } from '../conf/domain/types.ts';
 import { defaultPciControllerAlias } from './device-props.ts';
 
@@ -47,6 +48,13 @@ export function isHostdevInterface(
     iface.type === 'hostdev-hybrid' ||
     (iface.type === 'network' && iface.actual?.type === 'hostdev')
   );
+}
+
+/** The host side of such an interface: its own, or the VF its network allocated. */
+export function hostdevInterfaceSource(
+  iface: HostdevInterfaceDef | HostdevHybridInterfaceDef | NetworkInterfaceDef,
+): PciHostdevSource | undefined {
+  return iface.type === 'network' ? iface.actual?.source : iface.source;
 }
 
 class Counters {

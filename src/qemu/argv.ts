@@ -4,7 +4,7 @@ import { formatPciAddress } from '../conf/pci-address.ts';
 import type { DevicePresentation } from '../host/types.ts';
 import type { Accel } from './accel.ts';
 import { machineFamily } from './addresses.ts';
-import { isHostdevInterface } from './aliases.ts';
+import { hostdevInterfaceSource, isHostdevInterface } from './aliases.ts';
 import {
   type BusAliases,
   busAliases,
@@ -92,8 +92,7 @@ function hostdevDeviceProps(
           `interface type 'hostdev-hybrid' is not supported on the QEMU command line yet`,
         );
       }
-      const source = iface.type === 'network' ? iface.actual?.source : iface.source;
-      return { dev: iface, address: source?.address };
+      return { dev: iface, address: hostdevInterfaceSource(iface)?.address };
     }),
     ...def.devices.hostdevs.filter((h) => h.assigned !== false).map((h) => ({ dev: h, address: h.source.address })),
   ];

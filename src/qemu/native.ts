@@ -1,7 +1,7 @@
 import type { DomainDef } from '../conf/domain/types.ts';
 import type { DevicePresentation } from '../host/types.ts';
 import type { Accel } from './accel.ts';
-import { isHostdevInterface } from './aliases.ts';
+import { hostdevInterfaceSource, isHostdevInterface } from './aliases.ts';
 import { buildArgv } from './argv.ts';
 import { prepareLiveDef } from './live-def.ts';
 
@@ -12,15 +12,6 @@ import { prepareLiveDef } from './live-def.ts';
  */
 export function nativeCommandLine(def: DomainDef, o: { stateDir: string; accel: Accel; emulator: string }): string[] {
   const live = prepareLiveDef(def);
-  const hostDevices = new Map<string, DevicePresentation>();
-  for (const h of live.devices.hostdevs) {
-    if (h.alias !== undefined) hostDevices.set(h.alias, { kind: 'vfio', host: h.source.address });
-  }
-  for (const n of live.devices.interfaces) {
-    if (!isHostdevInterface(n) || n.alias === undefined) continue;
-    const source = n.type === 'network' ? n.actual?.source : n.source;
-    if (source) hostDevices.set(n.alias, { kind: 'vfio', host: source.address });
-  }
   const run = `${o.stateDir}/run/${def.name}`;
   return [
     def.devices.emulator ?? o.emulator,
@@ -29,7 +20,20 @@ export function nativeCommandLine(def: DomainDef, o: { stateDir: string; accel: 
       qmpSocket: `${run}/qmp.sock`,
       consoleLog: `${run}/console.log`,
       pidfile: `${run}/qemu.pid`,
-      hostDevices,
+      hostDevices: vfioPresentations(live),
     }),
   ];
+}
+
+/** Every host device of a live definition as the linux backend presents it: vfio-pci, by alias. */
+export function vfioPresentations(live: DomainDef): Map<string, DevicePresentation> {
+  const map = new Map<string, DevicePresentation>();
+  for (const h of live.devices.hostdevs) {
+    if (h.alias !== undefined) map.set(h.alias, { kind: 'vfio', host: h.source.address });
+  }
+  for (const n of live.devices.interfaces) {
+    const source = isHostdevInterface(n) ? hostdevInterfaceSource(n) : undefined;
+    if (source && n.alias !== undefined) map.set(n.alias, { kind: 'vfio', host: source.address });
+  }
+  return map;
 }

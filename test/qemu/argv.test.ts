@@ -6,12 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { readDomainXml } from '../../src/conf/domain/read.ts';
 import type { DomainDef } from '../../src/conf/domain/types.ts';
 import { PassthruError } from '../../src/conf/error.ts';
-import { type MacAddress, parseMac } from '../../src/conf/mac.ts';
+import { parseMac } from '../../src/conf/mac.ts';
+import { formatPciAddress } from '../../src/conf/pci-address.ts';
 import type { DevicePresentation } from '../../src/host/types.ts';
 import type { Accel } from '../../src/qemu/accel.ts';
-import { isHostdevInterface } from '../../src/qemu/aliases.ts';
 import { buildArgv } from '../../src/qemu/argv.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
+import { vfioPresentations } from '../../src/qemu/native.ts';
 
 /**
  * Golden files, as libvirt's qemuxmlconftest: test/qemu/data/<case>.xml -> <case>.args (one
@@ -31,25 +32,18 @@ const CASES: readonly { name: string; backend: Backend; accel?: Accel }[] = [
   { name: 'explicit-addresses', backend: 'vfio' },
 ];
 
-/** What the host backend would present for each hostdev of the live definition. */
+/** What the host backend would present for each hostdev of the live definition: the linux one's
+ *  vfio-pci, or the sim's e1000e carrying the interface's MAC (a fixed one for a bare hostdev). */
 function presentations(live: DomainDef, backend: Backend): Map<string, DevicePresentation> {
-  const map = new Map<string, DevicePresentation>();
-  const add = (
-    alias: string | undefined,
-    host: DevicePresentation & { kind: 'vfio' },
-    mac: MacAddress | undefined,
-  ): void => {
-    if (alias === undefined) return;
-    map.set(
-      alias,
-      backend === 'vfio' ? host : { kind: 'emulated-nic', model: 'e1000e', mac: mac ?? parseMac('52:54:00:ff:00:00') },
-    );
-  };
-  for (const i of live.devices.interfaces) {
-    if (i.type === 'hostdev' && isHostdevInterface(i)) add(i.alias, { kind: 'vfio', host: i.source.address }, i.mac);
-  }
-  for (const h of live.devices.hostdevs) add(h.alias, { kind: 'vfio', host: h.source.address }, undefined);
-  return map;
+  const vfio = vfioPresentations(live);
+  if (backend === 'vfio') return vfio;
+  const macs = new Map(live.devices.interfaces.map((i) => [i.alias, i.mac]));
+  const emulated = (alias: string): DevicePresentation => ({
+    kind: 'emulated-nic',
+    model: 'e1000e',
+    mac: macs.get(alias) ?? parseMac('52:54:00:ff:00:00'),
+  });
+  return new Map([...vfio.keys()].map((alias) => [alias, emulated(alias)]));
 }
 
 function argvFor(name: string, backend: Backend, accel: Accel = 'tcg'): string[] {
@@ -138,4 +132,33 @@ test("argv: a serial file keeps the definition's path, commas doubled, and appen
   });
   const chardevs = argv.filter((_, i) => argv[i - 1] === '-chardev');
   assert.ok(chardevs.includes('file,id=charserial0,path=/var/log/a,,b.log,append=on'), chardevs.join('\n'));
+});
+
+test('vfio presentations: every hostdev, hostdev interface and allocated network VF, by alias', () => {
+  const xml = readFileSync(join(DATA, 'hostdev-vfio.xml'), 'utf8').replace(
+    '</devices>',
+    `  <interface type='network'>
+      <mac address='52:54:00:00:00:07'/>
+      <source network='pool'/>
+      <actual type='hostdev' managed='yes'>
+        <source><address type='pci' domain='0x0000' bus='0x06' slot='0x10' function='0x7'/></source>
+      </actual>
+    </interface>
+    <interface type='network'>
+      <mac address='52:54:00:00:00:08'/>
+      <source network='pool'/>
+    </interface>
+  </devices>`,
+  );
+  const live = prepareLiveDef(readDomainXml(xml));
+  const hosts = [...vfioPresentations(live)].map(([alias, p]) => [
+    alias,
+    p.kind === 'vfio' ? formatPciAddress(p.host) : p.kind,
+  ]);
+  assert.deepEqual(hosts, [
+    ['hostdev1', '0000:06:12.5'],
+    ['hostdev2', '0000:06:12.6'],
+    ['hostdev3', '0001:01:00.0'],
+    ['hostdev0', '0000:06:10.7'],
+  ]);
 });

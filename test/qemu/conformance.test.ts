@@ -4,10 +4,10 @@ import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readDomainXml } from '../../src/conf/domain/read.ts';
-import type { DevicePresentation } from '../../src/host/types.ts';
 import { buildArgv } from '../../src/qemu/argv.ts';
 import { formatDeviceKeyval } from '../../src/qemu/device-props.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
+import { vfioPresentations } from '../../src/qemu/native.ts';
 
 /**
  * libvirt 9.0.0's own xml2argv data: for each case, the -device lines of the devices passthru
@@ -64,13 +64,13 @@ for (const c of CASES) {
     assert.equal(theirs.length, c.devices, 'devices compared');
 
     const live = prepareLiveDef(readDomainXml(readFileSync(join(DIR, `${c.name}.xml`), 'utf8'), `${c.name}.xml`));
-    const hostDevices = new Map<string, DevicePresentation>();
-    for (const i of live.devices.interfaces) {
-      if (i.type === 'hostdev' && i.alias) hostDevices.set(i.alias, { kind: 'vfio', host: i.source.address });
-    }
-    for (const h of live.devices.hostdevs)
-      if (h.alias) hostDevices.set(h.alias, { kind: 'vfio', host: h.source.address });
-    const argv = buildArgv(live, { accel: 'tcg', qmpSocket: '/q', consoleLog: '/c', pidfile: '/p', hostDevices });
+    const argv = buildArgv(live, {
+      accel: 'tcg',
+      qmpSocket: '/q',
+      consoleLog: '/c',
+      pidfile: '/p',
+      hostDevices: vfioPresentations(live),
+    });
     const json = theirs.some((d) => d.startsWith('{'));
     const ours = argv
       .filter((_, i, all) => all[i - 1] === '-device')
