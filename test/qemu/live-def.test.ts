@@ -5,6 +5,7 @@ import type { ControllerDef, DomainDef, GuestAddress, HostdevDef, InterfaceDef }
 import { PassthruError } from '../../src/conf/error.ts';
 import { parseMac } from '../../src/conf/mac.ts';
 import { parsePciAddress } from '../../src/conf/pci-address.ts';
+import { busAliases, rootPortProps } from '../../src/qemu/device-props.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
 
 const hostdev = (bdf: string, extra: Partial<HostdevDef> = {}): HostdevDef => ({
@@ -81,7 +82,11 @@ test('root ports pack eight to a slot; function 0 of each shared slot says multi
   assert.deepEqual(addrs[7], pci(0, 1, 7));
   assert.deepEqual(addrs[8], pci(0, 2, 0, true));
   assert.deepEqual(addrs[9], pci(0, 2, 1));
-  // The root port's port number follows its address (slot << 3 | function), see device-props.
+  // Each root port's port number follows from where it was packed (slot << 3 | function).
+  assert.deepEqual(
+    rootPorts(live).map((c) => rootPortProps(c, busAliases(live))['port']),
+    [0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11],
+  );
   assert.deepEqual(
     live.devices.hostdevs.map((h) => (h.guestAddress?.type === 'pci' ? h.guestAddress.bus : -1)),
     [1, 2, 3, 4, 5, 6, 7, 8, 9],
@@ -247,6 +252,11 @@ test('property: unique addresses on existing buses, a spare root port, idempoten
       }
       const endpoints = [...live.devices.interfaces, ...live.devices.hostdevs];
       for (const d of endpoints) assert.ok(d.guestAddress !== undefined, `${d.alias ?? '?'} has an address`);
+      assert.deepEqual(
+        live.devices.hostdevs.map((h) => h.guestAddress?.type === 'unassigned'),
+        kinds.filter((k) => k === 'hostdev' || k === 'unassigned').map((k) => k === 'unassigned'),
+        'unassigned hostdevs stay without a guest PCI address',
+      );
       const aliases = endpoints.map((d) => d.alias);
       assert.equal(new Set(aliases).size, aliases.length);
       if (machine === 'q35') {

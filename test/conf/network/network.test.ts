@@ -38,29 +38,29 @@ test('[beyond] selectors like the Kubernetes device plugin', () => {
     "<select vendor='8086' device='154c' driver='iavf' pf='enp6s0f0#0,2-7' numa='1'/>",
   );
   const def = readNetworkXml(xml);
-  assert.deepEqual(
-    def.forward?.selectors.map((s) => s),
-    [
-      {
-        vendor: 0x8086,
-        device: 0x154c,
-        driver: 'iavf',
-        pf: 'enp6s0f0',
-        vfs: [
-          [0, 0],
-          [2, 7],
-        ],
-        numaNode: 1,
-        line: 4,
-      },
-    ],
-  );
+  assert.deepEqual(def.forward?.selectors, [
+    {
+      vendor: 0x8086,
+      device: 0x154c,
+      driver: 'iavf',
+      pf: 'enp6s0f0',
+      vfs: [
+        [0, 0],
+        [2, 7],
+      ],
+      numaNode: 1,
+      line: 4,
+    },
+  ]);
   assert.equal(formatNetworkXml(def), xml);
 });
 
 test('hostdev-hybrid networks ([seed]) take the same pool forms', () => {
-  const def = readNetworkXml(POOL.replace("mode='hostdev'", "mode='hostdev-hybrid'"));
+  const xml = POOL.replace("mode='hostdev'", "mode='hostdev-hybrid'");
+  const def = readNetworkXml(xml);
   assert.equal(def.forward?.mode, 'hostdev-hybrid');
+  assert.equal(def.forward?.pfs[0]?.dev, 'enp6s0f0');
+  assert.equal(formatNetworkXml(def, { inactive: true }), xml);
 });
 
 test('network rules name the element and line', () => {
@@ -85,14 +85,7 @@ test('network rules name the element and line', () => {
       9,
       /attribute 'bogus'/,
     ],
-    [
-      POOL.replace("name='web' default='yes'", "name='web' default='yes'").replace(
-        '</network>',
-        "  <portgroup name='web'/>\n</network>",
-      ),
-      17,
-      /portgroup name 'web' is used twice/,
-    ],
+    [POOL.replace('</network>', "  <portgroup name='web'/>\n</network>"), 17, /portgroup name 'web' is used twice/],
     [POOL.replace("<forward mode='hostdev' managed='yes'>", "<forward mode='nat'>"), 3, /mode='nat' is not one of/],
   ];
   for (const [xml, line, message] of cases) {
@@ -108,6 +101,24 @@ test('validateAnyXml tells the kinds apart and reports every problem', () => {
   const r = validateAnyXml('<domain type="kvm"><name>x</name></domain>');
   assert.equal(r.kind, 'domain');
   assert.match(r.problems[0]?.message ?? '', /missing <os>/);
-  assert.equal(validateAnyXml('<nope/>').problems[0]?.code, 'XML_INVALID');
+  const two = validateAnyXml(
+    POOL.replace("<pf dev='enp6s0f0'/>", "<interface dev='eth0'/>").replace(
+      "<tag id='42'/>",
+      "<tag id='42'/><tag id='43'/>",
+    ),
+  );
+  assert.deepEqual(
+    two.problems.map((p) => [p.line, p.message.replace(/^.*?: /, '').slice(0, 24)]),
+    [
+      [4, "hostdev network 'vfpool'"],
+      [1, "network 'vfpool': vlan t"],
+    ],
+  );
+  assert.equal(validateAnyXml('<devicepool><name>g</name></devicepool>').kind, 'devicepool');
+  assert.equal(validateAnyXml('<networkport/>').kind, 'networkport');
+  assert.equal(validateAnyXml('<device/>').kind, 'device');
+  const unknown = validateAnyXml('\n<nope/>').problems[0];
+  assert.equal(unknown?.code, 'XML_INVALID');
+  assert.equal(unknown.line, 2, 'an unknown root element is located at its own line');
   assert.equal(validateAnyXml('<nope').problems[0]?.code, 'XML_SYNTAX');
 });
