@@ -6,40 +6,18 @@ import { formatNetworkXml } from '../../../src/conf/network/format.ts';
 import { readNetworkXml } from '../../../src/conf/network/read.ts';
 import { formatDevicePoolXml } from '../../../src/conf/pool/format.ts';
 import { readDevicePoolXml } from '../../../src/conf/pool/read.ts';
-import { SKELETON_INPUT, SKELETON_LIVE } from '../domain/fixtures.ts';
+import { SEED_HOSTDEVS, SKELETON_LIVE, skeletonWithHostdevs } from '../domain/fixtures.ts';
 import { files, read, rngProblem } from './libvirt.ts';
 
 /** The [seed]/[beyond] extensions, as we write them, validate against our RELAX NG overlays
  *  (src/conf/rng), which still accept all of libvirt's syntax. */
 
-const EXTENDED_DOMAIN = SKELETON_INPUT.replace(
-  /<interface type='hostdev' managed='yes'>/,
-  "<interface type='hostdev-hybrid' managed='yes'>",
-).replace(
-  /<hostdev mode='subsystem' type='pci' managed='no'>[\s\S]*?<\/hostdev>/,
-  `<hostdev mode='subsystem' type='pci' managed='yes'>
-      <source>
-        <address domain='0x0000' bus='0x06' slot='0x02' function='0x0'/>
-      </source>
-      <netdev port='1'>
-        <mac address='52:54:00:01:02:03'/>
-        <vlan>
-          <tag id='42'/>
-        </vlan>
-      </netdev>
-      <netdev port='2'>
-        <mac address='52:54:00:01:02:04'/>
-      </netdev>
-    </hostdev>
-    <hostdev mode='subsystem' type='pci' managed='yes' assigned='no'>
-      <source>
-        <address domain='0x0000' bus='0x06' slot='0x02' function='0x3'/>
-      </source>
-    </hostdev>
+const EXTENDED_DOMAIN = skeletonWithHostdevs(
+  `${SEED_HOSTDEVS}
     <hostdev mode='subsystem' type='pci' managed='yes'>
       <source pool='gpus'/>
     </hostdev>`,
-);
+).replace("<interface type='hostdev' managed='yes'>", "<interface type='hostdev-hybrid' managed='yes'>");
 
 test('domain extensions validate against passthru-domain.rng, and libvirt alone refuses them', () => {
   const def = readDomainXml(EXTENDED_DOMAIN);

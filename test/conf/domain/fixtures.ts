@@ -163,3 +163,32 @@ export const SKELETON_LIVE = `<domain type='kvm'>
   </devices>
 </domain>
 `;
+
+/** The skeleton guest with its plain `<hostdev>` replaced by `hostdevs`. */
+export function skeletonWithHostdevs(hostdevs: string): string {
+  const plain = /<hostdev mode='subsystem' type='pci' managed='no'>[\s\S]*?<\/hostdev>/;
+  if (!plain.test(SKELETON_INPUT)) throw new Error('the skeleton guest has no plain <hostdev>');
+  return SKELETON_INPUT.replace(plain, hostdevs);
+}
+
+/** [seed] partial assignment: a multi-port VF with per-port MAC/VLAN, and a function taken from
+ *  the host but given no guest device. */
+export const SEED_HOSTDEVS = `<hostdev mode='subsystem' type='pci' managed='yes'>
+      <source>
+        <address domain='0x0000' bus='0x06' slot='0x02' function='0x0'/>
+      </source>
+      <netdev port='1'>
+        <mac address='52:54:00:01:02:03'/>
+        <vlan>
+          <tag id='42'/>
+        </vlan>
+      </netdev>
+      <netdev port='2'>
+        <mac address='52:54:00:01:02:04'/>
+      </netdev>
+    </hostdev>
+    <hostdev mode='subsystem' type='pci' managed='yes' assigned='no'>
+      <source>
+        <address domain='0x0000' bus='0x06' slot='0x02' function='0x3'/>
+      </source>
+    </hostdev>`;

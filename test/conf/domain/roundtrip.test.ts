@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { formatDomainXml } from '../../../src/conf/domain/format.ts';
 import { parseDomainXml } from '../../../src/conf/domain/parse.ts';
 import { readDomainXml } from '../../../src/conf/domain/read.ts';
-import { SKELETON_INACTIVE, SKELETON_INPUT, SKELETON_LIVE } from './fixtures.ts';
+import { SEED_HOSTDEVS, SKELETON_INACTIVE, SKELETON_INPUT, SKELETON_LIVE, skeletonWithHostdevs } from './fixtures.ts';
 
 test('the skeleton guest reads with defaults and formats canonically', () => {
   const def = readDomainXml(SKELETON_INPUT, 'web1.xml');
@@ -36,6 +36,7 @@ test('the running domain id is written in live and status XML only', () => {
   assert.match(formatDomainXml(def, { live: true }), /^<domain type='kvm' id='7'>/);
   assert.match(formatDomainXml(def, { status: true }), /^<domain type='kvm' id='7'>/);
   assert.match(formatDomainXml(def, { inactive: true }), /^<domain type='kvm'>/);
+  assert.match(formatDomainXml(def, { migratable: true }), /^<domain type='kvm'>/);
 });
 
 test('user aliases survive the inactive format', () => {
@@ -103,28 +104,7 @@ test('a network interface shows its allocated VF in live XML, <actual> in status
 });
 
 test('[seed] assigned=no and netdev ports round-trip', () => {
-  const xml = SKELETON_INPUT.replace(
-    /<hostdev mode='subsystem' type='pci' managed='no'>[\s\S]*?<\/hostdev>/,
-    `<hostdev mode='subsystem' type='pci' managed='yes'>
-      <source>
-        <address domain='0x0000' bus='0x06' slot='0x02' function='0x0'/>
-      </source>
-      <netdev port='1'>
-        <mac address='52:54:00:01:02:03'/>
-        <vlan>
-          <tag id='42'/>
-        </vlan>
-      </netdev>
-      <netdev port='2'>
-        <mac address='52:54:00:01:02:04'/>
-      </netdev>
-    </hostdev>
-    <hostdev mode='subsystem' type='pci' managed='yes' assigned='no'>
-      <source>
-        <address domain='0x0000' bus='0x06' slot='0x02' function='0x3'/>
-      </source>
-    </hostdev>`,
-  );
+  const xml = skeletonWithHostdevs(SEED_HOSTDEVS);
   const def = readDomainXml(xml);
   assert.equal(def.devices.hostdevs[1]?.assigned, false);
   assert.deepEqual(

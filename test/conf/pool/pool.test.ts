@@ -5,7 +5,7 @@ import { readDomainXml } from '../../../src/conf/domain/read.ts';
 import { PassthruError } from '../../../src/conf/error.ts';
 import { formatDevicePoolXml } from '../../../src/conf/pool/format.ts';
 import { devicePoolXmlProblems, readDevicePoolXml } from '../../../src/conf/pool/read.ts';
-import { SKELETON_INPUT } from '../domain/fixtures.ts';
+import { skeletonWithHostdevs } from '../domain/fixtures.ts';
 
 const POOL = `<devicepool managed='yes'>
   <name>gpus</name>
@@ -73,8 +73,7 @@ test('bad pools are refused naming element and line', () => {
 });
 
 test('a hostdev may name a pool instead of an address; the live form shows the device it got', () => {
-  const xml = SKELETON_INPUT.replace(
-    /<hostdev mode='subsystem' type='pci' managed='no'>[\s\S]*?<\/hostdev>/,
+  const xml = skeletonWithHostdevs(
     "<hostdev mode='subsystem' type='pci' managed='yes'>\n      <source pool='gpus'/>\n      <alias name='ua-gpu'/>\n    </hostdev>",
   );
   const def = readDomainXml(xml);
