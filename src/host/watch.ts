@@ -99,8 +99,9 @@ export async function watchHost(
   };
   const stops: (() => void)[] = [];
   if (kernel.backend === 'sim') {
-    const w: FSWatcher = watch(join(kernel.sysfs.root, 'sim'), () => {
-      poke();
+    // Every changing operation rewrites sim/generation (reads only take the lock).
+    const w: FSWatcher = watch(join(kernel.sysfs.root, 'sim'), (_event, file) => {
+      if (file === 'generation') poke();
     });
     stops.push(() => {
       w.close();

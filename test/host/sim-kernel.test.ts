@@ -280,3 +280,24 @@ test('createSimHost refuses a non-empty directory and an unknown profile, naming
     rmSync(base, { recursive: true, force: true });
   }
 });
+
+test("two SimKernels on one host (two processes) never lose each other's VF updates", async () => {
+  const { dir, kernel, done } = await simHost();
+  try {
+    const other = await openSimHost(dir);
+    const writes: Promise<void>[] = [];
+    for (let vf = 0; vf < 8; vf++) {
+      writes.push(kernel.setVf('enp6s0f0', vf, { vlan: { id: 100 + vf } }));
+      writes.push(other.setVf('enp6s0f0', vf, { trust: true }));
+      writes.push(other.vfTable('enp6s0f0').then(() => undefined));
+    }
+    await Promise.all(writes);
+    const rows = await kernel.vfTable('enp6s0f0');
+    assert.deepEqual(
+      rows.map((r) => [r.vlan, r.trust]),
+      Array.from({ length: 8 }, (_, vf) => [100 + vf, true]),
+    );
+  } finally {
+    done();
+  }
+});

@@ -43,11 +43,26 @@ export interface Ctx {
   readonly placed: Map<string, PlacedDevice>;
   /** VF tables touched by this operation, keyed by "<PF BDF>/<port>". */
   readonly tables: Map<string, NetlinkTable>;
+  /** Keys of the tables this operation changed: only those are written back. */
+  readonly dirty: Set<string>;
   usedGroups: Set<number> | undefined;
 }
 
+export function putTable(ctx: Ctx, t: NetlinkTable): void {
+  const key = `${t.pf}/${t.port}`;
+  ctx.tables.set(key, t);
+  ctx.dirty.add(key);
+}
+
 export function newCtx(root: string, state: SimHostState): Ctx {
-  return { root, state, placed: placedByAddress(state.profile), tables: new Map(), usedGroups: undefined };
+  return {
+    root,
+    state,
+    placed: placedByAddress(state.profile),
+    tables: new Map(),
+    dirty: new Set(),
+    usedGroups: undefined,
+  };
 }
 
 /** The kernel's IDA: the lowest free IOMMU group number (the used set listed once per op). */
@@ -174,6 +189,7 @@ export function vfNetdevName(sriov: ProfileSriov, index: number, port: number): 
 
 export function setRow(ctx: Ctx, pf: string, row: VfRow, port = 0): void {
   const t = table(ctx, pf, port);
+  ctx.dirty.add(`${pf}/${port}`);
   const i = t.vfs.findIndex((r) => r.vf === row.vf);
   if (i >= 0) t.vfs[i] = row;
   else t.vfs.push(row);
@@ -272,8 +288,7 @@ export function enableVfs(ctx: Ctx, pf: string, n: number): void {
       maxTxRate: 0,
     });
   }
-  for (const port of pfPorts(ctx, pf))
-    ctx.tables.set(`${pf}/${port}`, { version: 1, pf, port, vfs: rows.map((r) => ({ ...r })) });
+  for (const port of pfPorts(ctx, pf)) putTable(ctx, { version: 1, pf, port, vfs: rows.map((r) => ({ ...r })) });
   writeAttr(ctx.root, `${pfDir}/sriov_numvfs`, String(n));
   addRepresentors(ctx, pf, pfDir, sriov, n);
   for (let i = 0; i < n; i++) probeDevice(ctx, bdf(vfAddress(pfAddr, sriov, i)));
@@ -313,7 +328,7 @@ export function disableVfs(ctx: Ctx, pf: string): void {
     unlink(ctx.root, `${pfDir}/${l}`);
   }
   writeAttr(ctx.root, `${pfDir}/sriov_numvfs`, '0');
-  for (const port of pfPorts(ctx, pf)) ctx.tables.set(`${pf}/${port}`, { version: 1, pf, port, vfs: [] });
+  for (const port of pfPorts(ctx, pf)) putTable(ctx, { version: 1, pf, port, vfs: [] });
   for (const ifname of list(ctx.root, `${pfDir}/net`)) {
     if (/^pf\d+vf\d+$/.test(readAttr(ctx.root, `${pfDir}/net/${ifname}/phys_port_name`) ?? '')) {
       unlink(ctx.root, `${CLASS_NET}/${ifname}`);

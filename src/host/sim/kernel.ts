@@ -1,4 +1,4 @@
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { PassthruError } from '../../conf/error.ts';
 import { isMulticastMac, type MacAddress, ZERO_MAC } from '../../conf/mac.ts';
@@ -21,6 +21,7 @@ import {
 } from './devices.ts';
 import { simDriver } from './drivers.ts';
 import { checkFault } from './faults.ts';
+import { withSimLock } from './lock.ts';
 import { readHostState, writeHostState, writeNetlink } from './state.ts';
 import { BUS_DEVICES, CLASS_NET, deviceDir, driverOf, list, readAttr, resolveLink, writeAttr } from './tree.ts';
 
@@ -53,18 +54,28 @@ export class SimKernel implements Kernel {
     this.sysfs = new DirSysfs(root);
   }
 
-  /** Runs one kernel operation with the state read fresh and written back after. */
-  #op<T>(fn: (ctx: Ctx) => T): Promise<T> {
-    const run = async (): Promise<T> => {
-      const ctx = newCtx(this.root, readHostState(this.root));
-      applyPendingMacs(ctx);
-      try {
-        return fn(ctx);
-      } finally {
-        await writeHostState(this.root, ctx.state);
-        for (const t of ctx.tables.values()) await writeNetlink(this.root, t);
-      }
-    };
+  /** Runs one kernel operation under the sim host's lock, with the state read fresh and what
+   *  it changed written back after (a read writes nothing, so it cannot undo a write). */
+  #op<T>(fn: (ctx: Ctx) => T, mutating = true): Promise<T> {
+    const run = (): Promise<T> =>
+      withSimLock(this.root, async () => {
+        const ctx = newCtx(this.root, readHostState(this.root));
+        const before = JSON.stringify(ctx.state);
+        applyPendingMacs(ctx);
+        try {
+          return fn(ctx);
+        } finally {
+          const stateChanged = JSON.stringify(ctx.state) !== before;
+          if (stateChanged) await writeHostState(this.root, ctx.state);
+          for (const key of ctx.dirty) {
+            const t = ctx.tables.get(key);
+            if (t) await writeNetlink(this.root, t);
+          }
+          // What watchers of this sim host (watch.ts, any process) wait for.
+          if (mutating || stateChanged)
+            writeFileSync(join(this.root, 'sim', 'generation'), `${Date.now()} ${process.pid}\n`);
+        }
+      });
     const next = this.#queue.then(run, run);
     this.#queue = next.catch(() => undefined);
     return next;
@@ -84,7 +95,7 @@ export class SimKernel implements Kernel {
       return table(ctx, pf, port)
         .vfs.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'netdevMac')) as unknown as VfConfig)
         .sort((a, b) => a.vf - b.vf);
-    });
+    }, false);
   }
 
   async setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void> {
@@ -110,7 +121,7 @@ export class SimKernel implements Kernel {
         );
       }
       return { kind: 'emulated-nic', model: 'e1000e', mac };
-    });
+    }, false);
   }
 }
 

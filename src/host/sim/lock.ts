@@ -1,0 +1,52 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassthruError } from '../../conf/error.ts';
+
+/**
+ * One kernel operation at a time across every process that has the sim host open (a daemon and
+ * a test reading VF tables, two daemons in a migration test): each operation reads the state,
+ * applies the rules and writes it back, so two at once would lose one's update. mkdir is atomic;
+ * the holder's pid is in the lock so a lock left by a killed process is taken over.
+ */
+export async function withSimLock<T>(root: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const lock = join(root, 'sim', 'lock');
+  const start = Date.now();
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (holderGone(lock)) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() - start > timeoutMs) {
+        throw new PassthruError('TIMEOUT', `the sim host ${root} stayed locked for ${timeoutMs} ms (${lock})`);
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function holderGone(lock: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+  } catch {
+    return false; // being created right now: its pid file is on its way
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
