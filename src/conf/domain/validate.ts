@@ -1,5 +1,5 @@
 import type { PassthruError } from '../error.ts';
-import { formatPciAddress, type PciAddress } from '../pci-address.ts';
+import { formatPciAddress } from '../pci-address.ts';
 import { collectProblems, type Report, withoutProblems } from '../problems.ts';
 import { isQ35 } from './postparse.ts';
 import type { ControllerDef, DomainDef, HostdevDef, InterfaceDef, PciHostdevSource, PoolHostdevDef } from './types.ts';
@@ -155,84 +155,92 @@ function checkInterface(i: InterfaceDef, report: Report): void {
 
 /** A host PCI function can be given to the guest only once. */
 function checkHostSources(def: DomainDef, report: Report): void {
-  const seen = new Map<string, number | undefined>();
-  const note = (a: PciAddress, line: number | undefined, element: string): void => {
-    const key = formatPciAddress(a);
-    if (seen.has(key)) {
-      const first = seen.get(key);
-      report(
-        line,
-        element,
-        `host PCI device ${key} is already used by another device${first === undefined ? '' : ` (line ${first})`}`,
-      );
-    } else seen.set(key, line);
-  };
-  for (const h of def.devices.hostdevs) note(h.source.address, h.line, 'hostdev');
-  for (const i of def.devices.interfaces) {
-    if (i.type === 'hostdev' || i.type === 'hostdev-hybrid') note(i.source.address, i.line, 'interface');
-    else if (i.type === 'network' && i.actual) note(i.actual.source.address, i.line, 'interface');
+  const sources = [
+    ...def.devices.hostdevs.map((h) => ({ a: h.source.address, line: h.line, el: 'hostdev' })),
+    ...def.devices.interfaces.flatMap((i) => {
+      const source =
+        i.type === 'hostdev' || i.type === 'hostdev-hybrid'
+          ? i.source
+          : i.type === 'network'
+            ? i.actual?.source
+            : undefined;
+      return source ? [{ a: source.address, line: i.line, el: 'interface' }] : [];
+    }),
+  ];
+  for (const { dev, key, first } of repeats(sources, (s) => formatPciAddress(s.a))) {
+    report(
+      dev.line,
+      dev.el,
+      `host PCI device ${key} is already used by another device${first === undefined ? '' : ` (line ${first})`}`,
+    );
   }
 }
 
-/** Devices in document order, so that a duplicate is reported at its second occurrence. */
-function byLine<T extends { line?: number | undefined }>(list: T[]): T[] {
-  return list.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+interface Placed {
+  readonly line?: number | undefined;
+  /** The element name, for the report. */
+  readonly el: string;
+}
+
+/** The devices whose key an earlier device already has, in document order (so a duplicate is
+ *  reported at its second occurrence), each with the line of the first. */
+function repeats<T extends Placed>(
+  list: T[],
+  key: (dev: T) => string | undefined,
+): { dev: T; key: string; first: number | undefined }[] {
+  const seen = new Map<string, number | undefined>();
+  const found: { dev: T; key: string; first: number | undefined }[] = [];
+  for (const dev of list.sort((a, b) => (a.line ?? 0) - (b.line ?? 0))) {
+    const k = key(dev);
+    if (k === undefined) continue;
+    if (seen.has(k)) found.push({ dev, key: k, first: seen.get(k) });
+    else seen.set(k, dev.line);
+  }
+  return found;
 }
 
 function checkGuestAddresses(def: DomainDef, report: Report): void {
   const d = def.devices;
-  const all = byLine([
+  const all = [
     ...d.controllers.map((c) => ({ g: c.address, line: c.line, el: 'controller' })),
     ...d.interfaces.map((i) => ({ g: i.guestAddress, line: i.line, el: 'interface' })),
     ...allHostdevs(def).map((h) => ({ g: h.guestAddress, line: h.line, el: 'hostdev' })),
     ...d.serials.map((s) => ({ g: s.guestAddress, line: s.line, el: 'serial' })),
     ...[...(d.disks ?? []), ...(d.others ?? [])].map((o) => ({ g: o.guestAddress, line: o.xml.line, el: o.kind })),
-  ]);
-  const seen = new Map<string, number | undefined>();
-  for (const { g, line, el } of all) {
-    if (g?.type !== 'pci') continue;
-    const key = formatPciAddress(g);
-    if (seen.has(key)) {
-      const first = seen.get(key);
-      report(
-        line,
-        el,
-        `guest PCI address ${key} is already in use${first === undefined ? '' : ` by the device at line ${first}`}`,
-      );
-    } else seen.set(key, line);
+  ];
+  for (const { dev, key, first } of repeats(all, ({ g }) => (g?.type === 'pci' ? formatPciAddress(g) : undefined))) {
+    report(
+      dev.line,
+      dev.el,
+      `guest PCI address ${key} is already in use${first === undefined ? '' : ` by the device at line ${first}`}`,
+    );
   }
 }
 
 function checkAliases(def: DomainDef, report: Report): void {
   const d = def.devices;
-  const all = byLine<{ alias?: string | undefined; line?: number | undefined; el: string }>([
+  const all = [
     ...d.interfaces.map((x) => ({ alias: x.alias, line: x.line, el: 'interface' })),
     ...allHostdevs(def).map((x) => ({ alias: x.alias, line: x.line, el: 'hostdev' })),
     ...d.controllers.map((x) => ({ alias: x.alias, line: x.line, el: 'controller' })),
     ...d.serials.map((x) => ({ alias: x.alias, line: x.line, el: 'serial' })),
-  ]);
-  const seen = new Map<string, number | undefined>();
-  for (const x of all) {
-    if (x.alias === undefined) continue;
-    if (seen.has(x.alias))
-      report(x.line, x.el, `alias '${x.alias}' is already used by another device (line ${seen.get(x.alias) ?? '?'})`);
-    seen.set(x.alias, x.line);
+  ];
+  for (const { dev, key, first } of repeats(all, (x) => x.alias)) {
+    report(dev.line, dev.el, `alias '${key}' is already used by another device (line ${first ?? '?'})`);
   }
 }
 
 function checkBootOrder(def: DomainDef, report: Report): void {
-  const seen = new Map<number, number | undefined>();
-  const devices = byLine([
-    ...def.devices.interfaces.map((d) => ({ el: 'interface', d, line: d.line })),
-    ...allHostdevs(def).map((d) => ({ el: 'hostdev', d, line: d.line })),
-  ]);
-  for (const { el, d } of devices) {
-    if (d.bootOrder === undefined) continue;
-    if (def.os.bootDevs !== undefined && def.os.bootDevs.length > 0) {
-      report(d.line, el, 'per-device boot elements cannot be used together with os/boot elements');
-    }
-    if (seen.has(d.bootOrder)) report(d.line, el, `boot order ${d.bootOrder} is already used by another device`);
-    seen.set(d.bootOrder, d.line);
+  const booting = [
+    ...def.devices.interfaces.map((d) => ({ el: 'interface', order: d.bootOrder, line: d.line })),
+    ...allHostdevs(def).map((d) => ({ el: 'hostdev', order: d.bootOrder, line: d.line })),
+  ].filter((d) => d.order !== undefined);
+  if (def.os.bootDevs !== undefined && def.os.bootDevs.length > 0) {
+    for (const d of booting)
+      report(d.line, d.el, 'per-device boot elements cannot be used together with os/boot elements');
+  }
+  for (const { dev, key } of repeats(booting, (d) => String(d.order))) {
+    report(dev.line, dev.el, `boot order ${key} is already used by another device`);
   }
 }
 
