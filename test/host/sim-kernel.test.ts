@@ -301,3 +301,19 @@ test("two SimKernels on one host (two processes) never lose each other's VF upda
     done();
   }
 });
+
+test('fault injection: the Nth matching operation fails with the chosen errno, or is slow and then succeeds', async () => {
+  const { dir, kernel, done } = await simHost();
+  try {
+    await injectFault(dir, { op: 'setVf', match: 'enp6s0f0 vf 1', nth: 2, errno: 'EBUSY' });
+    await injectFault(dir, { op: 'vfTable', nth: 1, delayMs: 1 });
+    await kernel.setVf('enp6s0f0', 1, { trust: true }); // 1st match
+    await kernel.setVf('enp6s0f0', 2, { trust: true }); // does not match
+    await assert.rejects(kernel.setVf('enp6s0f0', 1, { trust: false }), hostError('HOST_FAILED', 'EBUSY'));
+    await kernel.setVf('enp6s0f0', 1, { trust: false }); // the rule fired once and is gone
+    const rows = await kernel.vfTable('enp6s0f0'); // slow, then answers
+    assert.deepEqual([rows[1]?.trust, rows[2]?.trust], [false, true]);
+  } finally {
+    done();
+  }
+});
