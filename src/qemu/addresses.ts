@@ -19,7 +19,7 @@ export function assignAddresses(def: DomainDef): DomainDef {
   const family = machineFamily(def);
   const plan = new SlotMap();
   const controllers = withRoot(def.devices.controllers, family);
-  if (family === 'q35') addMissingBuses(controllers, def);
+  if (family === 'q35') addMissingBuses(controllers, def, family);
   const rootPorts = (): ControllerDef[] =>
     controllers.filter((c) => c.type === 'pci' && c.model === 'pcie-root-port').sort((a, b) => a.index - b.index);
 
@@ -39,9 +39,9 @@ export function assignAddresses(def: DomainDef): DomainDef {
     if (videoWithoutAddress) plan.reserve({ bus: 0, slot: 2, function: 0 }, 'the primary video', true);
   }
   const firstSlot = family === 'q35' ? 1 : 2;
-  for (const { address, owner } of explicitAddresses(def, controllers)) {
-    checkBus(address, owner, controllers);
-    plan.reserve(address, owner, false);
+  for (const { address, owner, line } of explicitAddresses(def, controllers, family)) {
+    checkBus(address, owner, controllers, line);
+    plan.reserve(address, owner, false, line);
   }
 
   // 2. Endpoints that want an address, in libvirt's order: QEMU-backed interfaces, then every
@@ -175,49 +175,86 @@ function withRoot(controllers: readonly ControllerDef[], family: MachineFamily):
 }
 
 /** libvirt adds the controllers that explicit addresses point at; on q35 those are root ports. */
-function addMissingBuses(controllers: ControllerDef[], def: DomainDef): void {
+function addMissingBuses(controllers: ControllerDef[], def: DomainDef, family: MachineFamily): void {
   const have = new Set(controllers.filter((c) => c.type === 'pci').map((c) => c.index));
-  const wanted = explicitAddresses(def, controllers).map((e) => e.address.bus);
+  const wanted = explicitAddresses(def, controllers, family).map((e) => e.address.bus);
   const max = Math.max(0, ...wanted);
   for (let i = 1; i <= max; i++) {
     if (!have.has(i)) controllers.push({ type: 'pci', index: i, model: 'pcie-root-port' });
   }
 }
 
-function explicitAddresses(
-  def: DomainDef,
-  controllers: readonly ControllerDef[],
-): { address: Slot & { readonly domain: number }; owner: string }[] {
-  const out: { address: Slot & { readonly domain: number }; owner: string }[] = [];
-  const add = (a: GuestAddress | undefined, owner: string): void => {
-    if (a?.type === 'pci') out.push({ address: a, owner });
+interface Explicit {
+  readonly address: Slot & { readonly domain: number };
+  readonly owner: string;
+  readonly line: number | undefined;
+}
+
+function explicitAddresses(def: DomainDef, controllers: readonly ControllerDef[], family: MachineFamily): Explicit[] {
+  const out: Explicit[] = [];
+  const add = (a: GuestAddress | undefined, owner: string, line: number | undefined): void => {
+    if (a?.type === 'pci') out.push({ address: a, owner, line });
   };
-  for (const c of controllers) add(c.address, `${c.type === 'pci' ? 'PCI' : c.type} controller ${c.index}`);
-  for (const i of def.devices.interfaces) add(i.guestAddress, describe(i));
-  for (const h of def.devices.hostdevs) add(h.guestAddress, describe(h));
-  for (const o of [...(def.devices.disks ?? []), ...(def.devices.others ?? [])]) add(o.guestAddress, o.kind);
-  for (const s of [...def.devices.serials, ...def.devices.consoles]) add(s.guestAddress, s.alias ?? 'serial');
+  for (const c of controllers) {
+    if (!isChipsetFunction(c, family))
+      add(c.address, `${c.type === 'pci' ? 'PCI' : c.type} controller ${c.index}`, c.line);
+  }
+  for (const i of def.devices.interfaces) add(i.guestAddress, describe(i), i.line);
+  for (const h of def.devices.hostdevs) add(h.guestAddress, describe(h), h.line);
+  for (const o of [...(def.devices.disks ?? []), ...(def.devices.others ?? [])])
+    add(o.guestAddress, o.kind, o.xml.line);
+  for (const s of [...def.devices.serials, ...def.devices.consoles]) add(s.guestAddress, s.alias ?? 'serial', s.line);
   return out;
 }
 
-function checkBus(a: Slot & { readonly domain: number }, owner: string, controllers: readonly ControllerDef[]): void {
+/**
+ * The built-in controllers of the chipset, at the addresses libvirt writes for them: PIIX3's IDE
+ * (00:01.1) and UHCI USB (00:01.2) on i440fx, ICH9's AHCI SATA (00:1f.2) on q35. They are functions
+ * of the slot reserved for the chipset, not devices to place, so a definition libvirt dumped can
+ * be started as it is.
+ */
+function isChipsetFunction(c: ControllerDef, family: MachineFamily): boolean {
+  const a = c.address;
+  if (a?.type !== 'pci' || a.domain !== 0 || a.bus !== 0) return false;
+  if (family === 'q35') return c.type === 'sata' && a.slot === 0x1f && a.function === 2;
+  if (c.type === 'ide') return a.slot === 1 && a.function === 1;
+  return c.type === 'usb' && (c.model ?? 'piix3-uhci') === 'piix3-uhci' && a.slot === 1 && a.function === 2;
+}
+
+function checkBus(
+  a: Slot & { readonly domain: number },
+  owner: string,
+  controllers: readonly ControllerDef[],
+  line: number | undefined,
+): void {
   const text = formatPciAddress(a);
+  const at = line === undefined ? {} : { line };
   if (a.domain !== 0) {
     throw new PassthruError(
       'CONFIG_UNSUPPORTED',
-      `guest PCI address ${text} of ${owner}: only PCI domain 0 exists in the guest`,
+      `guest PCI address ${text} of ${owner}${lineText(line)}: only PCI domain 0 exists in the guest`,
+      at,
     );
   }
   const bus = controllers.find((c) => c.type === 'pci' && c.index === a.bus);
   if (bus === undefined) {
     throw new PassthruError(
       'XML_INVALID',
-      `guest PCI address ${text} of ${owner} is on bus ${a.bus}, but no PCI controller has index ${a.bus}`,
+      `guest PCI address ${text} of ${owner}${lineText(line)} is on bus ${a.bus}, but no PCI controller has index ${a.bus}`,
+      at,
     );
   }
   if ((bus.model === 'pcie-root-port' || bus.model === 'pcie-switch-downstream-port') && a.slot !== 0) {
-    throw new PassthruError('XML_INVALID', `guest PCI address ${text} of ${owner}: a ${bus.model} has only slot 0`);
+    throw new PassthruError(
+      'XML_INVALID',
+      `guest PCI address ${text} of ${owner}${lineText(line)}: a ${bus.model} has only slot 0`,
+      at,
+    );
   }
+}
+
+function lineText(line: number | undefined): string {
+  return line === undefined ? '' : ` (line ${line})`;
 }
 
 /** PCI controllers in index order, in the places PCI controllers hold; other types stay put. */
@@ -252,14 +289,18 @@ class SlotMap {
     return this.owners.has(SlotMap.key(s));
   }
 
-  reserve(s: Slot, owner: string, wholeSlot: boolean): void {
+  reserve(s: Slot, owner: string, wholeSlot: boolean, line?: number): void {
     const fns = wholeSlot ? [0, 1, 2, 3, 4, 5, 6, 7] : [s.function];
     for (const f of fns) {
       const k = SlotMap.key({ ...s, function: f });
       const holder = this.owners.get(k);
       if (holder !== undefined) {
         const text = formatPciAddress({ domain: 0, bus: s.bus, slot: s.slot, function: f });
-        throw new PassthruError('XML_INVALID', `guest PCI address ${text} of ${owner} is already in use by ${holder}`);
+        throw new PassthruError(
+          'XML_INVALID',
+          `guest PCI address ${text} of ${owner}${lineText(line)} is already in use by ${holder}`,
+          line === undefined ? {} : { line },
+        );
       }
       this.owners.set(k, owner);
     }

@@ -61,6 +61,7 @@ export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
       throw new PassthruError(
         'CONFIG_UNSUPPORTED',
         `PCI controller model '${c.model ?? '?'}' (index ${c.index}) is not supported`,
+        c.line === undefined ? {} : { line: c.line },
       );
     }
     device(a, rootPortProps(c, buses));
@@ -90,6 +91,7 @@ function hostdevDeviceProps(
         throw new PassthruError(
           'CONFIG_UNSUPPORTED',
           `interface type 'hostdev-hybrid' is not supported on the QEMU command line yet`,
+          iface.line === undefined ? {} : { line: iface.line },
         );
       }
       return { dev: iface, address: hostdevInterfaceSource(iface)?.address };

@@ -88,6 +88,7 @@ export function netdevProps(iface: InterfaceDef): Readonly<Record<string, PropVa
     throw new PassthruError(
       'CONFIG_UNSUPPORTED',
       `interface type '${iface.type}' has no QEMU network backend in passthru`,
+      iface.line === undefined ? {} : { line: iface.line },
     );
   }
   return { type: 'user', id: netdevId(requireAlias(iface, 'interface')) };

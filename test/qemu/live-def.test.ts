@@ -269,3 +269,30 @@ test('property: unique addresses on existing buses, a spare root port, idempoten
     }),
   );
 });
+
+test("the chipset's built-in controllers at libvirt's addresses are accepted; other devices there are not", () => {
+  const ctl = (type: ControllerDef['type'], slot: number, fn: number, line: number): ControllerDef => ({
+    type,
+    index: 0,
+    address: pci(0, slot, fn),
+    line,
+  });
+  const pc = prepareLiveDef(
+    domain({ controllers: [ctl('ide', 1, 1, 10), ctl('usb', 1, 2, 11)], hostdevs: [hostdev('0000:06:10.2')] }, 'pc'),
+  );
+  assert.deepEqual(pc.devices.hostdevs[0]?.guestAddress, pci(0, 2));
+  const q35 = prepareLiveDef(domain({ controllers: [ctl('sata', 0x1f, 2, 10)], hostdevs: [hostdev('0000:06:10.2')] }));
+  assert.deepEqual(q35.devices.hostdevs[0]?.guestAddress, pci(1, 0));
+  assert.throws(
+    () => prepareLiveDef(domain({ controllers: [ctl('sata', 1, 2, 12)] }, 'pc')),
+    (e: unknown) =>
+      e instanceof PassthruError &&
+      e.code === 'XML_INVALID' &&
+      e.line === 12 &&
+      e.message.includes('0000:00:01.2 of sata controller 0 (line 12) is already in use by the PIIX3 functions'),
+  );
+  assert.throws(
+    () => prepareLiveDef(domain({ hostdevs: [hostdev('0000:06:10.2', { guestAddress: pci(0, 0x1f, 2), line: 14 })] })),
+    (e: unknown) => e instanceof PassthruError && e.line === 14 && e.message.includes('by the ICH9'),
+  );
+});
