@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import type { DomainDef } from '../../src/conf/domain/types.ts';
 import { parseMac } from '../../src/conf/mac.ts';
-import { parsePciAddress } from '../../src/conf/pci-address.ts';
-import { chooseAccel, readProcModules } from '../../src/qemu/accel.ts';
-import { buildArgv } from '../../src/qemu/argv.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
-import { launchQemu } from '../../src/qemu/process.ts';
 import { waitForGuestNic, withRunDir } from './helpers/console.ts';
-import { e2eEnv, type GuestImage } from './helpers/env.ts';
+import { e2eEnv } from './helpers/env.ts';
+import { failoverPair, guestDomain, startGuest } from './helpers/guest-domain.ts';
 
 /**
  * <teaming>: a virtio-net standby (failover=on) and a VF primary (failover_pair_id), here the
@@ -20,52 +15,17 @@ import { e2eEnv, type GuestImage } from './helpers/env.ts';
 const env = e2eEnv();
 const MAC = parseMac('52:54:00:fa:11:01');
 
-function domain(guest: GuestImage): DomainDef {
-  return {
-    name: 'e2e-qemu-failover',
-    memoryKiB: 256 * 1024,
-    vcpus: 1,
-    os: { type: 'hvm', machine: 'q35', kernel: guest.vmlinux, initrd: guest.initrd, cmdline: guest.append },
-    devices: {
-      controllers: [],
-      hostdevs: [],
-      interfaces: [
-        { type: 'user', model: 'virtio', mac: MAC, alias: 'ua-backup0', teaming: { type: 'persistent' } },
-        {
-          type: 'hostdev',
-          mac: MAC,
-          source: { managed: true, address: parsePciAddress('0000:06:10.2') },
-          teaming: { type: 'transient', persistent: 'ua-backup0' },
-        },
-      ],
-      serials: [],
-      consoles: [],
-    },
-  };
-}
-
 test('failover pair: the primary appears once the guest negotiates, enslaved beside the standby', {
   skip: env.skip,
   timeout: 180_000,
 }, async (t) => {
   const { qemu, guest } = env.need();
   await withRunDir('pt-failover', async (dir) => {
-    const paths = {
-      qmpSocket: join(dir, 'qmp.sock'),
-      consoleLog: join(dir, 'console.log'),
-      pidfile: join(dir, 'qemu.pid'),
-    };
-    const live = prepareLiveDef(domain(guest));
-    const argv = buildArgv(live, {
-      accel: chooseAccel(await readProcModules()),
-      ...paths,
+    const { vm, paths } = await startGuest({
+      qemu,
+      dir,
+      live: prepareLiveDef(guestDomain('e2e-qemu-failover', guest, { interfaces: failoverPair(MAC) })),
       hostDevices: new Map([['hostdev0', { kind: 'emulated-nic', model: 'e1000e', mac: MAC }]]),
-    });
-    const vm = await launchQemu({
-      binary: qemu,
-      argv,
-      ...paths,
-      logFile: join(dir, 'qemu.log'),
       name: 'QEMU of domain e2e-qemu-failover',
     });
     try {

@@ -1,37 +1,14 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import type { DomainDef } from '../../src/conf/domain/types.ts';
 import { parseMac } from '../../src/conf/mac.ts';
-import { parsePciAddress } from '../../src/conf/pci-address.ts';
 import type { DevicePresentation } from '../../src/host/types.ts';
-import { chooseAccel, readProcModules } from '../../src/qemu/accel.ts';
-import { buildArgv } from '../../src/qemu/argv.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
-import { launchQemu, type QemuProcess } from '../../src/qemu/process.ts';
 import { waitForGuestNic, withRunDir } from './helpers/console.ts';
-import { e2eEnv, type GuestImage } from './helpers/env.ts';
+import { e2eEnv } from './helpers/env.ts';
+import { guestDomain, pciHostdev, startGuest } from './helpers/guest-domain.ts';
 
 const env = e2eEnv();
 const MAC = parseMac('52:54:00:12:34:56');
-
-function domain(guest: GuestImage): DomainDef {
-  return {
-    name: 'e2e-qemu-guest',
-    memoryKiB: 256 * 1024,
-    vcpus: 1,
-    os: { type: 'hvm', machine: 'q35', kernel: guest.vmlinux, initrd: guest.initrd, cmdline: guest.append },
-    devices: {
-      controllers: [],
-      hostdevs: [
-        { mode: 'subsystem', type: 'pci', source: { managed: true, address: parsePciAddress('0000:06:10.2') } },
-      ],
-      interfaces: [],
-      serials: [],
-      consoles: [],
-    },
-  };
-}
 
 interface PciDevice {
   bus: number;
@@ -47,7 +24,7 @@ test('a host device presented as an emulated e1000e reaches the guest with its M
 }, async (t) => {
   const { qemu, guest } = env.need();
   await withRunDir('pt-qemu', async (dir) => {
-    const live = prepareLiveDef(domain(guest));
+    const live = prepareLiveDef(guestDomain('e2e-qemu-guest', guest, { hostdevs: [pciHostdev('0000:06:10.2')] }));
     const hostdev = live.devices.hostdevs[0];
     assert.equal(hostdev?.alias, 'hostdev0');
     assert.deepEqual(hostdev.guestAddress, { type: 'pci', domain: 0, bus: 1, slot: 0, function: 0 });
@@ -55,25 +32,13 @@ test('a host device presented as an emulated e1000e reaches the guest with its M
     assert.equal(port?.alias, 'pci.1');
     assert.deepEqual(port.address, { type: 'pci', domain: 0, bus: 0, slot: 1, function: 0, multifunction: true });
 
-    const paths = {
-      qmpSocket: join(dir, 'qmp.sock'),
-      consoleLog: join(dir, 'console.log'),
-      pidfile: join(dir, 'qemu.pid'),
-    };
     const presentation: DevicePresentation = { kind: 'emulated-nic', model: 'e1000e', mac: MAC };
-    const argv = buildArgv(live, {
-      accel: chooseAccel(await readProcModules()),
-      ...paths,
-      hostDevices: new Map([['hostdev0', presentation]]),
-    });
-
     const t0 = performance.now();
-    const vm: QemuProcess = await launchQemu({
-      binary: qemu,
-      argv,
-      pidfile: paths.pidfile,
-      logFile: join(dir, 'qemu.log'),
-      qmpSocket: paths.qmpSocket,
+    const { vm, paths } = await startGuest({
+      qemu,
+      dir,
+      live,
+      hostDevices: new Map([['hostdev0', presentation]]),
       name: 'QEMU of domain e2e-qemu-guest',
     });
     try {

@@ -1,39 +1,18 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DomainDef, HostdevDef } from '../../src/conf/domain/types.ts';
 import { parseMac } from '../../src/conf/mac.ts';
-import { parsePciAddress } from '../../src/conf/pci-address.ts';
-import { chooseAccel, readProcModules } from '../../src/qemu/accel.ts';
-import { buildArgv } from '../../src/qemu/argv.ts';
 import { busAliases, hostdevProps } from '../../src/qemu/device-props.ts';
 import { hotplugDevice, planHotplug, unplugDevice } from '../../src/qemu/hotplug.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
-import { launchQemu } from '../../src/qemu/process.ts';
 import { parseGuestNics, waitForGuestNic, withRunDir } from './helpers/console.ts';
-import { e2eEnv, type GuestImage } from './helpers/env.ts';
+import { e2eEnv } from './helpers/env.ts';
+import { guestDomain, pciHostdev, startGuest } from './helpers/guest-domain.ts';
 
 const env = e2eEnv();
 const MAC_A = parseMac('52:54:00:00:0a:01');
 const MAC_B = parseMac('52:54:00:00:0b:02');
-
-const hostdev = (bdf: string): HostdevDef => ({
-  mode: 'subsystem',
-  type: 'pci',
-  source: { managed: true, address: parsePciAddress(bdf) },
-});
-
-function domain(guest: GuestImage): DomainDef {
-  return {
-    name: 'e2e-qemu-hotplug',
-    memoryKiB: 256 * 1024,
-    vcpus: 1,
-    os: { type: 'hvm', machine: 'q35', kernel: guest.vmlinux, initrd: guest.initrd, cmdline: guest.append },
-    devices: { controllers: [], hostdevs: [hostdev('0000:06:10.2')], interfaces: [], serials: [], consoles: [] },
-  };
-}
 
 /** The NICs of one complete scan the guest printed after `offset` in its console log. */
 async function nextFullScan(consoleLog: string, offset: number, timeoutMs: number): Promise<string[]> {
@@ -57,30 +36,20 @@ test('hot-plug onto the spare root port reaches the guest; unplug waits for the 
 }, async (t) => {
   const { qemu, guest } = env.need();
   await withRunDir('pt-hotplug', async (dir) => {
-    const paths = {
-      qmpSocket: join(dir, 'qmp.sock'),
-      consoleLog: join(dir, 'console.log'),
-      pidfile: join(dir, 'qemu.pid'),
-    };
-    const live = prepareLiveDef(domain(guest));
-    const argv = buildArgv(live, {
-      accel: chooseAccel(await readProcModules()),
-      ...paths,
+    const live = prepareLiveDef(guestDomain('e2e-qemu-hotplug', guest, { hostdevs: [pciHostdev('0000:06:10.2')] }));
+    const { vm, paths } = await startGuest({
+      qemu,
+      dir,
+      live,
       hostDevices: new Map([['hostdev0', { kind: 'emulated-nic', model: 'e1000e', mac: MAC_A }]]),
-      startPaused: false,
-    });
-    const vm = await launchQemu({
-      binary: qemu,
-      argv,
-      ...paths,
-      logFile: join(dir, 'qemu.log'),
       name: 'QEMU of domain e2e-qemu-hotplug',
+      startPaused: false,
     });
     try {
       const alive = (): string | undefined => (vm.isAlive() ? undefined : 'QEMU exited');
       await waitForGuestNic(paths.consoleLog, (n) => n.mac === MAC_A, 60_000, alive);
 
-      const planned = planHotplug(live, hostdev('0000:06:10.3'));
+      const planned = planHotplug(live, pciHostdev('0000:06:10.3'));
       assert.equal(planned.alias, 'hostdev1');
       const props = hostdevProps(planned, { kind: 'emulated-nic', model: 'e1000e', mac: MAC_B }, busAliases(live));
       const t0 = performance.now();

@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import type { DomainDef } from '../../src/conf/domain/types.ts';
 import { parseMac } from '../../src/conf/mac.ts';
-import { parsePciAddress } from '../../src/conf/pci-address.ts';
-import { chooseAccel, readProcModules } from '../../src/qemu/accel.ts';
-import { buildArgv } from '../../src/qemu/argv.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
 import { migrate } from '../../src/qemu/migration.ts';
-import { launchQemu, type QemuProcess } from '../../src/qemu/process.ts';
+import type { QemuProcess } from '../../src/qemu/process.ts';
 import { waitForGuestNic, withRunDir } from './helpers/console.ts';
-import { e2eEnv, type GuestImage } from './helpers/env.ts';
+import { e2eEnv } from './helpers/env.ts';
+import { failoverPair, guestDomain, startGuest } from './helpers/guest-domain.ts';
 
 /**
  * Local live migration of a guest with a failover pair (virtio standby + the sim's e1000e as
@@ -21,54 +17,25 @@ import { e2eEnv, type GuestImage } from './helpers/env.ts';
 const env = e2eEnv();
 const MAC = parseMac('52:54:00:fa:22:01');
 
-function domain(guest: GuestImage): DomainDef {
-  return {
-    name: 'e2e-qemu-migration',
-    memoryKiB: 256 * 1024,
-    vcpus: 1,
-    os: { type: 'hvm', machine: 'q35', kernel: guest.vmlinux, initrd: guest.initrd, cmdline: guest.append },
-    devices: {
-      controllers: [],
-      hostdevs: [],
-      interfaces: [
-        { type: 'user', model: 'virtio', mac: MAC, alias: 'ua-backup0', teaming: { type: 'persistent' } },
-        {
-          type: 'hostdev',
-          mac: MAC,
-          source: { managed: true, address: parsePciAddress('0000:06:10.2') },
-          teaming: { type: 'transient', persistent: 'ua-backup0' },
-        },
-      ],
-      serials: [],
-      consoles: [],
-    },
-  };
-}
-
 test('failover pair migrates: primary unplugged on the source, enslaved again on the destination', {
   skip: env.skip,
   timeout: 240_000,
 }, async (t) => {
   const { qemu, guest } = env.need();
   await withRunDir('pt-migrate', async (dir) => {
-    const live = prepareLiveDef(domain(guest));
-    const accel = chooseAccel(await readProcModules());
+    const live = prepareLiveDef(guestDomain('e2e-qemu-migration', guest, { interfaces: failoverPair(MAC) }));
     const hostDevices = new Map([['hostdev0', { kind: 'emulated-nic', model: 'e1000e', mac: MAC } as const]]);
     const start = async (side: 'src' | 'dst'): Promise<{ vm: QemuProcess; console: string }> => {
-      const p = {
-        qmpSocket: join(dir, `${side}.qmp`),
-        consoleLog: join(dir, `${side}.console`),
-        pidfile: join(dir, `${side}.pid`),
-      };
-      const argv = buildArgv(live, { accel, ...p, hostDevices, incoming: side === 'dst' });
-      const vm = await launchQemu({
-        binary: qemu,
-        argv,
-        ...p,
-        logFile: join(dir, `${side}.log`),
+      const { vm, paths } = await startGuest({
+        qemu,
+        dir,
+        live,
+        hostDevices,
         name: `QEMU ${side}`,
+        prefix: side,
+        incoming: side === 'dst',
       });
-      return { vm, console: p.consoleLog };
+      return { vm, console: paths.consoleLog };
     };
     const src = await start('src');
     let dst: { vm: QemuProcess; console: string } | undefined;

@@ -1,4 +1,4 @@
-import { findGuest, findQemu, requireE2e } from './env.ts';
+import { e2eEnv } from './env.ts';
 
 /** What a QEMU e2e test boots: the QEMU binary and the test guest's kernel and initrd. */
 export interface E2eGuest {
@@ -16,18 +16,11 @@ export interface E2eGuest {
  * than skipping: use `skip: typeof env === 'string' ? env : false`.
  */
 export function e2eGuest(): E2eGuest | string {
-  const qemu = findQemu();
-  const guest = findGuest();
-  const reasons: string[] = [];
-  if (typeof qemu === 'string') reasons.push(qemu);
-  if (typeof guest === 'string') reasons.push(guest);
-  if (typeof qemu === 'string' || typeof guest === 'string') {
-    const reason = reasons.join('; ');
-    if (requireE2e()) throw new Error(`PASSTHRU_REQUIRE_E2E=1 but the QEMU e2e tests cannot run: ${reason}`);
-    return reason;
-  }
+  const env = e2eEnv();
+  if (env.skip !== undefined) return env.skip;
+  const { qemu, guest } = env.need();
   return {
-    qemu: qemu.binary,
+    qemu,
     kernel: guest.vmlinux,
     initrd: guest.initrd,
     append: guest.append,
