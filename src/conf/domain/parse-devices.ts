@@ -5,6 +5,7 @@ import {
   invalid,
   located,
   oneOf,
+  onlyAttr,
   parseUnsigned,
   rejectUnknown,
   requireAttr,
@@ -175,8 +176,7 @@ export function parseInterface(el: XmlElement): InterfaceDef {
   const trust = yesNo(el, 'trustGuestRxFilters');
   if (mac) c.mac = parseMacElement(mac);
   if (model) {
-    rejectUnknown(model, ['type'], []);
-    c.model = requireAttr(model, 'type');
+    c.model = onlyAttr(model, 'type');
   }
   if (vlan) c.vlan = parseVlan(vlan);
   if (vport) c.virtualport = parseVirtualPort(vport);
@@ -185,16 +185,13 @@ export function parseInterface(el: XmlElement): InterfaceDef {
   const driver = single(el, 'driver');
   if (driver && !isHostdev) c.virtioDriver = checkShape(driver, VIRTIO_NET_DRIVER_SHAPE);
   if (target) {
-    rejectUnknown(target, ['dev'], []);
-    c.targetDev = requireAttr(target, 'dev');
+    c.targetDev = onlyAttr(target, 'dev');
   }
   if (link) {
-    rejectUnknown(link, ['state'], []);
-    c.linkState = oneOf(link, 'state', requireAttr(link, 'state'), ['up', 'down'] as const);
+    c.linkState = oneOf(link, 'state', onlyAttr(link, 'state'), ['up', 'down'] as const);
   }
   if (mtu) {
-    rejectUnknown(mtu, ['size'], []);
-    c.mtu = parseUnsigned(mtu, 'size', requireAttr(mtu, 'size'));
+    c.mtu = parseUnsigned(mtu, 'size', onlyAttr(mtu, 'size'));
   }
   switch (type) {
     case 'hostdev':
@@ -291,8 +288,7 @@ export function parseController(el: XmlElement): ControllerDef {
   }
   const modelEl = single(el, 'model');
   if (modelEl) {
-    rejectUnknown(modelEl, ['name'], []);
-    out.modelName = requireAttr(modelEl, 'name');
+    out.modelName = onlyAttr(modelEl, 'name');
   }
   const target = single(el, 'target');
   if (target) out.target = parseControllerTarget(target);
@@ -345,8 +341,7 @@ export function parseCharDev(el: XmlElement): CharDevDef {
     if (port !== undefined) out.targetPort = parseUnsigned(target, 'port', port);
     const m = single(target, 'model');
     if (m) {
-      rejectUnknown(m, ['name'], []);
-      out.targetModel = requireAttr(m, 'name');
+      out.targetModel = onlyAttr(m, 'name');
     }
   }
   const alias = single(el, 'alias');

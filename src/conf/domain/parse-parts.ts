@@ -9,6 +9,7 @@ import {
   leafText,
   located,
   oneOf,
+  onlyAttr,
   parseUnsigned,
   rejectUnknown,
   requireAttr,
@@ -99,8 +100,7 @@ export function checkPoolName(el: XmlElement, name: string): string {
 }
 
 export function parseMacElement(el: XmlElement): MacAddress {
-  rejectUnknown(el, ['address'], []);
-  return located(el, () => parseUnicastMac(requireAttr(el, 'address')));
+  return located(el, () => parseUnicastMac(onlyAttr(el, 'address')));
 }
 
 export function parseVlan(el: XmlElement): Vlan {
@@ -193,8 +193,7 @@ export function parseHostdevDriver(el: XmlElement): HostdevDriver {
 
 /** `loadparm` (s390 only) is refused: the model has no place for it, and it would be dropped. */
 export function parseBootOrder(el: XmlElement): number {
-  rejectUnknown(el, ['order'], []);
-  const n = parseUnsigned(el, 'order', requireAttr(el, 'order'));
+  const n = parseUnsigned(el, 'order', onlyAttr(el, 'order'));
   if (n < 1) throw invalid(el, 'boot order must be 1 or more');
   return n;
 }
@@ -202,8 +201,7 @@ export function parseBootOrder(el: XmlElement): number {
 /** `<alias name=.../>`. User aliases ('ua-...') use only [A-Za-z0-9_-] as libvirt requires; the
  *  aliases of live XML are QEMU ids such as 'pci.1'. */
 export function parseAlias(el: XmlElement): string {
-  rejectUnknown(el, ['name'], []);
-  const name = requireAttr(el, 'name');
+  const name = onlyAttr(el, 'name');
   const ok = name.startsWith('ua-') ? /^ua-[A-Za-z0-9_-]+$/ : /^[A-Za-z0-9_.-]+$/;
   if (!ok.test(name)) throw invalid(el, `alias '${name}' may contain only letters, digits, '_' and '-'`);
   return name;

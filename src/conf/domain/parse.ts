@@ -6,9 +6,9 @@ import {
   leafText,
   located,
   oneOf,
+  onlyAttr,
   parseUnsigned,
   rejectUnknown,
-  requireAttr,
   requireChild,
   single,
   yesNo,
@@ -220,8 +220,7 @@ function parseOs(el: XmlElement): OsDef {
   const boots = childElements(el).filter((c) => c.name === 'boot');
   if (boots.length > 0) {
     os.bootDevs = boots.map((b): BootDev => {
-      rejectUnknown(b, ['dev'], []);
-      return oneOf(b, 'dev', requireAttr(b, 'dev'), BOOT_DEVS);
+      return oneOf(b, 'dev', onlyAttr(b, 'dev'), BOOT_DEVS);
     });
   }
   const menu = single(el, 'bootmenu');

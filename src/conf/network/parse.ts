@@ -11,6 +11,7 @@ import {
   invalid,
   leafText,
   oneOf,
+  onlyAttr,
   parseUnsigned,
   rejectUnknown,
   requireAttr,
@@ -55,8 +56,7 @@ function parseNetworkElement(root: XmlElement): NetworkDef {
   if (forward) def.forward = parseForward(forward, name);
   const bridge = single(root, 'bridge');
   if (bridge) {
-    rejectUnknown(bridge, ['name'], []);
-    def.bridge = requireAttr(bridge, 'name');
+    def.bridge = onlyAttr(bridge, 'name');
   }
   const vlan = single(root, 'vlan');
   if (vlan) def.vlan = parseVlan(vlan);
@@ -75,12 +75,10 @@ function parseForward(el: XmlElement, network: string): ForwardDef {
     mode,
     line: el.line,
     pfs: pfEls.map((p) => {
-      rejectUnknown(p, ['dev'], []);
-      return { dev: requireAttr(p, 'dev'), line: p.line };
+      return { dev: onlyAttr(p, 'dev'), line: p.line };
     }),
     interfaces: children(el, 'interface').map((i) => {
-      rejectUnknown(i, ['dev'], []);
-      return { dev: requireAttr(i, 'dev'), line: i.line };
+      return { dev: onlyAttr(i, 'dev'), line: i.line };
     }),
     addresses: children(el, 'address').map((a) => {
       const g = parseGuestAddress(a);

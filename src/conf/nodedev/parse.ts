@@ -8,6 +8,7 @@ import {
   invalid,
   located,
   oneOf,
+  onlyAttr,
   parseUnsigned,
   rejectUnknown,
   requireAttr,
@@ -77,8 +78,7 @@ function address(el: XmlElement): PciAddress {
 
 function idElement(el: XmlElement | undefined, parent: XmlElement, name: string): { id: number; name?: string } {
   if (!el) throw invalid(parent, `missing <${name}>`);
-  rejectUnknown(el, ['id'], []);
-  const id = parseUnsigned(el, 'id', requireAttr(el, 'id'));
+  const id = parseUnsigned(el, 'id', onlyAttr(el, 'id'));
   const text = textOf(el);
   return text === '' ? { id } : { id, name: text };
 }
@@ -148,8 +148,7 @@ function parsePciCap(el: XmlElement): PciCap {
   }
   const numa = single(el, 'numa');
   if (numa) {
-    rejectUnknown(numa, ['node'], []);
-    cap = { ...cap, numaNode: parseUnsigned(numa, 'node', requireAttr(numa, 'node')) };
+    cap = { ...cap, numaNode: parseUnsigned(numa, 'node', onlyAttr(numa, 'node')) };
   }
   const pcie = single(el, 'pci-express');
   if (pcie) {
@@ -199,8 +198,7 @@ function parseNetCap(el: XmlElement): NetCap {
     ...(addr ? { address: located(addr, () => parseMac(textOf(addr))) } : {}),
     ...(linkDef === undefined ? {} : { link: linkDef }),
     features: children(el, 'feature').map((f) => {
-      rejectUnknown(f, ['name'], []);
-      return requireAttr(f, 'name');
+      return onlyAttr(f, 'name');
     }),
     ...(sub ? { subCapability: oneOf(sub, 'type', requireAttr(sub, 'type'), ['80203', '80211'] as const) } : {}),
   };

@@ -43,6 +43,12 @@ export function requireAttr(el: XmlElement, name: string): string {
   return v;
 }
 
+/** The one attribute of an element that takes nothing else (`<mtu size='1500'/>`), required. */
+export function onlyAttr(el: XmlElement, name: string): string {
+  rejectUnknown(el, [name], []);
+  return requireAttr(el, name);
+}
+
 export function child(el: XmlElement, name: string): XmlElement | undefined {
   return childElements(el).find((c) => c.name === name);
 }
