@@ -4,6 +4,7 @@ import {
   children,
   invalid,
   located,
+  type Mutable,
   oneOf,
   onlyAttr,
   parseUnsigned,
@@ -40,8 +41,6 @@ import type {
   PciHostdevSource,
   PoolHostdevDef,
 } from './types.ts';
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const INFO_CHILDREN = ['address', 'alias', 'boot', 'rom'];
 

@@ -8,6 +8,7 @@ import {
   invalid,
   leafText,
   located,
+  type Mutable,
   oneOf,
   onlyAttr,
   parseUnsigned,
@@ -130,7 +131,7 @@ export function parseVirtualPort(el: XmlElement): VirtualPortDef {
   const type =
     t === undefined ? undefined : oneOf(el, 'type', t, ['802.1Qbg', '802.1Qbh', 'openvswitch', 'midonet'] as const);
   const p = single(el, 'parameters');
-  const out: { -readonly [K in keyof VirtualPortDef]: VirtualPortDef[K] } = { line: el.line };
+  const out: Mutable<VirtualPortDef> = { line: el.line };
   if (type !== undefined) out.type = type;
   if (p) {
     rejectUnknown(p, VPORT_PARAMS[type ?? 'any'], []);

@@ -5,6 +5,7 @@ import {
   invalid,
   leafText,
   located,
+  type Mutable,
   oneOf,
   onlyAttr,
   parseUnsigned,
@@ -50,8 +51,6 @@ import type {
   PoolHostdevDef,
 } from './types.ts';
 import { toKiB } from './units.ts';
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const TOP = [
   'name',
@@ -315,13 +314,15 @@ function parseGuestAddressLoose(el: XmlElement): ReturnType<typeof parseGuestAdd
 /** libvirt gives a controller without an index the first index not used by its type. */
 function numberControllers(list: readonly ControllerDef[]): ControllerDef[] {
   const used = new Map<string, Set<number>>();
-  for (const c of list) {
-    if (c.index >= 0) (used.get(c.type) ?? used.set(c.type, new Set()).get(c.type))?.add(c.index);
-  }
+  const usedBy = (type: string): Set<number> => {
+    const set = used.get(type) ?? new Set<number>();
+    used.set(type, set);
+    return set;
+  };
+  for (const c of list) if (c.index >= 0) usedBy(c.type).add(c.index);
   return list.map((c) => {
     if (c.index >= 0) return c;
-    const set = used.get(c.type) ?? new Set<number>();
-    used.set(c.type, set);
+    const set = usedBy(c.type);
     let i = 0;
     while (set.has(i)) i++;
     set.add(i);

@@ -1,6 +1,7 @@
 import type { InterfaceDef, VirtualPortDef } from '../domain/types.ts';
 import { PassthruError } from '../error.ts';
 import type { Vlan } from '../vlan.ts';
+import type { Mutable } from '../xml/read.ts';
 import type { NetworkDef, PortgroupDef } from './types.ts';
 
 /**
@@ -53,7 +54,7 @@ const PARAMS = ['managerid', 'typeid', 'typeidversion', 'instanceid', 'profileid
 function mergeVirtualPorts(list: readonly (VirtualPortDef | undefined)[], what: string): VirtualPortDef | undefined {
   const present = list.filter((v): v is VirtualPortDef => v !== undefined);
   if (present.length === 0) return undefined;
-  const merged: { -readonly [K in keyof VirtualPortDef]: VirtualPortDef[K] } = {};
+  const merged: Mutable<VirtualPortDef> = {};
   for (const v of present) {
     if (v.type !== undefined) {
       if (merged.type !== undefined && merged.type !== v.type) {

@@ -10,6 +10,7 @@ import {
   children,
   invalid,
   leafText,
+  type Mutable,
   oneOf,
   onlyAttr,
   parseUnsigned,
@@ -21,8 +22,6 @@ import {
 import { parseXml } from '../xml/reader.ts';
 import type { XmlElement } from '../xml/tree.ts';
 import type { DeviceSelector, ForwardDef, NetworkDef, PortgroupDef } from './types.ts';
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const MODES = ['hostdev', 'hostdev-hybrid', 'bridge', 'private', 'vepa', 'passthrough'] as const;
 

@@ -1,12 +1,20 @@
 import { checkPoolName, parseHostdevDriver, parsePciFields, parseUuidElement } from '../domain/parse-parts.ts';
 import type { PciAddress } from '../pci-address.ts';
 import { parseSelector } from '../network/parse.ts';
-import { attr, children, invalid, leafText, rejectUnknown, requireAttr, single, yesNo } from '../xml/read.ts';
+import {
+  attr,
+  children,
+  invalid,
+  leafText,
+  type Mutable,
+  rejectUnknown,
+  requireAttr,
+  single,
+  yesNo,
+} from '../xml/read.ts';
 import { parseXml } from '../xml/reader.ts';
 import type { XmlElement } from '../xml/tree.ts';
 import type { DevicePoolDef, ResolvedDevice } from './types.ts';
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export function parseDevicePoolXml(text: string, source = 'device pool XML'): DevicePoolDef {
   const root = parseXml(text, source);

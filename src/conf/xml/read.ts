@@ -3,6 +3,9 @@ import { childElements, textOf, type XmlElement } from './tree.ts';
 
 /** Helpers for the grammar step of every parser. Each error names the element and its line. */
 
+/** A definition's readonly type, while a parser fills it in field by field. */
+export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 export function where(el: XmlElement): string {
   return `<${el.name}> at line ${el.line}`;
 }
