@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readDomainXml } from '../../src/conf/domain/read.ts';
+import type { DomainDef } from '../../src/conf/domain/types.ts';
 import { buildArgv } from '../../src/qemu/argv.ts';
 import { formatDeviceKeyval } from '../../src/qemu/device-props.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
@@ -52,6 +53,17 @@ const driverOf = (device: string): string =>
 
 const haveData = existsSync(DIR);
 
+/** The command line a linux host builds: every host device as vfio-pci. */
+function linuxArgv(live: DomainDef): string[] {
+  return buildArgv(live, {
+    accel: 'tcg',
+    qmpSocket: '/q',
+    consoleLog: '/c',
+    pidfile: '/p',
+    hostDevices: vfioPresentations(live),
+  });
+}
+
 for (const c of CASES) {
   test(`libvirt xml2argv: ${c.name}`, { skip: haveData ? false : `no conformance data at ${DIR}` }, () => {
     const argsFile = readdirSync(DIR).find(
@@ -64,13 +76,7 @@ for (const c of CASES) {
     assert.equal(theirs.length, c.devices, 'devices compared');
 
     const live = prepareLiveDef(readDomainXml(readFileSync(join(DIR, `${c.name}.xml`), 'utf8'), `${c.name}.xml`));
-    const argv = buildArgv(live, {
-      accel: 'tcg',
-      qmpSocket: '/q',
-      consoleLog: '/c',
-      pidfile: '/p',
-      hostDevices: vfioPresentations(live),
-    });
+    const argv = linuxArgv(live);
     const json = theirs.some((d) => d.startsWith('{'));
     const ours = argv
       .filter((_, i, all) => all[i - 1] === '-device')
@@ -89,16 +95,11 @@ test('libvirt-dumped definitions plan and build a command line', {
   let built = 0;
   for (const f of readdirSync(outDir).filter((x) => x.endsWith('.xml'))) {
     const def = readDomainXml(readFileSync(join(outDir, f), 'utf8'), f);
-    // An interface of type network gets its VF from the daemon first; without one it has no QEMU backend.
+    // An interface of type network gets its VF from the daemon first (without one it has no QEMU
+    // backend); pcie-root-port-nohotplug has a PCIe switch, which passthru does not build.
     if (def.devices.interfaces.some((i) => i.type === 'network') || f.startsWith('pcie-root-port-nohotplug')) continue;
     const live = prepareLiveDef(def);
-    const argv = buildArgv(live, {
-      accel: 'tcg',
-      qmpSocket: '/q',
-      consoleLog: '/c',
-      pidfile: '/p',
-      hostDevices: vfioPresentations(live),
-    });
+    const argv = linuxArgv(live);
     assert.ok(argv.includes('-device'), f);
     built++;
   }

@@ -174,24 +174,16 @@ export function parseInterface(el: XmlElement): InterfaceDef {
   const mtu = single(el, 'mtu');
   const trust = yesNo(el, 'trustGuestRxFilters');
   if (mac) c.mac = parseMacElement(mac);
-  if (model) {
-    c.model = onlyAttr(model, 'type');
-  }
+  if (model) c.model = onlyAttr(model, 'type');
   if (vlan) c.vlan = parseVlan(vlan);
   if (vport) c.virtualport = parseVirtualPort(vport);
   if (teaming) c.teaming = parseTeaming(teaming);
   if (trust !== undefined) c.trustGuestRxFilters = trust;
   const driver = single(el, 'driver');
   if (driver && !isHostdev) c.virtioDriver = checkShape(driver, VIRTIO_NET_DRIVER_SHAPE);
-  if (target) {
-    c.targetDev = onlyAttr(target, 'dev');
-  }
-  if (link) {
-    c.linkState = oneOf(link, 'state', onlyAttr(link, 'state'), ['up', 'down'] as const);
-  }
-  if (mtu) {
-    c.mtu = parseUnsigned(mtu, 'size', onlyAttr(mtu, 'size'));
-  }
+  if (target) c.targetDev = onlyAttr(target, 'dev');
+  if (link) c.linkState = oneOf(link, 'state', onlyAttr(link, 'state'), ['up', 'down'] as const);
+  if (mtu) c.mtu = parseUnsigned(mtu, 'size', onlyAttr(mtu, 'size'));
   switch (type) {
     case 'hostdev':
     case 'hostdev-hybrid':
@@ -286,9 +278,7 @@ export function parseController(el: XmlElement): ControllerDef {
     if (v !== undefined) out[k] = parseUnsigned(el, k, v);
   }
   const modelEl = single(el, 'model');
-  if (modelEl) {
-    out.modelName = onlyAttr(modelEl, 'name');
-  }
+  if (modelEl) out.modelName = onlyAttr(modelEl, 'name');
   const target = single(el, 'target');
   if (target) out.target = parseControllerTarget(target);
   const alias = single(el, 'alias');
@@ -339,9 +329,7 @@ export function parseCharDev(el: XmlElement): CharDevDef {
     if (tt !== undefined) out.targetType = tt;
     if (port !== undefined) out.targetPort = parseUnsigned(target, 'port', port);
     const m = single(target, 'model');
-    if (m) {
-      out.targetModel = onlyAttr(m, 'name');
-    }
+    if (m) out.targetModel = onlyAttr(m, 'name');
   }
   const alias = single(el, 'alias');
   if (alias) out.alias = parseAlias(alias);

@@ -54,9 +54,7 @@ function parseNetworkElement(root: XmlElement): NetworkDef {
   const forward = single(root, 'forward');
   if (forward) def.forward = parseForward(forward, name);
   const bridge = single(root, 'bridge');
-  if (bridge) {
-    def.bridge = onlyAttr(bridge, 'name');
-  }
+  if (bridge) def.bridge = onlyAttr(bridge, 'name');
   const vlan = single(root, 'vlan');
   if (vlan) def.vlan = parseVlan(vlan);
   const vport = single(root, 'virtualport');

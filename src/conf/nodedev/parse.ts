@@ -147,9 +147,7 @@ function parsePciCap(el: XmlElement): PciCap {
     };
   }
   const numa = single(el, 'numa');
-  if (numa) {
-    cap = { ...cap, numaNode: parseUnsigned(numa, 'node', onlyAttr(numa, 'node')) };
-  }
+  if (numa) cap = { ...cap, numaNode: parseUnsigned(numa, 'node', onlyAttr(numa, 'node')) };
   const pcie = single(el, 'pci-express');
   if (pcie) {
     rejectUnknown(pcie, [], ['link']);
