@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { existsSync } from 'node:fs';
+import { profileJson } from '../../src/host/sim/profile.ts';
 import { rngProblem } from '../conf/conformance/libvirt.ts';
+import { simHost } from '../host/helpers.ts';
+import { runScenario } from './guest/scenario.ts';
 
 /**
  * The real-kernel tier: one boot of Debian's kernel under QEMU 10 (bookworm-backports) with an
@@ -48,7 +52,7 @@ interface Result {
   readonly vfOf: Step<{ pfNetdev: string; index: number }>;
   readonly setVf: Step<{ table: Record<string, unknown>[]; ipJ: Record<string, unknown>[] }>;
   readonly refused: Step<Record<string, Failure['error']>>;
-  readonly iproute2: Step<{ rtnl: string; row3: Record<string, unknown>; proto: Failure['error'] }>;
+  readonly iproute2: Step<{ row3: Record<string, unknown>; proto: Failure['error'] }>;
   readonly detach: Step<{
     changed: boolean;
     previousDriver: string;
@@ -61,6 +65,8 @@ interface Result {
   readonly sriovOff: Step<{ after: number; vfs: number }>;
   readonly totalMs: number;
 }
+
+let real: Result | undefined;
 
 test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { timeout: 1_200_000 }, () => {
   const setup = spawnSync('bash', [join(REPO, 'scripts/vmlab-setup.sh')], { encoding: 'utf8' });
@@ -88,6 +94,7 @@ test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { 
     `the guest printed no result (exit ${run.status}):\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-3000)}`,
   );
   const r = JSON.parse(line.slice('VMLAB-RESULT '.length)) as Result;
+  real = r;
   console.log(`# vmlab: wall ${wallS.toFixed(1)} s, guest checks ${(r.totalMs / 1000).toFixed(1)} s, rtnl ${r.rtnl}`);
   assert.equal(r.fatal, undefined);
   assert.deepEqual([r.pf.driver, r.pf.totalVfs], ['igb', 7]);
@@ -144,7 +151,6 @@ test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { 
   for (const e of Object.values(refused)) assert.match(e.message, /on VF 2 of PF \S+/);
   // The iproute2 implementation writes, verifies and refuses alike.
   const ip = ok('iproute2', r.iproute2);
-  assert.equal(ip.rtnl, 'iproute2');
   assert.deepEqual(
     [ip.row3['mac'], ip.row3['vlan'], ip.row3['qos'], ip.row3['trust']],
     ['52:54:00:00:00:33', 45, 1, true],
@@ -164,4 +170,69 @@ test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { 
   assert.equal(release.driver, 'igbvf');
   assert.equal(release.mac, release.originalMac);
   assert.deepEqual(ok('sriovOff', r.sriovOff), { after: 0, vfs: 0 });
+});
+
+/**
+ * Fidelity: the same scenario on the sim's intel-82576 profile must see what the real kernel
+ * saw in the VM (addresses, groups, drivers, netdevs, VF table after the same writes, the same
+ * errnos for what igb refuses, detach and release). Only the random MACs may differ.
+ */
+test('VM lab: the sim intel-82576 profile answers the scenario as the real igb did', async () => {
+  assert.ok(real, 'no VM-lab result to compare with (the test above failed)');
+  const profile = JSON.parse(JSON.stringify(profileJson('intel-82576'))) as {
+    devices: { children?: { sriov?: { numVfs: number } }[] }[];
+  };
+  // QEMU's igb boots with its VFs off, as the real 82576 does (max_vfs=0).
+  for (const d of profile.devices) for (const c of d.children ?? []) if (c.sriov) c.sriov.numVfs = 0;
+  const { dir, kernel, done } = await simHost({ json: profile });
+  try {
+    const sim = (await runScenario(kernel, {
+      devVfio: (g) => existsSync(join(dir, 'dev/vfio', g)),
+    })) as unknown as Result;
+    const diffs: string[] = [];
+    const same = (what: string, a: unknown, b: unknown): void => {
+      if (JSON.stringify(a) !== JSON.stringify(b))
+        diffs.push(`${what}: real ${JSON.stringify(a)}, sim ${JSON.stringify(b)}`);
+    };
+    const rs = ok('sriov', real.sriov);
+    const ss = ok('sriov', sim.sriov);
+    same('sriov counts', [rs.before, rs.after, rs.settled], [ss.before, ss.after, ss.settled]);
+    const vfShape = (v: (typeof rs.vfs)[number]): unknown => [
+      v.name,
+      v.physfnIndex,
+      v.groupSize,
+      v.driver,
+      v.netdevs.length,
+    ];
+    same('VFs', rs.vfs.map(vfShape), ss.vfs.map(vfShape));
+    same('watch', ok('watch', real.watch), ok('watch', sim.watch));
+    same('vfOf index', ok('vfOf', real.vfOf).index, ok('vfOf', sim.vfOf).index);
+    const row = (t: Record<string, unknown>[], i: number): unknown =>
+      ['vlan', 'qos', 'spoofchk', 'trust', 'linkState', 'minTxRate', 'maxTxRate'].map((k) => t[i]?.[k]);
+    const rt = ok('setVf', real.setVf).table;
+    const st = ok('setVf', sim.setVf).table;
+    for (const i of [0, 1, 2]) same(`VF ${i} row`, row(rt, i), row(st, i));
+    same('VF 0 admin MAC', rt[0]?.['mac'], st[0]?.['mac']);
+    // igb hands every new VF a MAC of its own, listed in the table.
+    same('VF 1 has a MAC from birth', rt[1]?.['mac'] !== '00:00:00:00:00:00', st[1]?.['mac'] !== '00:00:00:00:00:00');
+    const errnos = (x: Record<string, Failure['error']>): unknown => Object.entries(x).map(([k, e]) => [k, e.errno]);
+    same('refusals', errnos(ok('refused', real.refused)), errnos(ok('refused', sim.refused)));
+    const det = (d: {
+      changed: boolean;
+      previousDriver: string;
+      driver: string;
+      netdevsAfter: string[];
+      devVfio: boolean;
+    }): unknown => [d.changed, d.previousDriver, d.driver, d.netdevsAfter, d.devVfio];
+    same('detach', det(ok('detach', real.detach)), det(ok('detach', sim.detach)));
+    const rel = (x: { driver: string; mac: string; originalMac: string }): unknown => [
+      x.driver,
+      x.mac === x.originalMac,
+    ];
+    same('release', rel(ok('release', real.release)), rel(ok('release', sim.release)));
+    same('sriovOff', ok('sriovOff', real.sriovOff), ok('sriovOff', sim.sriovOff));
+    assert.deepEqual(diffs, [], `the sim differs from the real kernel:\n${diffs.join('\n')}`);
+  } finally {
+    done();
+  }
 });

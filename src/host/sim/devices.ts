@@ -251,7 +251,8 @@ export function enableVfs(ctx: Ctx, pf: string, n: number): void {
   if (!placed || !sriov || pfDir === undefined) return;
   const parentDir = dirname(pfDir);
   const pfAddr = parsePciAddress(pf);
-  const spoofchk = simDriver(nativeDriver(ctx, pf) ?? '').vfAttrs?.spoofchkDefault ?? true;
+  const attrs = simDriver(nativeDriver(ctx, pf) ?? '').vfAttrs;
+  const spoofchk = attrs?.spoofchkDefault ?? true;
   const rows: VfRow[] = [];
   for (let i = 0; i < n; i++) {
     const address = vfAddress(pfAddr, sriov, i);
@@ -278,7 +279,7 @@ export function enableVfs(ctx: Ctx, pf: string, n: number): void {
     link(ctx.root, `${pfDir}/virtfn${i}`, `${parentDir}/${name}`);
     rows.push({
       vf: i,
-      mac: ZERO_MAC,
+      mac: attrs?.randomMacAtCreate ? freshMac(ctx.state) : ZERO_MAC,
       vlan: 0,
       qos: 0,
       spoofchk,

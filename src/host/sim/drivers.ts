@@ -30,6 +30,9 @@ export interface VfAttrSupport {
   readonly macChange: 'live' | 'async' | 'reload';
   /** Defaults of a fresh VF's row. */
   readonly spoofchkDefault: boolean;
+  /** igb gives every new VF a random MAC of its own (igb_vf_configure), and reports it in the
+   *  VF table as if an admin had set it: seen in the VM lab. Others start at 00:00:00:00:00:00. */
+  readonly randomMacAtCreate?: boolean;
 }
 
 const plain = (name: string, net = false): SimDriver => ({ name, net, vfio: false, sriovConfigure: false });
@@ -70,6 +73,7 @@ const DRIVERS: readonly SimDriver[] = [
       linkState: 'EOPNOTSUPP',
       macChange: 'reload',
       spoofchkDefault: true,
+      randomMacAtCreate: true,
     },
   },
   {
