@@ -130,6 +130,7 @@ export function machineFamily(def: DomainDef): MachineFamily {
   if (m === 'pc' || m.startsWith('pc-i440fx') || m.startsWith('pc-')) return 'i440fx';
   throw new PassthruError('CONFIG_UNSUPPORTED', `machine type '${m}' is not supported; use q35 (or pc)`, {
     hint: "write <type arch='x86_64' machine='q35'>hvm</type>",
+    ...(def.os.line === undefined ? {} : { line: def.os.line }),
   });
 }
 

@@ -145,6 +145,11 @@ test('clashes and impossible addresses are errors naming the devices', () => {
     /pcie-root-port has only slot 0/,
   );
   rejects(() => prepareLiveDef(domain({}, 'virt')), /machine type 'virt'/, 'CONFIG_UNSUPPORTED');
+  assert.throws(
+    () => prepareLiveDef({ ...domain({}), os: { type: 'hvm', machine: 'virt', line: 5 } }),
+    (e: unknown) => e instanceof PassthruError && e.line === 5,
+    'the error points at <os>',
+  );
 });
 
 test('unassigned hostdevs get an alias but no address and no root port', () => {
