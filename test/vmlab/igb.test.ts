@@ -61,6 +61,7 @@ interface Result {
     devVfio: boolean;
   }>;
   readonly nestedQemu: Step<{ vfioDevice: boolean; status: string; realized: boolean; host: string }>;
+  readonly rules: Step<Record<string, string>>;
   readonly release: Step<{ driver: string; mac: string; originalMac: string }>;
   readonly sriovOff: Step<{ after: number; vfs: number }>;
   readonly totalMs: number;
@@ -166,6 +167,23 @@ test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { 
   const nested = ok('nestedQemu', r.nestedQemu);
   assert.deepEqual([nested.vfioDevice, nested.status, nested.realized], [true, 'prelaunch', true]);
   // Release: igbvf back, with the MAC the VF had before.
+  // The kernel's refusals, as the kernel's sources say (and the sim must match, below).
+  assert.deepEqual(ok('rules', r.rules), {
+    'numvfs non-zero to non-zero': 'EBUSY',
+    'numvfs above total': 'ERANGE',
+    'numvfs not a number': 'EINVAL',
+    'numvfs same value': 'ok',
+    'read-only attribute': 'EACCES',
+    'no such attribute': 'ENOENT',
+    'unbind from another driver': 'ENODEV',
+    'bind while bound': 'EBUSY',
+    'vfio-pci bind without override': 'ENODEV',
+    'probe an unknown device': 'ENODEV',
+    'probe a bound device': 'ok',
+    'reset with 2': 'EINVAL',
+    'reset a VF': 'ok',
+    'autoprobe not a bool': 'EINVAL',
+  });
   const release = ok('release', r.release);
   assert.equal(release.driver, 'igbvf');
   assert.equal(release.mac, release.originalMac);
@@ -231,6 +249,9 @@ test('VM lab: the sim intel-82576 profile answers the scenario as the real igb d
     ];
     same('release', rel(ok('release', real.release)), rel(ok('release', sim.release)));
     same('sriovOff', ok('sriovOff', real.sriovOff), ok('sriovOff', sim.sriovOff));
+    const rr = ok('rules', real.rules);
+    const sr = ok('rules', sim.rules);
+    for (const k of Object.keys(rr)) same(`rule '${k}'`, rr[k], sr[k]);
     assert.deepEqual(diffs, [], `the sim differs from the real kernel:\n${diffs.join('\n')}`);
   } finally {
     done();

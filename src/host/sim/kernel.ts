@@ -201,12 +201,14 @@ function driverFile(ctx: Ctx, driver: string, file: string, address: string, pat
   }
   if (file === 'bind') {
     needDevice(ctx, address, `cannot bind to ${driver}`);
-    const current = driverOf(ctx.root, address);
-    if (current !== undefined)
-      throw fail('EBUSY', `cannot bind PCI device ${address} to ${driver}: it is bound to ${current}`);
+    // bind_store: the driver must match the device first (ENODEV), then it must be free (EBUSY).
     const override = overrideOf(ctx, address);
     const matches = override === undefined ? nativeMatches(ctx, address, driver) : override === driver;
     if (!matches) throw fail('ENODEV', `cannot bind PCI device ${address} to ${driver}: the driver does not match it`);
+    const current = driverOf(ctx.root, address);
+    if (current !== undefined) {
+      throw fail('EBUSY', `cannot bind PCI device ${address} to ${driver}: it is bound to ${current}`);
+    }
     bindDevice(ctx, address, driver);
     return;
   }

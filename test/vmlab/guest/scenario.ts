@@ -190,6 +190,40 @@ export async function runScenario(kernel: Kernel, hooks: ScenarioHooks): Promise
     };
   });
 
+  // The kernel's answers to writes it refuses, errno by errno (vfio-pci is loaded by now).
+  await step('rules', async () => {
+    const dev = (a: PciAddress): string => `/sys/bus/pci/devices/${formatPciAddress(a)}`;
+    const vf2 = await vfAt(2);
+    const vf3 = formatPciAddress(await vfAt(3));
+    const p = dev(pf.address);
+    const tries: [string, string, string][] = [
+      ['numvfs non-zero to non-zero', `${p}/sriov_numvfs`, '3'],
+      ['numvfs above total', `${p}/sriov_numvfs`, '8'],
+      ['numvfs not a number', `${p}/sriov_numvfs`, 'x'],
+      ['numvfs same value', `${p}/sriov_numvfs`, '7'],
+      ['read-only attribute', `${p}/vendor`, '0x1234'],
+      ['no such attribute', `${p}/no_such_attribute`, '1'],
+      ['unbind from another driver', '/sys/bus/pci/drivers/igb/unbind', vf3],
+      ['bind while bound', '/sys/bus/pci/drivers/igbvf/bind', vf3],
+      ['vfio-pci bind without override', '/sys/bus/pci/drivers/vfio-pci/bind', vf3],
+      ['probe an unknown device', '/sys/bus/pci/drivers_probe', '0000:99:00.0'],
+      ['probe a bound device', '/sys/bus/pci/drivers_probe', vf3],
+      ['reset with 2', `${dev(vf2)}/reset`, '2'],
+      ['reset a VF', `${dev(vf2)}/reset`, '1'],
+      ['autoprobe not a bool', `${p}/sriov_drivers_autoprobe`, 'maybe'],
+    ];
+    const r: Record<string, string> = {};
+    for (const [what, path, value] of tries) {
+      try {
+        await kernel.writeSysfs(path, value);
+        r[what] = 'ok';
+      } catch (err) {
+        r[what] = err instanceof PassthruError ? (err.errno ?? err.code) : String(err);
+      }
+    }
+    return r;
+  });
+
   if (hooks.nested) {
     const nested = hooks.nested;
     await step('nestedQemu', async () => {
