@@ -17,32 +17,14 @@ import { isHostdevInterface } from './aliases.ts';
  */
 export function assignAddresses(def: DomainDef): DomainDef {
   const family = machineFamily(def);
-  const plan = new SlotMap();
   const controllers = withRoot(def.devices.controllers, family);
   if (family === 'q35') addMissingBuses(controllers, def, family);
   const rootPorts = (): ControllerDef[] =>
     controllers.filter((c) => c.type === 'pci' && c.model === 'pcie-root-port').sort((a, b) => a.index - b.index);
 
-  // 1. Reserve what is fixed: the chipset's own slots, then every explicit address. The primary
-  //    video, when there is one without an address, gets its traditional slot first (00:01.0 on
-  //    q35, 00:02.0 on i440fx); without one libvirt puts root ports at 00:01 too
-  //    (pcie-root-port-model-generic.args).
-  const videoWithoutAddress = (def.devices.others ?? []).some(
-    (o) => o.kind === 'video' && o.guestAddress === undefined,
-  );
-  plan.reserve({ bus: 0, slot: 0, function: 0 }, 'the host bridge', true);
-  if (family === 'q35') {
-    plan.reserve({ bus: 0, slot: 0x1f, function: 0 }, 'the ICH9 LPC/SATA/SMBus functions', true);
-    if (videoWithoutAddress) plan.reserve({ bus: 0, slot: 1, function: 0 }, 'the primary video', true);
-  } else {
-    plan.reserve({ bus: 0, slot: 1, function: 0 }, 'the PIIX3 functions', true);
-    if (videoWithoutAddress) plan.reserve({ bus: 0, slot: 2, function: 0 }, 'the primary video', true);
-  }
+  // 1. Reserve what is fixed (reserveFixed).
+  const plan = reserveFixed(def, controllers, family);
   const firstSlot = family === 'q35' ? 1 : 2;
-  for (const { address, owner, line } of explicitAddresses(def, controllers, family)) {
-    checkBus(address, owner, controllers, line);
-    plan.reserve(address, owner, false, line);
-  }
 
   // 2. Endpoints that want an address, in libvirt's order: QEMU-backed interfaces, then every
   //    hostdev (those of <interface type='hostdev'> first, as libvirt parses them first).
@@ -114,6 +96,39 @@ export function assignAddresses(def: DomainDef): DomainDef {
       hostdevs: def.devices.hostdevs.map(multi),
     },
   };
+}
+
+/**
+ * The guest PCI functions a definition holds before anything is placed: the chipset's own slots,
+ * then every explicit address. The primary video, when there is one without an address, gets its
+ * traditional slot first (00:01.0 on q35, 00:02.0 on i440fx); without one libvirt puts root ports
+ * at 00:01 too (pcie-root-port-model-generic.args).
+ */
+function reserveFixed(def: DomainDef, controllers: readonly ControllerDef[], family: MachineFamily): SlotMap {
+  const plan = new SlotMap();
+  const videoWithoutAddress = (def.devices.others ?? []).some(
+    (o) => o.kind === 'video' && o.guestAddress === undefined,
+  );
+  plan.reserve({ bus: 0, slot: 0, function: 0 }, 'the host bridge', true);
+  if (family === 'q35') {
+    plan.reserve({ bus: 0, slot: 0x1f, function: 0 }, 'the ICH9 LPC/SATA/SMBus functions', true);
+    if (videoWithoutAddress) plan.reserve({ bus: 0, slot: 1, function: 0 }, 'the primary video', true);
+  } else {
+    plan.reserve({ bus: 0, slot: 1, function: 0 }, 'the PIIX3 functions', true);
+    if (videoWithoutAddress) plan.reserve({ bus: 0, slot: 2, function: 0 }, 'the primary video', true);
+  }
+  for (const { address, owner, line } of explicitAddresses(def, controllers, family)) {
+    checkBus(address, owner, controllers, line);
+    plan.reserve(address, owner, false, line);
+  }
+  return plan;
+}
+
+/** What a live definition occupies, for hot-plug: the same reservations the start planned with,
+ *  so a hot-plugged device never lands on a disk's, the video's or the chipset's place. */
+export function occupiedSlots(live: DomainDef): Pick<SlotMap, 'isUsed' | 'functionsUsed'> {
+  const family = machineFamily(live);
+  return reserveFixed(live, withRoot(live.devices.controllers, family), family);
 }
 
 export type MachineFamily = 'q35' | 'i440fx';

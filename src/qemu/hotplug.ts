@@ -1,7 +1,7 @@
 import type { DomainDef, GuestAddress, HostdevDef, InterfaceDef } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
 import { formatPciAddress } from '../conf/pci-address.ts';
-import { machineFamily } from './addresses.ts';
+import { machineFamily, occupiedSlots } from './addresses.ts';
 import { assignAliases } from './aliases.ts';
 import type { DeviceProps } from './device-props.ts';
 import type { QmpClient } from './qmp.ts';
@@ -25,8 +25,7 @@ export function planHotplug(live: DomainDef, dev: HostdevDef | InterfaceDef): Ho
   });
   const named = (isHostdev ? probe.devices.hostdevs.at(-1) : probe.devices.interfaces.at(-1)) ?? dev;
   const alias = named.alias ?? '';
-  const taken = [...live.devices.interfaces, ...live.devices.hostdevs].filter((d) => d.alias === alias);
-  if (taken.length > 0) {
+  if ([...live.devices.interfaces, ...live.devices.hostdevs].some((d) => d.alias === alias)) {
     throw new PassthruError('OPERATION_INVALID', `domain ${live.name} already has a device with alias ${alias}`);
   }
   if (named.guestAddress?.type === 'unassigned') return named;
@@ -34,19 +33,10 @@ export function planHotplug(live: DomainDef, dev: HostdevDef | InterfaceDef): Ho
 }
 
 function hotplugAddress(live: DomainDef, alias: string, wanted: GuestAddress | undefined): GuestAddress {
-  const used = new Set<string>();
-  const key = (bus: number, slot: number, fn: number): string => `${bus}:${slot}:${fn}`;
-  const all = [
-    ...live.devices.interfaces.map((d) => d.guestAddress),
-    ...live.devices.hostdevs.map((d) => d.guestAddress),
-    ...live.devices.controllers.map((c) => c.address),
-    ...(live.devices.others ?? []).map((o) => o.guestAddress),
-  ];
-  for (const a of all) if (a?.type === 'pci') used.add(key(a.bus, a.slot, a.function));
-
+  const used = occupiedSlots(live);
   if (wanted?.type === 'pci') {
     const bus = live.devices.controllers.find((c) => c.type === 'pci' && c.index === wanted.bus);
-    if (bus === undefined || used.has(key(wanted.bus, wanted.slot, wanted.function))) {
+    if (bus === undefined || used.isUsed(wanted)) {
       const why = bus === undefined ? `no PCI controller has index ${wanted.bus}` : 'it is in use';
       throw new PassthruError('OPERATION_INVALID', `cannot hot-plug ${alias} at ${formatPciAddress(wanted)}: ${why}`);
     }
@@ -54,13 +44,13 @@ function hotplugAddress(live: DomainDef, alias: string, wanted: GuestAddress | u
   }
   if (machineFamily(live) === 'i440fx') {
     for (let slot = 2; slot < 32; slot++) {
-      if (!used.has(key(0, slot, 0))) return { type: 'pci', domain: 0, bus: 0, slot, function: 0 };
+      if (used.functionsUsed(0, slot) === 0) return { type: 'pci', domain: 0, bus: 0, slot, function: 0 };
     }
   } else {
     const port = live.devices.controllers
       .filter((c) => c.type === 'pci' && c.model === 'pcie-root-port' && c.target?.hotplug !== false)
       .sort((a, b) => a.index - b.index)
-      .find((c) => !used.has(key(c.index, 0, 0)));
+      .find((c) => !used.isUsed({ bus: c.index, slot: 0, function: 0 }));
     if (port) return { type: 'pci', domain: 0, bus: port.index, slot: 0, function: 0 };
   }
   throw new PassthruError('OPERATION_INVALID', `no free PCI slot for hot-plugging ${alias} into domain ${live.name}`, {

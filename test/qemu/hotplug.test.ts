@@ -80,3 +80,35 @@ test('i440fx: hot-plug takes the next free slot of pci.0', () => {
   const planned = planHotplug(live([hostdev('0000:06:10.2')], 'pc'), hostdev('0000:06:10.3'));
   assert.deepEqual(planned.guestAddress, { type: 'pci', domain: 0, bus: 0, slot: 3, function: 0 });
 });
+
+test("hot-plug never takes a carried disk's address (i440fx slot, q35 root port) or the chipset's", () => {
+  const disk = (bus: number, slot: number): NonNullable<DomainDef['devices']['disks']>[number] => ({
+    kind: 'disk',
+    xml: { kind: 'element', name: 'disk', attrs: new Map(), children: [], line: 9, column: 5 },
+    guestAddress: { type: 'pci', domain: 0, bus, slot, function: 0 },
+  });
+  const withDisk = (d: DomainDef, bus: number, slot: number): DomainDef => ({
+    ...d,
+    devices: { ...d.devices, disks: [disk(bus, slot)] },
+  });
+  // i440fx: hostdev0 took 00:02; a disk sits at 00:03, so the next free slot is 00:04.
+  const pc = withDisk(live([hostdev('0000:06:10.2')], 'pc'), 0, 3);
+  assert.deepEqual(planHotplug(pc, hostdev('0000:06:10.3')).guestAddress, {
+    type: 'pci',
+    domain: 0,
+    bus: 0,
+    slot: 4,
+    function: 0,
+  });
+  // q35: the spare root port pci.2 holds a disk, so nothing is free.
+  const q35 = withDisk(live([hostdev('0000:06:10.2')]), 2, 0);
+  assert.throws(() => planHotplug(q35, hostdev('0000:06:10.3')), opInvalid(/no free PCI slot/));
+  assert.throws(
+    () =>
+      planHotplug(live([hostdev('0000:06:10.2')]), {
+        ...hostdev('0000:06:10.3'),
+        guestAddress: { type: 'pci', domain: 0, bus: 0, slot: 0x1f, function: 4 },
+      }),
+    opInvalid(/0000:00:1f\.4: it is in use/),
+  );
+});
