@@ -14,6 +14,7 @@ import {
   netdevProps,
   nicProps,
   rootPortProps,
+  serialProps,
 } from './device-props.ts';
 
 export interface ArgvContext {
@@ -135,7 +136,7 @@ function serialArgs(a: string[], serials: readonly CharDevDef[], consoleLog: str
       chardev = `file,id=char${alias},path=${optValue(consoleLog)}`;
     } else chardev = `null,id=char${alias}`;
     a.push('-chardev', chardev);
-    a.push('-device', JSON.stringify({ driver: 'isa-serial', chardev: `char${alias}`, id: alias, index }));
+    device(a, serialProps(alias, index));
   }
 }
 

@@ -131,6 +131,11 @@ export function rootPortProps(c: ControllerDef, buses: BusAliases): DeviceProps 
   return p as DeviceProps;
 }
 
+/** An x86 serial port on the chardev `char<alias>`; `index` is the guest's ttyS number. */
+export function serialProps(alias: string, index: number): DeviceProps {
+  return { driver: 'isa-serial', chardev: `char${alias}`, id: alias, index };
+}
+
 /** bus, multifunction, addr: where on which controller (libvirt's qemuBuildDeviceAddressProps). */
 function addressProps(addr: GuestAddress | undefined, buses: BusAliases, id: string): Record<string, PropValue> {
   if (addr === undefined) return {};

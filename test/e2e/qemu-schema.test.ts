@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { ControllerDef, InterfaceDef } from '../../src/conf/domain/types.ts';
 import { parseMac } from '../../src/conf/mac.ts';
 import { parsePciAddress } from '../../src/conf/pci-address.ts';
-import { type BusAliases, hostdevProps, nicProps, rootPortProps } from '../../src/qemu/device-props.ts';
+import { type BusAliases, hostdevProps, nicProps, rootPortProps, serialProps } from '../../src/qemu/device-props.ts';
 import { launchQemu } from '../../src/qemu/process.ts';
 import { withRunDir } from './helpers/console.ts';
 import { qemuEnv } from './helpers/env.ts';
@@ -71,6 +71,7 @@ function allProps(): Record<string, string | number | boolean>[] {
     nicProps(iface, buses),
     nicProps({ type: 'user', model: 'e1000e', mac: parseMac('52:54:00:00:00:03'), ...everything }, buses),
     rootPortProps(port, buses),
+    serialProps('serial0', 0),
   ];
 }
 
