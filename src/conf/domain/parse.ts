@@ -251,12 +251,12 @@ function parseDevices(el: XmlElement | undefined): Devices {
     consoles: [] as Devices['consoles'][number][],
     disks: [] as OtherDeviceDef[],
     others: [] as OtherDeviceDef[],
-    emulator: undefined as string | undefined,
   };
+  let emulator: string | undefined;
   if (el) {
     rejectUnknown(el, [], DEVICE_CHILDREN);
-    const emulator = single(el, 'emulator');
-    if (emulator) d.emulator = parseEmulator(emulator);
+    const emulatorEl = single(el, 'emulator');
+    if (emulatorEl) emulator = parseEmulator(emulatorEl);
     for (const c of childElements(el)) {
       switch (c.name) {
         case 'emulator':
@@ -286,7 +286,7 @@ function parseDevices(el: XmlElement | undefined): Devices {
       }
     }
   }
-  const { emulator, poolHostdevs, ...rest } = d;
+  const { poolHostdevs, ...rest } = d;
   return {
     ...(emulator === undefined ? {} : { emulator }),
     ...rest,
