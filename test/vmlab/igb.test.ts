@@ -62,6 +62,7 @@ interface Result {
   }>;
   readonly nestedQemu: Step<{ vfioDevice: boolean; status: string; realized: boolean; host: string }>;
   readonly rules: Step<Record<string, string>>;
+  readonly autoprobe: Step<Record<string, unknown>>;
   readonly release: Step<{ driver: string; mac: string; originalMac: string }>;
   readonly sriovOff: Step<{ after: number; vfs: number }>;
   readonly totalMs: number;
@@ -184,6 +185,15 @@ test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { 
     'reset a VF': 'ok',
     'autoprobe not a bool': 'EINVAL',
   });
+  assert.deepEqual(ok('autoprobe', r.autoprobe), {
+    numVfs: 2,
+    atStart: null,
+    afterProbe: null,
+    bind: { changed: true },
+    onStub: 'vfio-pci',
+    afterRebind: null,
+    after: 0,
+  });
   const release = ok('release', r.release);
   assert.equal(release.driver, 'igbvf');
   assert.equal(release.mac, release.originalMac);
@@ -252,6 +262,7 @@ test('VM lab: the sim intel-82576 profile answers the scenario as the real igb d
     const rr = ok('rules', real.rules);
     const sr = ok('rules', sim.rules);
     for (const k of Object.keys(rr)) same(`rule '${k}'`, rr[k], sr[k]);
+    same('autoprobe', ok('autoprobe', real.autoprobe), ok('autoprobe', sim.autoprobe));
     assert.deepEqual(diffs, [], `the sim differs from the real kernel:\n${diffs.join('\n')}`);
   } finally {
     done();

@@ -255,6 +255,24 @@ export async function runScenario(kernel: Kernel, hooks: ScenarioHooks): Promise
     return { after: r.after, vfs: r.vfs.length };
   });
 
+  // sriov_drivers_autoprobe=0: new VFs stay driverless, a plain probe leaves them so (only an
+  // override may bind them), and giving one back to "its host driver" leaves it driverless.
+  await step('autoprobe', async () => {
+    const r = await setVfCount(kernel, pf.address, 2, { autoprobe: false, timeoutMs: 30_000 });
+    const vf = r.vfs[0];
+    if (!vf) throw new PassthruError('NO_DEVICE', `PF ${pf.name} made no VF`);
+    const driver = async (): Promise<string | null> => (await currentDriver(kernel.sysfs, vf)) ?? null;
+    const atStart = await driver();
+    await kernel.writeSysfs('/sys/bus/pci/drivers_probe', formatPciAddress(vf));
+    const afterProbe = await driver();
+    const bind = await bindToStub(kernel, vf);
+    const onStub = await driver();
+    await rebindHostDriver(kernel, vf);
+    const afterRebind = await driver();
+    const off = await setVfCount(kernel, pf.address, 0, { autoprobe: true, timeoutMs: 30_000 });
+    return { numVfs: r.after, atStart, afterProbe, bind, onStub, afterRebind, after: off.after };
+  });
+
   out['totalMs'] = Date.now() - t0;
   return out;
 }
