@@ -83,11 +83,19 @@ export async function bindToStub(kernel: Kernel, address: PciAddress, stub = 'vf
 }
 
 /** Gives the device back to its host driver: clear the override, unbind, probe, verify it is
- *  off the stub (a device without a host driver legitimately ends up unbound). */
-export async function rebindHostDriver(kernel: Kernel, address: PciAddress): Promise<void> {
+ *  off the stub (a device without a host driver legitimately ends up unbound).
+ *
+ *  With `hostDriver` (bindToStub's previousDriver) the device goes back to exactly that driver,
+ *  through a driver_override cleared afterwards: a plain probe cannot bind a VF of a PF whose
+ *  sriov_drivers_autoprobe is 0 (pci_device_can_probe), so libvirt's way leaves such a VF
+ *  driverless (seen in the VM lab). */
+export async function rebindHostDriver(kernel: Kernel, address: PciAddress, hostDriver?: string): Promise<void> {
   const name = formatPciAddress(address);
   const sysfs = kernel.sysfs;
   await requireDevice(sysfs, name);
+  if (hostDriver !== undefined && !isStub(hostDriver) && (await sysfs.exists(`/sys/bus/pci/drivers/${hostDriver}`))) {
+    return rebindTo(kernel, address, hostDriver);
+  }
   const before = await currentDriver(sysfs, address);
   await step(kernel, `${dev(name)}/driver_override`, '\n', `Failed to clear driver_override of PCI device '${name}'`);
   if (before !== undefined) {
@@ -97,6 +105,34 @@ export async function rebindHostDriver(kernel: Kernel, address: PciAddress): Pro
   const after = await currentDriver(sysfs, address);
   if (after !== undefined && after === before && isStub(after)) {
     throw new PassthruError('HOST_FAILED', `PCI device ${name} is still bound to ${after} after the reprobe`);
+  }
+}
+
+async function rebindTo(kernel: Kernel, address: PciAddress, driver: string): Promise<void> {
+  const name = formatPciAddress(address);
+  const before = await currentDriver(kernel.sysfs, address);
+  if (before === driver) return;
+  await step(
+    kernel,
+    `${dev(name)}/driver_override`,
+    driver,
+    `Failed to add driver '${driver}' to driver_override interface of PCI device '${name}'`,
+  );
+  try {
+    if (before !== undefined) {
+      await step(kernel, `${dev(name)}/driver/unbind`, name, `Failed to unbind PCI device '${name}' from ${before}`);
+    }
+    await step(kernel, '/sys/bus/pci/drivers_probe', name, `Failed to trigger a probe for PCI device '${name}'`);
+  } finally {
+    // The override only steered this probe; left behind it would pin the device to the driver.
+    await step(kernel, `${dev(name)}/driver_override`, '\n', `Failed to clear driver_override of PCI device '${name}'`);
+  }
+  const after = await currentDriver(kernel.sysfs, address);
+  if (after !== driver) {
+    throw new PassthruError(
+      'HOST_FAILED',
+      `PCI device ${name} did not go back to ${driver}: its driver is ${after ?? 'none'}`,
+    );
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatPciAddress, parsePciAddress } from '../../src/conf/pci-address.ts';
-import { currentDriver } from '../../src/host/bind.ts';
+import { bindToStub, currentDriver, rebindHostDriver } from '../../src/host/bind.ts';
 import { setVfCount } from '../../src/host/sriov.ts';
 import { hostError, simHost } from './helpers.ts';
 
@@ -48,6 +48,27 @@ test('nodedev-sriov: autoprobe off gives driverless VFs, ready for vfio-pci', as
     assert.equal(r.settled, true);
     for (const vf of r.vfs) assert.equal(await currentDriver(kernel.sysfs, vf), undefined);
     assert.equal(await kernel.sysfs.read('/sys/bus/pci/devices/0000:01:00.0/sriov_drivers_autoprobe'), '0');
+  } finally {
+    done();
+  }
+});
+
+test('rebindHostDriver with the previous driver restores it even when autoprobe is off', async () => {
+  const { kernel, done } = await simHost('intel-82576');
+  try {
+    const r = await setVfCount(kernel, PF, 2, { ...noWait, autoprobe: false });
+    const vf = r.vfs[0] ?? PF;
+    await bindToStub(kernel, vf);
+    await rebindHostDriver(kernel, vf);
+    assert.equal(await currentDriver(kernel.sysfs, vf), undefined, 'a plain reprobe cannot bind it');
+    await bindToStub(kernel, vf);
+    await rebindHostDriver(kernel, vf, 'igbvf');
+    assert.equal(await currentDriver(kernel.sysfs, vf), 'igbvf');
+    assert.equal(await kernel.sysfs.read(`/sys/bus/pci/devices/${formatPciAddress(vf)}/driver_override`), '(null)');
+    // A driver that is not loaded: the plain way.
+    await bindToStub(kernel, vf);
+    await rebindHostDriver(kernel, vf, 'no_such_driver');
+    assert.equal(await currentDriver(kernel.sysfs, vf), undefined);
   } finally {
     done();
   }

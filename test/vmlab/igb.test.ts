@@ -192,6 +192,8 @@ test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { 
     bind: { changed: true },
     onStub: 'vfio-pci',
     afterRebind: null,
+    afterRebindTo: 'igbvf',
+    override: '(null)',
     after: 0,
   });
   const release = ok('release', r.release);

@@ -269,8 +269,23 @@ export async function runScenario(kernel: Kernel, hooks: ScenarioHooks): Promise
     const onStub = await driver();
     await rebindHostDriver(kernel, vf);
     const afterRebind = await driver();
+    // With the driver it had, it goes back to it whatever autoprobe says.
+    await bindToStub(kernel, vf);
+    await rebindHostDriver(kernel, vf, 'igbvf');
+    const afterRebindTo = await driver();
+    const override = (await kernel.sysfs.read(`/sys/bus/pci/devices/${formatPciAddress(vf)}/driver_override`)) ?? null;
     const off = await setVfCount(kernel, pf.address, 0, { autoprobe: true, timeoutMs: 30_000 });
-    return { numVfs: r.after, atStart, afterProbe, bind, onStub, afterRebind, after: off.after };
+    return {
+      numVfs: r.after,
+      atStart,
+      afterProbe,
+      bind,
+      onStub,
+      afterRebind,
+      afterRebindTo,
+      override,
+      after: off.after,
+    };
   });
 
   out['totalMs'] = Date.now() - t0;
