@@ -36,9 +36,10 @@ export function portSettings(iface: InterfaceDef, net: NetworkDef): PortSettings
   const pg = findPortgroup(net, iface.type === 'network' ? iface.portgroup : undefined);
   const vlan = iface.vlan ?? pg?.vlan ?? net.vlan;
   const trust = iface.trustGuestRxFilters ?? pg?.trustGuestRxFilters ?? net.trustGuestRxFilters;
+  const who = iface.mac === undefined ? 'interface' : `interface ${iface.mac}`;
   const virtualport = mergeVirtualPorts(
     [iface.virtualport, pg?.virtualport, net.virtualport],
-    `interface ${iface.mac ?? ''} on network '${net.name}'`.replace('  ', ' '),
+    `${who} on network '${net.name}'`,
   );
   return {
     ...(pg ? { portgroup: pg } : {}),
