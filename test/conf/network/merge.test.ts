@@ -48,7 +48,10 @@ test('virtualports merge; the same parameter given twice must agree', () => {
   assert.deepEqual(portSettings(iface(''), NET).virtualport, { type: '802.1Qbh', profileid: 'web-profile' });
   assert.throws(
     () => portSettings(iface("<virtualport><parameters profileid='other'/></virtualport>"), NET),
-    (e: unknown) => e instanceof PassthruError && e.message.includes('mismatched profileid: other and web-profile'),
+    (e: unknown) =>
+      e instanceof PassthruError &&
+      e.message.startsWith("interface 52:54:00:00:00:01 on network 'pool': ") &&
+      e.message.includes('mismatched profileid: other and web-profile'),
   );
   assert.throws(
     () => portSettings(iface("<virtualport type='802.1Qbg'/>"), NET),
