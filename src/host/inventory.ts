@@ -14,6 +14,8 @@ export interface Netdev {
   readonly mac: MacAddress | undefined;
   readonly operstate: string | undefined;
   readonly ifindex: number | undefined;
+  /** Link speed in Mb/s; undefined while the link is down (the kernel reads -1 or EINVAL). */
+  readonly speed?: number;
   /** Which port of the function (mlx4 dual port: 0 and 1). */
   readonly devPort: number;
   readonly physPortId?: string;
@@ -250,14 +252,16 @@ async function readNetdevs(sysfs: Sysfs, dir: string): Promise<Netdev[]> {
   return Promise.all(
     names.map(async (ifname) => {
       const d = `${dir}/net/${ifname}`;
-      const [mac, operstate, ifindex, devPort, physPortId, physPortName] = await Promise.all([
+      const [mac, operstate, ifindex, devPort, physPortId, physPortName, speed] = await Promise.all([
         sysfs.read(`${d}/address`),
         sysfs.read(`${d}/operstate`),
         sysfs.read(`${d}/ifindex`),
         sysfs.read(`${d}/dev_port`),
         sysfs.read(`${d}/phys_port_id`),
         sysfs.read(`${d}/phys_port_name`),
+        sysfs.read(`${d}/speed`),
       ]);
+      const mbps = num(speed);
       const rep = physPortName === undefined ? null : /^pf(\d+)vf(\d+)$/.exec(physPortName);
       return {
         name: ifname,
@@ -265,6 +269,7 @@ async function readNetdevs(sysfs: Sysfs, dir: string): Promise<Netdev[]> {
         operstate,
         ifindex: num(ifindex),
         devPort: num(devPort) ?? 0,
+        ...(mbps !== undefined && mbps > 0 ? { speed: mbps } : {}),
         ...(physPortId === undefined || physPortId === '' ? {} : { physPortId }),
         ...(physPortName === undefined || physPortName === '' ? {} : { physPortName }),
         ...(rep ? { representor: { pf: Number(rep[1]), vf: Number(rep[2]) } } : {}),

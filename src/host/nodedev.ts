@@ -67,7 +67,14 @@ function netNodeDevices(d: PciDevice): NodeDeviceDef[] {
         type: 'net',
         interface: n.name,
         ...(n.mac === undefined ? {} : { address: n.mac }),
-        ...(n.operstate === undefined ? {} : { link: { state: n.operstate } }),
+        ...(n.operstate === undefined && n.speed === undefined
+          ? {}
+          : {
+              link: {
+                ...(n.speed === undefined ? {} : { speed: n.speed }),
+                ...(n.operstate === undefined ? {} : { state: n.operstate }),
+              },
+            }),
         features: [],
         subCapability: '80203',
       },

@@ -134,7 +134,7 @@ test('node devices of the profile: libvirt XML of a PF, a VF and a netdev', asyn
         "  <capability type='net'>",
         '    <interface>enp6s0f0</interface>',
         '    <address>3c:fd:fe:a0:06:00</address>',
-        "    <link state='up'/>",
+        "    <link speed='10000' state='up'/>",
         "    <capability type='80203'/>",
         '  </capability>',
         '</device>',
