@@ -11,7 +11,9 @@ export interface DriverQuirks {
   readonly zeroMacEinval: boolean;
   /** Clearing the VLAN when none is set answers EPERM (no embedded switch exposed): harmless. */
   readonly vlanZeroEperm: boolean;
-  /** VF attributes may only be set while the PF netdev is up (libvirt refuses otherwise). */
+  /** VF attributes may only be set while the PF netdev is up. libvirt refuses a down PF for
+   *  every driver; unknown drivers keep that rule. igb takes MAC, VLAN, trust, an all-zero MAC
+   *  and VLAN 0 with its PF down (VM lab, Debian 6.1). */
   readonly pfMustBeUp: boolean;
   /** Errnos for attributes the driver does not implement, as measured. */
   readonly unsupported: Readonly<
@@ -31,7 +33,10 @@ const TABLE: Record<string, Partial<DriverQuirks>> = {
   i40e: { macAsync: true, unsupported: { vlanProto8021ad: 'EPROTONOSUPPORT', minTxRate: 'EINVAL' } },
   ice: { macAsync: true, unsupported: { vlanProto8021ad: 'EPROTONOSUPPORT' } },
   // Measured in the VM lab on QEMU's igb (82576) with Debian 6.1's igb driver.
-  igb: { unsupported: { vlanProto8021ad: 'EPROTONOSUPPORT', minTxRate: 'EINVAL', linkState: 'EOPNOTSUPP' } },
+  igb: {
+    pfMustBeUp: false,
+    unsupported: { vlanProto8021ad: 'EPROTONOSUPPORT', minTxRate: 'EINVAL', linkState: 'EOPNOTSUPP' },
+  },
   ixgbe: { unsupported: { vlanProto8021ad: 'EPROTONOSUPPORT', minTxRate: 'EINVAL' } },
   mlx4_core: { zeroMacEinval: true, unsupported: { minTxRate: 'EOPNOTSUPP' } },
   mlx5_core: { macAsync: false },
