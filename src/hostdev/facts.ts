@@ -57,7 +57,7 @@ export interface AssignabilityReport {
     readonly address: string;
     readonly driver?: string;
     readonly netdevs: readonly string[];
+    readonly bridge: boolean;
     readonly heldBy?: string;
-    readonly usedBy: readonly string[];
   }[];
 }

@@ -93,9 +93,9 @@ export interface NodedevCheck {
     readonly address: string;
     readonly driver?: string;
     readonly netdevs: readonly string[];
+    /** Bridges and switch ports may stay on their driver: VFIO does not need them. */
+    readonly bridge: boolean;
     readonly heldBy?: string;
-    /** What the host does with it: default routes, mounts. */
-    readonly usedBy: readonly string[];
   }[];
 }
 

@@ -165,13 +165,12 @@ test('node devices: detach/reattach/reset, refused while a domain holds the devi
   await assert.rejects(daemon.handle({ kind: 'nodedevDetach', name: 'bogus' }), code('NO_DEVICE', /'bogus'/));
 });
 
-test('nodedev-check names every reason: bridge, PF with VFs, default route through the netdev', async () => {
+test('nodedev-check names every reason: bridge, default route through the netdev; a PF with VFs is a note', async () => {
   const bridge = await daemon.handle({ kind: 'nodedevCheck', name: '0000:00:01.0' });
   assert.equal(bridge.assignable, false);
-  assert.match(bridge.reasons.join('\n'), /pci-bridge: only PCI endpoints/);
+  assert.match(bridge.reasons.join('\n'), /pci-bridge: bridges are never assignable/);
   const pf = await daemon.handle({ kind: 'nodedevCheck', name: '0000:06:00.0' });
-  assert.equal(pf.assignable, false);
-  assert.match(pf.reasons.join('\n'), /SR-IOV PF with 8 VFs enabled/);
+  assert.match(pf.notes.join('\n'), /PF 0000:06:00.0 has 8 VFs: unbinding its driver destroys them all/);
   // The host's default route leaves through VF 7's netdev (the sim root plays '/', /proc too).
   await mkdir(join(dir, 'host', 'proc', 'net'), { recursive: true });
   await writeFile(
@@ -180,7 +179,7 @@ test('nodedev-check names every reason: bridge, PF with VFs, default route throu
   );
   const vf7 = await daemon.handle({ kind: 'nodedevCheck', name: '0000:06:02.7' });
   assert.equal(vf7.assignable, false);
-  assert.deepEqual(vf7.members[0]?.usedBy, ["carries the host's IPv4 default route (via enp6s0f0v7)"]);
+  assert.deepEqual(vf7.reasons, ["PCI device 0000:06:02.7 carries the host's default route (netdev enp6s0f0v7)"]);
   const vf4 = await daemon.handle({ kind: 'nodedevCheck', name: '0000:06:02.4' });
   assert.deepEqual([vf4.assignable, vf4.reasons], [true, []]);
 });

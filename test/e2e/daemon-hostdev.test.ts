@@ -8,7 +8,7 @@ import { Client } from '../../src/cli/client.ts';
 import { quickstartXml } from '../../src/cli/commands/quickstart.ts';
 import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
-import type { DomainSummary, VfRow, XmlBody } from '../../src/protocol/wire.ts';
+import type { DomainSummary, NodedevCheck, VfRow, XmlBody } from '../../src/protocol/wire.ts';
 import { startDaemon, type TestDaemon, vfRow, vfState } from '../helpers/daemon.ts';
 import { e2eGuest } from './helpers/guest.ts';
 
@@ -90,6 +90,10 @@ test('a guest holding a simulated VF sees the MAC programmed on it; destroy rest
     /VF 0000:06:02.0 is in use by domain vm-a/,
   );
   assert.equal((await row(0)).driver, 'vfio-pci');
+  const pfCheck = await client.get<NodedevCheck>(`/nodedevs/${PF}/check`);
+  assert.match(pfCheck.reasons.join('\n'), /VF 0000:06:02.0 of PF 0000:06:00.0 is in use by domain vm-a/);
+  const vfCheck = await client.get<NodedevCheck>(`/nodedevs/${before0.address}/check`);
+  assert.deepEqual([vfCheck.assignable, vfCheck.members[0]?.heldBy], [false, 'vm-a']);
 
   // A second domain on the same VF is refused, and nothing changes on the host.
   const xmlB = quickstartXml(before0.address, env, join(dir, 'b.console'))

@@ -106,7 +106,7 @@ export function renderCheck(r: NodedevCheck): string {
   for (const note of r.notes) lines.push(`  note: ${note}`);
   if (r.iommuGroup !== undefined) lines.push(`IOMMU group ${r.iommuGroup}:`);
   for (const m of r.members) {
-    const extra = [m.heldBy ? `held by ${m.heldBy}` : '', ...m.usedBy].filter(Boolean).join('; ');
+    const extra = [m.bridge ? 'bridge' : '', m.heldBy ? `held by ${m.heldBy}` : ''].filter(Boolean).join('; ');
     lines.push(
       `  ${m.address}  driver ${m.driver ?? '-'}  netdevs ${m.netdevs.join(',') || '-'}${extra ? `  (${extra})` : ''}`,
     );
