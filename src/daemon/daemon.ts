@@ -44,7 +44,10 @@ export class Daemon {
     return this.#p.events;
   }
 
-  /** Loads the definitions, then takes back the QEMUs that run (after a daemon restart). */
+  #unfollow: (() => void) | undefined;
+
+  /** Loads the definitions, takes back the QEMUs that run (after a daemon restart), gives back
+   *  the devices of domains that no longer run, then follows the host's changes. */
   async load(): Promise<void> {
     for (const { name, xml } of await this.#p.store.configs()) {
       const def = parseDefinition(xml, `domains/${name}.xml`);
@@ -60,6 +63,7 @@ export class Daemon {
     for (const name of await this.#p.runner.recoverDevices(running)) {
       this.#p.log.warn({ domain: name }, 'gave back the host devices of a domain that was not running');
     }
+    this.#unfollow = await this.#p.nodedevs.follow();
   }
 
   async handle<A extends Action>(action: A): Promise<ActionResults[A['kind']]> {
@@ -199,6 +203,7 @@ export class Daemon {
   }
 
   async close(): Promise<void> {
+    this.#unfollow?.();
     await Promise.all([...this.#domains.values()].map((o) => o.queue));
     for (const o of this.#domains.values()) o.run?.detach();
   }

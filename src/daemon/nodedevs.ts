@@ -4,6 +4,7 @@ import { type Inventory, type PciDevice, readInventory, readPciDevice } from '..
 import { formatNodeDevice } from '../conf/nodedev/format.ts';
 import { nodeDevices } from '../host/nodedev.ts';
 import type { Kernel } from '../host/types.ts';
+import { watchHost } from '../host/watch.ts';
 import { uplinkNetdev } from '../hostdev/host-ops.ts';
 import type { HostdevManager } from '../hostdev/manager.ts';
 import type { EventBus } from './events.ts';
@@ -19,6 +20,24 @@ export class NodeDevices {
     this.#kernel = kernel;
     this.#hostdevs = hostdevs;
     this.#events = events;
+  }
+
+  /** Follows the host (VFs created or destroyed, drivers rebound, from us or anyone) and tells
+   *  API clients, whoever made the change. */
+  async follow(): Promise<() => void> {
+    const watcher = await watchHost(this.#kernel, (changes) => {
+      for (const c of changes) {
+        this.#events.emit({
+          type: 'nodedev',
+          event: c.kind === 'added' ? 'created' : c.kind === 'removed' ? 'deleted' : 'updated',
+          name: pciNodeDeviceName(c.address),
+          ...(c.fields ? { fields: c.fields } : {}),
+        });
+      }
+    });
+    return () => {
+      watcher.stop();
+    };
   }
 
   async detach(name: string, driver = 'vfio-pci'): Promise<NodedevChange> {
@@ -53,7 +72,6 @@ export class NodeDevices {
 
   async #changed(address: PciAddress): Promise<NodedevChange> {
     const device = formatPciAddress(address);
-    this.#events.emit({ type: 'nodedev', event: 'updated', name: pciNodeDeviceName(address) });
     const driver = (await readPciDevice(this.#kernel.sysfs, address)).driver;
     return { device, ...(driver === undefined ? {} : { driver }) };
   }

@@ -75,7 +75,14 @@ export type DaemonEvent =
       readonly name: string;
       readonly reason?: string;
     }
-  | { readonly type: 'nodedev'; readonly event: 'updated'; readonly name: string };
+  /** libvirt's node-device lifecycle: a PCI function appeared, vanished, or changed (driver,
+   *  netdevs, VF count, IOMMU group, driver_override: `fields`). */
+  | {
+      readonly type: 'nodedev';
+      readonly event: 'created' | 'deleted' | 'updated';
+      readonly name: string;
+      readonly fields?: readonly string[];
+    };
 
 export const DEFAULT_SOCKET = '/run/passthru/passthru.sock';
 export const DEFAULT_STATE_DIR = '/var/lib/passthru';

@@ -9,6 +9,7 @@ import { buildApi } from '../../src/daemon/api.ts';
 import type { Daemon } from '../../src/daemon/daemon.ts';
 import { openDaemon } from '../../src/daemon/open.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
+import { openSimHost } from '../../src/host/sim/kernel.ts';
 import { silentLogger } from '../../src/lib/logger.ts';
 import type { DaemonEvent } from '../../src/protocol/wire.ts';
 import { vfDomainXml } from '../helpers/domains.ts';
@@ -193,4 +194,29 @@ test('nodedev-sriov: through 0 to the new count, range checked', async () => {
     code('INVALID_ARG', /0 to 64/),
   );
   await daemon.handle({ kind: 'nodedevSriov', name: 'enp6s0f1', numVfs: 8 });
+});
+
+test('changes made by anyone else on the host reach API clients as nodedev events', async () => {
+  const seen: DaemonEvent[] = [];
+  let resolve: () => void = () => undefined;
+  const all = new Promise<void>((r) => (resolve = r));
+  const unsubscribe = daemon.events.subscribe((_id, e) => {
+    seen.push(e);
+    if (seen.filter((x) => x.type === 'nodedev' && x.event === 'deleted').length === 8) resolve();
+  });
+  // Another process's view of the same host: its own SimKernel over the same tree.
+  const other = await openSimHost(join(dir, 'host'));
+  await other.writeSysfs('/sys/bus/pci/devices/0000:06:00.1/sriov_numvfs', '0');
+  await all;
+  unsubscribe();
+  const nodedev = seen.filter((e) => e.type === 'nodedev');
+  assert.deepEqual(
+    nodedev.filter((e) => e.event === 'deleted').map((e) => e.name),
+    Array.from({ length: 8 }, (_, i) => `pci_0000_06_0a_${i}`),
+  );
+  assert.ok(
+    nodedev.some((e) => e.event === 'updated' && e.name === 'pci_0000_06_00_1' && e.fields?.includes('numVfs')),
+    JSON.stringify(nodedev),
+  );
+  await other.writeSysfs('/sys/bus/pci/devices/0000:06:00.1/sriov_numvfs', '8');
 });
