@@ -15,6 +15,10 @@ import { runScenario } from './guest/scenario.ts';
  * `scripts/vmlab-setup.sh` installs what it needs first (idempotent; ~2 s when done before).
  */
 const REPO = join(import.meta.dirname, '../..');
+/** QEMU's nvme with SR-IOV on a second root port: VFs with no netdev (vmlab.md section 2). */
+const NVME =
+  '-device pcie-root-port,id=rp2,chassis=2,slot=2 -device nvme-subsys,id=nvmesubsys0,nqn=vmlab ' +
+  '-device nvme,id=nvme0,serial=vmlab0,bus=rp2,subsys=nvmesubsys0,sriov_max_vfs=4,sriov_vq_flexible=8,sriov_vi_flexible=4';
 
 interface Failure {
   readonly error: { readonly code: string; readonly errno?: string; readonly message: string };
@@ -69,6 +73,7 @@ interface Result {
 }
 
 let real: Result | undefined;
+let nvmeLine: string | undefined;
 
 test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { timeout: 1_200_000 }, () => {
   const setup = spawnSync('bash', [join(REPO, 'scripts/vmlab-setup.sh')], { encoding: 'utf8' });
@@ -81,11 +86,13 @@ test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { 
       join(REPO, 'scripts/vmlab-run.sh'),
       '--iommu',
       '--igb',
+      '--qemu',
+      NVME,
       '--share',
       `${REPO}:/work/p:ro`,
       '--timeout',
       '900',
-      'cd /work/p && node --import tsx test/vmlab/guest/igb-checks.ts',
+      'cd /work/p && node --import tsx test/vmlab/guest/igb-checks.ts; node --import tsx test/vmlab/guest/nvme-checks.ts',
     ],
     { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   );
@@ -97,6 +104,7 @@ test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { 
   );
   const r = JSON.parse(line.slice('VMLAB-RESULT '.length)) as Result;
   real = r;
+  nvmeLine = run.stdout.split('\n').find((l) => l.startsWith('VMLAB-NVME '));
   console.log(`# vmlab: wall ${wallS.toFixed(1)} s, guest checks ${(r.totalMs / 1000).toFixed(1)} s, rtnl ${r.rtnl}`);
   assert.equal(r.fatal, undefined);
   assert.deepEqual([r.pf.driver, r.pf.totalVfs], ['igb', 7]);
@@ -269,4 +277,25 @@ test('VM lab: the sim intel-82576 profile answers the scenario as the real igb d
   } finally {
     done();
   }
+});
+
+test('VM lab: generic SR-IOV VFs without netdev or driver (nvme) are inventoried, checked and bound', () => {
+  assert.ok(nvmeLine, 'the guest printed no nvme result (see the test above)');
+  const n = JSON.parse(nvmeLine.slice('VMLAB-NVME '.length)) as Record<string, unknown>;
+  assert.equal(n['error'], undefined, JSON.stringify(n['error']));
+  assert.deepEqual(n['pf'], { name: '0000:02:00.0', driver: 'nvme', totalVfs: 4, netdevs: 0 });
+  assert.deepEqual(n['vfs'], [
+    { name: '0000:02:00.1', index: 0, driver: null, netdevs: 0, groupSize: 1 },
+    { name: '0000:02:00.2', index: 1, driver: null, netdevs: 0, groupSize: 1 },
+  ]);
+  // Not a NIC: no PF netdev to program a VF through, said as libvirt says it.
+  assert.match(
+    (n['vfOf'] as { message: string }).message,
+    /PF device 0000:02:00.0 for VF 0000:02:00.1 has no network device name/,
+  );
+  assert.deepEqual(n['check'], { assignable: true, reasons: [] });
+  assert.deepEqual(n['bind'], { changed: true });
+  assert.deepEqual(n['onStub'], { driver: 'vfio-pci', devVfio: true });
+  assert.equal(n['afterRebind'], null);
+  assert.equal(n['off'], 0);
 });
