@@ -114,6 +114,9 @@ export async function watchHost(
     });
     const unsub = await linkEvents(poke);
     if (unsub) stops.push(unsub);
+    // PCI functions appearing and drivers binding have no link event: the kernel's uevents.
+    const unsubUevents = await pciUevents(poke);
+    if (unsubUevents) stops.push(unsubUevents);
   }
   return {
     current: () => inv,
@@ -140,6 +143,62 @@ async function linkEvents(onEvent: () => void): Promise<(() => void) | undefined
     s.on('message', onEvent);
     s.socket?.unref?.();
     return () => s.socket?.close?.();
+  } catch {
+    return undefined;
+  }
+}
+
+export interface Uevent {
+  readonly action: string;
+  readonly devpath: string;
+  readonly subsystem: string | undefined;
+  readonly vars: Readonly<Record<string, string>>;
+}
+
+/** A kernel uevent datagram: "ACTION@DEVPATH\0KEY=VALUE\0..." (lib/kobject_uevent.c). */
+export function parseUevent(msg: Buffer): Uevent | undefined {
+  const parts = msg
+    .toString('utf8')
+    .split('\0')
+    .filter((p) => p !== '');
+  const head = parts[0];
+  const at = head?.indexOf('@') ?? -1;
+  if (head === undefined || at <= 0) return undefined; // udev's re-broadcasts start "libudev"
+  const vars: Record<string, string> = {};
+  for (const p of parts.slice(1)) {
+    const eq = p.indexOf('=');
+    if (eq > 0) vars[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return { action: head.slice(0, at), devpath: head.slice(at + 1), subsystem: vars['SUBSYSTEM'], vars };
+}
+
+const NETLINK_KOBJECT_UEVENT = 15;
+
+/** NETLINK_KOBJECT_UEVENT group 1, filtered to PCI and net: add, remove, bind, unbind, change. */
+async function pciUevents(onEvent: () => void): Promise<(() => void) | undefined> {
+  try {
+    const mod = (await import('netlink')) as unknown as {
+      RawNetlinkSocket: new (
+        protocol: number,
+      ) => {
+        addMembership(group: number): void;
+        on(ev: 'message', fn: (msg: Buffer) => void): void;
+        on(ev: 'error', fn: () => void): void;
+        unref(): void;
+        close(): void;
+      };
+    };
+    const s = new mod.RawNetlinkSocket(NETLINK_KOBJECT_UEVENT);
+    s.addMembership(1);
+    s.on('message', (msg) => {
+      const ev = parseUevent(msg);
+      if (ev && (ev.subsystem === 'pci' || ev.subsystem === 'net')) onEvent();
+    });
+    s.on('error', () => undefined);
+    s.unref();
+    return () => {
+      s.close();
+    };
   } catch {
     return undefined;
   }

@@ -4,7 +4,7 @@ import { parsePciAddress } from '../../src/conf/pci-address.ts';
 import { bindToStub } from '../../src/host/bind.ts';
 import type { Inventory } from '../../src/host/inventory.ts';
 import { openSimHost } from '../../src/host/sim/kernel.ts';
-import { type HostChange, watchHost } from '../../src/host/watch.ts';
+import { type HostChange, parseUevent, watchHost } from '../../src/host/watch.ts';
 import { simHost } from './helpers.ts';
 
 /** Collects changes (a burst may come in several batches) until `want` holds for them. */
@@ -67,4 +67,24 @@ test('VFs appearing and vanishing are added/removed events; the PF changes numVf
     w2.stop();
     done();
   }
+});
+
+test('kernel uevents are parsed; udev re-broadcasts are not taken for them', () => {
+  const msg = Buffer.from(
+    'bind@/devices/pci0000:00/0000:00:01.0/0000:01:10.2\0ACTION=bind\0DEVPATH=/devices/pci0000:00/0000:00:01.0/0000:01:10.2\0SUBSYSTEM=pci\0DRIVER=vfio-pci\0PCI_SLOT_NAME=0000:01:10.2\0SEQNUM=2121\0',
+  );
+  assert.deepEqual(parseUevent(msg), {
+    action: 'bind',
+    devpath: '/devices/pci0000:00/0000:00:01.0/0000:01:10.2',
+    subsystem: 'pci',
+    vars: {
+      ACTION: 'bind',
+      DEVPATH: '/devices/pci0000:00/0000:00:01.0/0000:01:10.2',
+      SUBSYSTEM: 'pci',
+      DRIVER: 'vfio-pci',
+      PCI_SLOT_NAME: '0000:01:10.2',
+      SEQNUM: '2121',
+    },
+  });
+  assert.equal(parseUevent(Buffer.from('libudev\0\xfe\xed\xca\xfe')), undefined);
 });

@@ -295,6 +295,8 @@ test('VM lab: generic SR-IOV VFs without netdev or driver (nvme) are inventoried
   );
   assert.deepEqual(n['check'], { assignable: true, reasons: [] });
   assert.deepEqual(n['bind'], { changed: true });
+  // The watcher learnt of the bind from the kernel's uevents alone (no netdev, no polling).
+  assert.ok((n['uevent'] as string[]).includes('driver'), `uevent: ${JSON.stringify(n['uevent'])}`);
   assert.deepEqual(n['onStub'], { driver: 'vfio-pci', devVfio: true });
   assert.equal(n['afterRebind'], null);
   assert.equal(n['off'], 0);

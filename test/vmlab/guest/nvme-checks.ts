@@ -10,6 +10,7 @@ import { checkAssignable } from '../../../src/host/check.ts';
 import { findDevice, readInventory } from '../../../src/host/inventory.ts';
 import { openLinuxHost } from '../../../src/host/linux/kernel.ts';
 import { setVfCount } from '../../../src/host/sriov.ts';
+import { type HostChange, watchHost } from '../../../src/host/watch.ts';
 import { errorOf } from './scenario.ts';
 
 const kernel = await openLinuxHost();
@@ -46,7 +47,15 @@ try {
     assignable: a.assignable,
     reasons: a.reasons,
   }));
+  // Only the kernel's uevents can tell a driver bind of a function without netdev: no polling.
+  const seen: HostChange[] = [];
+  const watcher = await watchHost(kernel, (c) => seen.push(...c), { pollMs: 1_000_000_000, debounceMs: 100 });
   out['bind'] = await bindToStub(kernel, vf);
+  for (let i = 0; i < 100 && !seen.some((c) => c.fields?.includes('driver')); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  watcher.stop();
+  out['uevent'] = seen.filter((c) => c.name === formatPciAddress(vf)).flatMap((c) => c.fields ?? []);
   const group = (await kernel.sysfs.readLink(`/sys/bus/pci/devices/${formatPciAddress(vf)}/iommu_group`))
     ?.split('/')
     .pop();
