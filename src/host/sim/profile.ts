@@ -196,7 +196,11 @@ function parseNetdev(v: unknown, where: string): ProfileNetdev {
   const o = obj(v, where);
   const name = str(o, 'name', where);
   const mac = str(o, 'mac', where);
-  parseMac(mac);
+  try {
+    parseMac(mac);
+  } catch (err) {
+    throw bad(where, err instanceof Error ? err.message : String(err));
+  }
   return {
     name,
     mac: mac.toLowerCase(),
