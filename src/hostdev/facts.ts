@@ -24,7 +24,8 @@ export interface HostOps {
   vfRow(pfNetdev: string, vf: number): Promise<VfConfig | undefined>;
   setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void>;
   bindStub(address: PciAddress, stub: string): Promise<{ changed: boolean; previousDriver?: string }>;
-  rebindHostDriver(address: PciAddress): Promise<void>;
+  /** Back to `hostDriver` (the one it had before) when given, else whatever the kernel probes. */
+  rebindHostDriver(address: PciAddress, hostDriver?: string): Promise<void>;
   /** nodedev-check: the whole IOMMU group, who holds it and what the host does with it. */
   check(address: PciAddress, holder: (bdf: string) => string | undefined): Promise<AssignabilityReport>;
   /** Function reset through sysfs `reset` (FLR, PM or bus reset, as the kernel chooses). */

@@ -50,7 +50,7 @@ export function hostOps(kernel: Kernel): HostOps {
     },
     setVf: (pfNetdev, vf, settings) => kernel.setVf(pfNetdev, vf, settings),
     bindStub: (address, stub) => bindToStub(kernel, address, stub),
-    rebindHostDriver: (address) => rebindHostDriver(kernel, address),
+    rebindHostDriver: (address, hostDriver) => rebindHostDriver(kernel, address, hostDriver),
     check: (address, holder) => checkAssignable(kernel, holder, address),
     reset: (address) => kernel.writeSysfs(`/sys/bus/pci/devices/${formatPciAddress(address)}/reset`, '1'),
     setVfCount: (pf, n, opts) => setVfCount(kernel, pf, n, opts),

@@ -44,7 +44,7 @@ export async function undoStep(host: HostOps, step: Step, all: readonly Step[]):
     case 'save-vf-config':
       return;
     case 'bind-stub':
-      if (step.changed) await host.rebindHostDriver(parsePciAddress(step.address));
+      if (step.changed) await host.rebindHostDriver(parsePciAddress(step.address), step.previousDriver);
       return;
     case 'set-vf-config': {
       const save = all.find((s) => s.kind === 'save-vf-config' && s.address === step.address);
