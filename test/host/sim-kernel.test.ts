@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -313,6 +313,21 @@ test('fault injection: the Nth matching operation fails with the chosen errno, o
     await kernel.setVf('enp6s0f0', 1, { trust: false }); // the rule fired once and is gone
     const rows = await kernel.vfTable('enp6s0f0'); // slow, then answers
     assert.deepEqual([rows[1]?.trust, rows[2]?.trust], [false, true]);
+  } finally {
+    done();
+  }
+});
+
+test('a lock left by a killed process is taken over (dead pid, or no pid after a second)', async () => {
+  const { dir, kernel, done } = await simHost();
+  try {
+    const lock = join(dir, 'sim', 'lock');
+    mkdirSync(lock);
+    writeFileSync(join(lock, 'pid'), '999999999'); // no such process
+    assert.equal((await kernel.vfTable('enp6s0f0')).length, 8);
+    mkdirSync(lock);
+    utimesSync(lock, new Date(Date.now() - 5000), new Date(Date.now() - 5000));
+    assert.equal((await kernel.vfTable('enp6s0f0')).length, 8);
   } finally {
     done();
   }

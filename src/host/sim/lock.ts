@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassthruError } from '../../conf/error.ts';
 
@@ -40,7 +40,13 @@ function holderGone(lock: string): boolean {
   try {
     pid = Number(readFileSync(join(lock, 'pid'), 'utf8'));
   } catch {
-    return false; // being created right now: its pid file is on its way
+    // No pid file: being created right now, or its creator was killed between mkdir and the
+    // write. A lock is held for milliseconds, so one without a pid after a second is stale.
+    try {
+      return Date.now() - statSync(lock).mtimeMs > 1000;
+    } catch {
+      return false;
+    }
   }
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
