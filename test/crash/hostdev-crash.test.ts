@@ -31,11 +31,16 @@ for (const crashAfter of [1, 2, 3, 4]) {
     const run = join(dir, `run${crashAfter}`);
     await createSimHost(join(run, 'host'), 'intel-x710-2port');
     const first = await startDaemon(run, { PASSTHRU_FAULT_CRASH_AFTER_RECORD: String(crashAfter) });
-    const before0 = await vfRow(first.client, PF, 5);
-    await first.client.post('/domains', { xml: XML });
-    const exited = new Promise((r) => first.proc.once('exit', (_c, sig) => r(sig)));
-    await assert.rejects(first.client.post('/domains/crashy/start'), PassthruError);
-    assert.equal(await exited, 'SIGKILL');
+    let before0;
+    try {
+      before0 = await vfRow(first.client, PF, 5);
+      await first.client.post('/domains', { xml: XML });
+      const exited = new Promise((r) => first.proc.once('exit', (_c, sig) => r(sig)));
+      await assert.rejects(first.client.post('/domains/crashy/start'), PassthruError);
+      assert.equal(await exited, 'SIGKILL');
+    } finally {
+      await first.kill();
+    }
 
     const second = await startDaemon(run);
     try {

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '../../src/cli/client.ts';
@@ -29,18 +29,20 @@ export async function startDaemon(run: string, env: NodeJS.ProcessEnv = {}): Pro
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     await exited;
   };
-  for (let i = 0; i < 400; i++) {
+  const client = new Client(socket);
+  // The socket file appears at bind(), before listen(): ready means an API call answers.
+  for (let i = 0; i < 400 && proc.exitCode === null; i++) {
     if (
-      await stat(socket).then(
-        (s) => s.isSocket(),
+      await client.get('/domains').then(
+        () => true,
         () => false,
       )
     ) {
-      return { proc, client: new Client(socket), stop: () => end('SIGTERM'), kill: () => end('SIGKILL') };
+      return { proc, client, stop: () => end('SIGTERM'), kill: () => end('SIGKILL') };
     }
-    if (proc.exitCode !== null) break;
     await sleep(50);
   }
+  await end('SIGKILL');
   throw new Error(`passthrud did not come up: ${await readFile(join(run, 'passthrud.log'), 'utf8').catch(() => '')}`);
 }
 

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -66,16 +66,17 @@ async function waitForDaemon(path: string, daemon: ChildProcess, log: string): P
         `passthrud exited (${daemon.exitCode}) before it served; its log ends:\n${tail}`,
       );
     }
+    // The socket file appears at bind(), before listen(): ready means the API answers.
     if (
-      await stat(path).then(
-        (s) => s.isSocket(),
+      await new Client(path).get('/domains').then(
+        () => true,
         () => false,
       )
     )
       return;
     await sleep(250);
   }
-  throw new PassthruError('TIMEOUT', `passthrud did not open its socket ${path} within 30 s`);
+  throw new PassthruError('TIMEOUT', `passthrud did not answer on its socket ${path} within 30 s`);
 }
 
 async function run(ctx: CliContext, o: { keep?: boolean }): Promise<void> {
