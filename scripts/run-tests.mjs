@@ -30,7 +30,11 @@ if (chosen.length === 0) {
   process.exit(1);
 }
 const extra = process.argv.slice(3);
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...extra, ...chosen], {
-  stdio: 'inherit',
-});
+const r = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...extra, ...chosen],
+  {
+    stdio: 'inherit',
+  },
+);
 process.exit(r.status ?? 1);
