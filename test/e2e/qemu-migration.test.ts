@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseMac } from '../../src/conf/mac.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
 import { migrate } from '../../src/qemu/migration.ts';
@@ -53,7 +54,13 @@ test('failover pair migrates: primary unplugged on the source, enslaved again on
       );
       assert.deepEqual(result.unpluggedPrimaries, ['hostdev0']);
       assert.ok(result.statuses.includes('wait-unplug'), 'the source waited for the guest to unplug the primary');
-      assert.equal(((await src.vm.qmp.execute('query-status')) as { status: string }).status, 'postmigrate');
+      // 'completed' can arrive while the source still reports finish-migrate for a moment.
+      let status = '';
+      for (let i = 0; i < 100 && status !== 'postmigrate'; i++) {
+        status = ((await src.vm.qmp.execute('query-status')) as { status: string }).status;
+        if (status !== 'postmigrate') await sleep(50);
+      }
+      assert.equal(status, 'postmigrate');
 
       // The destination was started paused (-S), as libvirt does; it runs on `cont`.
       await d.vm.qmp.execute('cont');
