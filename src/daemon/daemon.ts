@@ -1,4 +1,4 @@
-import { PassthruError } from '../conf/error.ts';
+import { asPassthruError, PassthruError } from '../conf/error.ts';
 import type { DomainDef } from '../conf/domain/types.ts';
 import { assertNever } from '../lib/assert-never.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -35,6 +35,7 @@ export interface DaemonParts {
 export class Daemon {
   readonly #p: DaemonParts;
   readonly #domains = new Map<string, DomainObj>();
+  #unfollow: (() => void) | undefined;
 
   constructor(parts: DaemonParts) {
     this.#p = parts;
@@ -44,14 +45,17 @@ export class Daemon {
     return this.#p.events;
   }
 
-  #unfollow: (() => void) | undefined;
-
   /** Loads the definitions, takes back the QEMUs that run (after a daemon restart), gives back
    *  the devices of domains that no longer run, then follows the host's changes. */
   async load(): Promise<void> {
     for (const { name, xml } of await this.#p.store.configs()) {
-      const def = parseDefinition(xml, `domains/${name}.xml`);
-      this.#domains.set(name, { def, state: 'shutoff', run: undefined, queue: Promise.resolve() });
+      try {
+        const def = parseDefinition(xml, `domains/${name}.xml`);
+        this.#domains.set(name, { def, state: 'shutoff', run: undefined, queue: Promise.resolve() });
+      } catch (err) {
+        // One unreadable definition must not keep every other domain from being managed.
+        this.#p.log.error({ domain: name, err: asPassthruError(err).message }, 'definition skipped: it cannot be read');
+      }
     }
     for (const status of await this.#p.store.statuses()) {
       const obj = this.#domains.get(status.name);

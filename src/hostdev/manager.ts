@@ -32,10 +32,12 @@ export class HostdevManager {
     this.#log = log;
   }
 
+  /** <state>/hostdev/leases.json and one record per domain in <state>/hostdev/domains/ (apart,
+   *  so that no domain name can collide with the lease table). */
   static async open(host: HostOps, stateDir: string, log: Logger): Promise<HostdevManager> {
     const dir = join(stateDir, 'hostdev');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    return new HostdevManager(host, dir, await Leases.load(join(dir, 'leases.json')), log);
+    await mkdir(join(dir, 'domains'), { recursive: true, mode: 0o700 });
+    return new HostdevManager(host, join(dir, 'domains'), await Leases.load(join(dir, 'leases.json')), log);
   }
 
   holder(bdf: string): string | undefined {
@@ -127,9 +129,7 @@ export class HostdevManager {
    */
   recover(running: ReadonlySet<string>): Promise<string[]> {
     return this.#serial(async () => {
-      const recordDomains = (await readdir(this.#dir))
-        .filter((f) => f.endsWith('.json') && f !== 'leases.json' && !f.startsWith('.'))
-        .map((f) => f.slice(0, -5));
+      const recordDomains = (await readdir(this.#dir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
       const stale = new Set([...recordDomains, ...this.#leases.holders()].filter((d) => !running.has(d)));
       for (const domain of stale) {
         const rec = await this.readRecord(domain);

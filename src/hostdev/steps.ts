@@ -7,7 +7,7 @@ import type { MacAddress } from '../conf/mac.ts';
  * undo needs (the saved VF row, the driver it replaced). Release undoes the done steps in
  * reverse: restore VF config (while the VF still sits on vfio-pci), then rebind the host driver.
  *
- * Record format (version 1), one JSON file per domain under <state>/hostdev/:
+ * Record format (version 1), one JSON file per domain under <state>/hostdev/domains/:
  *   { "version": 1, "domain": "web1", "generation": 7,
  *     "steps": [ { "status": "done", "step": { "kind": "bind-stub", ... } }, ... ] }
  */
