@@ -47,6 +47,7 @@ test('VM lab: the daemon on the real kernel starts and destroys a domain holding
     );
     return v;
   };
+  assert.equal(get('daemon'), '1', 'passthrud answered on its socket');
   const [macBefore, vlanBefore, driverBefore] = get('before').split(' ');
   assert.deepEqual([vlanBefore, driverBefore], ['0', 'igbvf']);
   assert.equal(get('nodedev'), '1', 'nodedev-list shows the VF');

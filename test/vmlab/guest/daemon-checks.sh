@@ -19,8 +19,26 @@ echo "CHECK before $(vfrow) $(drv)"
 ST=/tmp/passthru-state; SOCK=/tmp/passthru.sock
 node --import tsx src/daemon/main.ts --host linux --state-dir "$ST" --socket "$SOCK" >/tmp/passthrud.log 2>&1 &
 DPID=$!
-for i in $(seq 300); do [ -S "$SOCK" ] && break; sleep 0.1; done
 P() { node --import tsx src/cli/main.ts -c "$SOCK" "$@"; }
+# Under TCG (and a busy host) the daemon takes a while; it is up when its API answers.
+up=0
+for i in $(seq 120); do
+  if [ -S "$SOCK" ] && P list --all >/dev/null 2>&1; then up=1; break; fi
+  sleep 1
+done
+echo "CHECK daemon $up"
+cleanup() {
+  # Never leave a VF held by a QEMU: disabling SR-IOV would wait for it forever.
+  for d in vmlab1 vmlab2; do P destroy "$d" >/dev/null 2>&1; done
+  kill "$DPID" 2>/dev/null
+  wait "$DPID" 2>/dev/null
+  timeout 30 sh -c "echo 0 >/sys/bus/pci/devices/$PF/sriov_numvfs"
+}
+if [ "$up" != 1 ]; then
+  tail -20 /tmp/passthrud.log
+  cleanup
+  exit 1
+fi
 echo "CHECK nodedev $(P nodedev-list --cap pci | grep -c "pci_$(echo "$VF" | tr ':.' '__')")"
 cat >/tmp/d1.xml <<XML
 <domain type='kvm'>
@@ -49,7 +67,5 @@ echo "CHECK stillrunning $(vfrow) $(drv)"
 P destroy vmlab1 >/dev/null 2>/tmp/destroy.err; echo "CHECK destroy $? $(head -c 300 /tmp/destroy.err | tr '\n' ' ')"
 for i in $(seq 100); do [ -e "/sys/bus/pci/devices/$VF/net" ] && break; sleep 0.1; done
 echo "CHECK after $(vfrow) $(drv)"
-kill "$DPID" 2>/dev/null
-wait "$DPID" 2>/dev/null
-echo 0 >"/sys/bus/pci/devices/$PF/sriov_numvfs"
 echo "CHECK log $(grep -c '"level":50' /tmp/passthrud.log)"
+cleanup
