@@ -32,7 +32,16 @@ if (chosen.length === 0) {
 const extra = process.argv.slice(3);
 const r = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...extra, ...chosen],
+  [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=2',
+    '--test-timeout=300000',
+    '--test-force-exit',
+    ...extra,
+    ...chosen,
+  ],
   {
     stdio: 'inherit',
   },

@@ -13,6 +13,7 @@ import { openSimHost } from '../../src/host/sim/kernel.ts';
 import { silentLogger } from '../../src/lib/logger.ts';
 import type { DaemonEvent } from '../../src/protocol/wire.ts';
 import { vfDomainXml } from '../helpers/domains.ts';
+import { within } from '../helpers/within.ts';
 
 /** The daemon in-process on a sim host, for everything that must fail before (or without) a
  *  QEMU: each refusal is checked to leave the host and the state as they were. */
@@ -140,10 +141,10 @@ test('events reach API clients as Server-Sent Events', async () => {
       seen.push(e);
       return e.type === 'domain' && e.event === 'undefined';
     }, opened);
-    await open;
+    await within(open, 10_000, 'the event stream opens');
     await client.post('/domains', { xml: domainXml('evt', '1') });
     await client.delete('/domains/evt');
-    await done;
+    await within(done, 10_000, 'the defined and undefined events arrive');
     assert.deepEqual(seen, [
       { type: 'domain', event: 'defined', name: 'evt' },
       { type: 'domain', event: 'undefined', name: 'evt' },
@@ -207,7 +208,7 @@ test('changes made by anyone else on the host reach API clients as nodedev event
   // Another process's view of the same host: its own SimKernel over the same tree.
   const other = await openSimHost(join(dir, 'host'));
   await other.writeSysfs('/sys/bus/pci/devices/0000:06:00.1/sriov_numvfs', '0');
-  await all;
+  await within(all, 20_000, () => `8 VF deleted events (seen: ${JSON.stringify(seen)})`);
   unsubscribe();
   const nodedev = seen.filter((e) => e.type === 'nodedev');
   assert.deepEqual(
