@@ -87,7 +87,9 @@ export type DaemonEvent =
 export const DEFAULT_SOCKET = '/run/passthru/passthru.sock';
 export const DEFAULT_STATE_DIR = '/var/lib/passthru';
 
-/** nodedev-check: whether a PCI function can be given to a guest, and exactly why not. */
+/** nodedev-check: whether a PCI function can be given to a guest, and exactly why not. The
+ *  wire copy of hostdev's AssignabilityReport (protocol imports nothing of the daemon's rooms);
+ *  the daemon's ActionResults makes the compiler check that the two stay the same shape. */
 export interface NodedevCheck {
   readonly device: string;
   readonly assignable: boolean;
