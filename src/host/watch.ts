@@ -72,6 +72,7 @@ export async function watchHost(
   let running = false;
   let again = false;
   let stopped = false;
+  let failures = 0;
   const refresh = async (): Promise<void> => {
     if (running) {
       again = true;
@@ -84,10 +85,18 @@ export async function watchHost(
         const next = await readInventory(kernel.sysfs);
         const changes = diffInventory(inv, next);
         inv = next;
+        failures = 0;
         if (changes.length > 0 && !stopped) onChange(changes, next);
       } while (again && !stopped);
     } catch {
-      // A device that vanished mid-read: the next event or poll reads again.
+      // The host changed under the read (a VF vanished mid-read). The change that did it may
+      // have signalled while this read ran, so nothing else will come: read again, backing off
+      // while the failures go on.
+      failures++;
+      if (!stopped) {
+        clearTimeout(timer);
+        timer = setTimeout(() => void refresh(), Math.min(5000, 50 * 2 ** failures));
+      }
     } finally {
       running = false;
     }

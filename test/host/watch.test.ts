@@ -4,6 +4,7 @@ import { parsePciAddress } from '../../src/conf/pci-address.ts';
 import { bindToStub } from '../../src/host/bind.ts';
 import type { Inventory } from '../../src/host/inventory.ts';
 import { openSimHost } from '../../src/host/sim/kernel.ts';
+import type { Kernel } from '../../src/host/types.ts';
 import { type HostChange, parseUevent, watchHost } from '../../src/host/watch.ts';
 import { simHost } from './helpers.ts';
 
@@ -87,4 +88,46 @@ test('kernel uevents are parsed; udev re-broadcasts are not taken for them', () 
     },
   });
   assert.equal(parseUevent(Buffer.from('libudev\0\xfe\xed\xca\xfe')), undefined);
+});
+
+test('a read that fails because the host changed under it is retried: the change is not lost', async () => {
+  const { dir, kernel, done } = await simHost('intel-82576');
+  // The watcher's first re-read after the change fails, as when a VF vanishes mid-read; the
+  // change's own signal was spent on that read, so only a retry can report it.
+  let failNext = false;
+  const sysfs = kernel.sysfs;
+  const flaky: Kernel = {
+    backend: kernel.backend,
+    writeSysfs: (p, v) => kernel.writeSysfs(p, v),
+    vfTable: (pf) => kernel.vfTable(pf),
+    setVf: (pf, vf, st) => kernel.setVf(pf, vf, st),
+    present: (a) => kernel.present(a),
+    sysfs: {
+      root: sysfs.root,
+      read: (p) => sysfs.read(p),
+      readBytes: (p) => sysfs.readBytes(p),
+      readLink: (p) => sysfs.readLink(p),
+      exists: (p) => sysfs.exists(p),
+      list: async (p) => {
+        if (failNext) {
+          failNext = false;
+          throw Object.assign(new Error(`ENOENT: ${p} vanished`), { code: 'ENOENT' });
+        }
+        return sysfs.list(p);
+      },
+    },
+  };
+  const removed = nextChange((c) => c.filter((x) => x.kind === 'removed').length === 7);
+  const w = await watchHost(flaky, removed.onChange, { debounceMs: 20 });
+  try {
+    failNext = true;
+    const other = await openSimHost(dir);
+    await other.writeSysfs('/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs', '0');
+    const changes = await removed.seen;
+    assert.equal(changes.filter((x) => x.kind === 'removed').length, 7);
+    assert.equal(failNext, false, 'the failing read did happen');
+  } finally {
+    w.stop();
+    done();
+  }
 });
