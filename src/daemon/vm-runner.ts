@@ -10,6 +10,7 @@ import { chooseAccel, readProcModules } from '../qemu/accel.ts';
 import { buildArgv } from '../qemu/argv.ts';
 import { prepareLiveDef } from '../qemu/live-def.ts';
 import { attachQemu, launchQemu, type QemuProcess } from '../qemu/process.ts';
+import { crashPoint } from '../lib/crash-point.ts';
 import { formatDefinition, parseDefinition } from './definitions.ts';
 import { checkRunnable } from './runnable.ts';
 import type { DomainStatus, Store } from './store.ts';
@@ -67,27 +68,33 @@ export class VmRunner {
       const accel = chooseAccel(await readProcModules());
       const argv = buildArgv(live, { accel, ...paths, hostDevices: presentations });
       log.info({ domain: def.name, argv }, 'starting QEMU');
-      proc = await launchQemu({
-        binary: def.devices.emulator ?? this.#o.emulator,
-        argv,
-        ...paths,
-        name: `QEMU of domain ${def.name}`,
-      });
-      await proc.qmp.execute('cont');
-      const status: DomainStatus = {
+      // Written before QEMU exists, with pid 0 until it runs: a daemon killed in between finds
+      // the QEMU through its pidfile and knows the start never finished (reattach kills it).
+      const starting: DomainStatus = {
         version: 1,
         name: def.name,
-        pid: proc.pid,
+        pid: 0,
         qmpSocket: paths.qmpSocket,
         pidfile: paths.pidfile,
         consoleLog: paths.consoleLog,
         liveXml: formatDefinition(live, false),
         startedAt: new Date().toISOString(),
       };
+      await store.saveStatus(starting);
+      proc = await launchQemu({
+        binary: def.devices.emulator ?? this.#o.emulator,
+        argv,
+        ...paths,
+        name: `QEMU of domain ${def.name}`,
+      });
+      crashPoint('qemu-launched');
+      await proc.qmp.execute('cont');
+      const status: DomainStatus = { ...starting, pid: proc.pid };
       await store.saveStatus(status);
       return this.#watch(live, proc, status, onExit);
     } catch (err) {
       if (proc) await proc.destroy().catch(() => undefined);
+      await store.removeStatus(def.name).catch(() => undefined);
       await hostdevs.release(def.name).catch((e: unknown) => {
         log.error({ domain: def.name, err: asPassthruError(e).message }, 'release after failed start failed');
       });
@@ -103,7 +110,13 @@ export class VmRunner {
       qmpSocket: status.qmpSocket,
       name: `QEMU of domain ${status.name}`,
     }).catch(() => undefined);
-    if (!proc) {
+    if (proc && status.pid === 0) {
+      // The daemon died during start: this QEMU never got to run its guest. Finish the start's
+      // rollback rather than adopt a half-made domain.
+      await proc.destroy();
+      this.#o.log.warn({ domain: status.name }, 'killed the QEMU of a start the daemon did not finish');
+    }
+    if (!proc || status.pid === 0) {
       await this.#o.hostdevs.release(status.name);
       await this.#o.store.removeStatus(status.name);
       return undefined;

@@ -6,6 +6,7 @@ import { detach, reattach, reset } from './node-ops.ts';
 
 import type { Logger } from '../lib/logger.ts';
 import { atomicWriteFile, removeDurably } from '../lib/atomic.ts';
+import { crashPoint } from '../lib/crash-point.ts';
 import type { AssignabilityReport, DeviceFacts, HostOps } from './facts.ts';
 import { Leases } from './leases.ts';
 import { planPrepare } from './plan.ts';
@@ -173,7 +174,7 @@ export class HostdevManager {
 
   async #writeRecord(rec: DomainRecord): Promise<void> {
     await atomicWriteFile(this.#recordPath(rec.domain), `${JSON.stringify(rec, null, 2)}\n`);
-    crashPoint();
+    crashPoint('record');
   }
 
   async readRecord(domain: string): Promise<DomainRecord | undefined> {
@@ -193,15 +194,4 @@ export class HostdevManager {
       );
     }
   }
-}
-
-/**
- * Fault injection for the crash tier: PASSTHRU_FAULT_CRASH_AFTER_RECORD=N kills the daemon with
- * SIGKILL right after the N-th record write of its life (1-based), the worst instant there is:
- * the record says a step is running (or done) and nothing else has happened yet.
- */
-let recordWrites = 0;
-function crashPoint(): void {
-  const at = Number(process.env['PASSTHRU_FAULT_CRASH_AFTER_RECORD']);
-  if (Number.isInteger(at) && ++recordWrites === at) process.kill(process.pid, 'SIGKILL');
 }

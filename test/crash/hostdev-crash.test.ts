@@ -30,7 +30,7 @@ for (const crashAfter of [1, 2, 3, 4]) {
   test(`killed after device record write ${crashAfter}: the next daemon restores the VF`, async () => {
     const run = join(dir, `run${crashAfter}`);
     await createSimHost(join(run, 'host'), 'intel-x710-2port');
-    const first = await startDaemon(run, { PASSTHRU_FAULT_CRASH_AFTER_RECORD: String(crashAfter) });
+    const first = await startDaemon(run, { PASSTHRU_FAULT_CRASH_AT: `record:${crashAfter}` });
     let before0;
     try {
       before0 = await vfRow(first.client, PF, 5);

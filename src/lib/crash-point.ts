@@ -1,0 +1,18 @@
+/**
+ * Fault injection for the crash tier. PASSTHRU_FAULT_CRASH_AT=NAME:N kills the daemon with
+ * SIGKILL at the N-th time (1-based) it passes the crash point NAME, the worst instant there
+ * is: what was recorded before it is on disk and nothing after it has happened. Points:
+ *   record         after each write of a device record (hostdev/manager.ts)
+ *   qemu-launched  QEMU is up (paused) and its status is not yet final (daemon/vm-runner.ts)
+ */
+const passes = new Map<string, number>();
+
+export function crashPoint(name: string): void {
+  const spec = process.env['PASSTHRU_FAULT_CRASH_AT'];
+  if (!spec) return;
+  const [point, nth] = spec.split(':');
+  if (point !== name) return;
+  const n = (passes.get(name) ?? 0) + 1;
+  passes.set(name, n);
+  if (n === Number(nth ?? '1')) process.kill(process.pid, 'SIGKILL');
+}
