@@ -38,9 +38,6 @@ export interface HostOps {
   ): Promise<{ before: number; after: number; vfs: readonly PciAddress[]; settled: boolean }>;
 }
 
-/** Drivers that hold a device for userspace, so the host no longer uses it. */
-export const STUB_DRIVERS: ReadonlySet<string> = new Set(['vfio-pci', 'pci-stub', 'uio_pci_generic', 'igb_uio']);
-
 export function isVfioDriver(driver: string | undefined): boolean {
   return (
     driver !== undefined && (driver === 'vfio-pci' || driver.endsWith('_vfio_pci') || driver.endsWith('-vfio-pci'))

@@ -48,12 +48,6 @@ export class Leases {
     return this.#file.leases[bdf]?.domain;
   }
 
-  held(domain: string): string[] {
-    return Object.entries(this.#file.leases)
-      .filter(([, l]) => l.domain === domain)
-      .map(([bdf]) => bdf);
-  }
-
   /** Takes every function for the domain under one new generation. */
   async take(domain: string, bdfs: readonly string[]): Promise<number> {
     const generation = this.#file.nextGeneration;

@@ -41,10 +41,6 @@ export class HostdevManager {
     return new HostdevManager(host, join(dir, 'domains'), await Leases.load(join(dir, 'leases.json')), log);
   }
 
-  holder(bdf: string): string | undefined {
-    return this.#leases.holder(bdf);
-  }
-
   prepare(domain: string, requests: readonly HostdevRequest[]): Promise<void> {
     return this.#serial(() => this.#prepare(domain, requests));
   }

@@ -55,14 +55,3 @@ export interface DomainRecord {
   readonly generation: number;
   readonly steps: readonly StepRecord[];
 }
-
-export function describeStep(step: Step): string {
-  switch (step.kind) {
-    case 'save-vf-config':
-      return `save the VF table row of VF ${step.vf} of PF ${step.pfNetdev} (${step.address})`;
-    case 'bind-stub':
-      return `bind ${step.address} to ${step.stub}`;
-    case 'set-vf-config':
-      return `set admin MAC ${step.mac ?? '(unchanged)'} and VLAN ${step.vlan} on VF ${step.vf} of PF ${step.pfNetdev}`;
-  }
-}
