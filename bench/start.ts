@@ -13,8 +13,9 @@ import { startDaemon } from '../test/helpers/daemon.ts';
  */
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
 const guest = findGuest();
-if (typeof guest === 'string' || !findQemu()) {
-  console.log(`skipped: ${typeof guest === 'string' ? guest : 'QEMU is not installed'}`);
+const qemu = findQemu();
+if (typeof guest === 'string' || typeof qemu === 'string') {
+  console.log(`skipped: ${typeof guest === 'string' ? guest : typeof qemu === 'string' ? qemu : ''}`);
   process.exit(0);
 }
 const dir = await mkdtemp(join(tmpdir(), 'passthru-bench-'));
@@ -25,7 +26,9 @@ const destroy: number[] = [];
 try {
   for (let i = 0; i < ROUNDS; i++) {
     const consoleLog = join(dir, `c${i}.log`);
-    await d.client.post('/domains', { xml: quickstartXml('0000:06:02.0', guest, consoleLog) });
+    await d.client.post('/domains', {
+      xml: quickstartXml('0000:06:02.0', { kernel: guest.vmlinux, initrd: guest.initrd }, consoleLog),
+    });
     const t0 = performance.now();
     await d.client.post('/domains/quickstart/start');
     while (!(await readFile(consoleLog, 'utf8').catch(() => '')).includes('mac 52:54:00:00:00:01')) await sleep(20);

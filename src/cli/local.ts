@@ -1,6 +1,6 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassthruError } from '../conf/error.ts';
 
@@ -20,22 +20,78 @@ export function projectRoot(): string {
   }
 }
 
-export interface Guest {
-  readonly kernel: string;
+/**
+ * What the quickstart, the e2e tests and the benches run guests with, found the same way:
+ *   - the QEMU binary: PASSTHRU_QEMU, else qemu-system-x86_64 on PATH;
+ *   - the test guest built by `npm run guest:build`: PASSTHRU_GUEST_DIR, else <repo>/.cache/guest.
+ * Each answers the reason as a string when the piece is missing.
+ */
+export interface GuestImage {
+  readonly dir: string;
+  readonly vmlinux: string;
   readonly initrd: string;
+  /** Kernel command line the guest expects (serial console on ttyS0). */
+  readonly append: string;
+  readonly kernelVersion: string;
 }
 
-/** The tiny test guest that `npm run guest:build` makes, or undefined with the reason. */
-export function findGuest(): Guest | string {
-  const dir = resolve(process.env['PASSTHRU_GUEST_DIR'] ?? join(projectRoot(), '.cache', 'guest'));
-  if (!existsSync(join(dir, 'manifest.json'))) return `no test guest in ${dir} (build it with 'npm run guest:build')`;
-  return { kernel: join(dir, 'vmlinux'), initrd: join(dir, 'initrd.cpio.gz') };
+export function guestDir(): string {
+  return resolve(process.env['PASSTHRU_GUEST_DIR'] ?? join(projectRoot(), '.cache', 'guest'));
 }
 
-/** The QEMU binary on PATH, or undefined. */
-export function findQemu(binary = process.env['PASSTHRU_QEMU'] ?? 'qemu-system-x86_64'): string | undefined {
-  const r = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
+/** The built guest, or why there is none. */
+export function findGuest(): GuestImage | string {
+  const dir = guestDir();
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  } catch {
+    return `no test guest in ${dir} (run: npm run guest:build)`;
+  }
+  const m = manifest as Record<string, unknown>;
+  const str = (k: string, dflt: string): string => (typeof m[k] === 'string' ? m[k] : dflt);
+  const guest: GuestImage = {
+    dir,
+    vmlinux: join(dir, str('vmlinux', 'vmlinux')),
+    initrd: join(dir, str('initrd', 'initrd.cpio.gz')),
+    append: str('append', 'console=ttyS0 quiet loglevel=3 panic=-1'),
+    kernelVersion: str('kernelVersion', 'unknown'),
+  };
+  for (const f of [guest.vmlinux, guest.initrd]) {
+    if (!readable(f)) return `test guest in ${dir} is incomplete: ${f} missing (run: npm run guest:build)`;
+  }
+  return guest;
+}
+
+/** The QEMU binary, or why there is none. */
+export function findQemu(): { readonly binary: string } | string {
+  const named = process.env['PASSTHRU_QEMU'];
+  if (named !== undefined && named !== '') {
+    return executable(named) ? { binary: named } : `PASSTHRU_QEMU=${named} is not an executable file`;
+  }
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
+    const candidate = join(dir, 'qemu-system-x86_64');
+    if (dir !== '' && executable(candidate)) return { binary: candidate };
+  }
+  return 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)';
+}
+
+function readable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Starts passthrud as a child, with the same runtime as this CLI (tsx from src, node from dist). */

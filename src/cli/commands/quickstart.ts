@@ -109,12 +109,14 @@ async function run(ctx: CliContext, o: { keep?: boolean }): Promise<void> {
     const serial = join(dir, 'console.log');
     say(`== 3. define a domain with <interface type='hostdev'> on ${vf.address}, MAC ${MAC}, VLAN ${VLAN}`);
     const guestPaths =
-      typeof guest === 'string' ? { kernel: '/nonexistent/vmlinux', initrd: '/nonexistent/initrd' } : guest;
+      typeof guest === 'string'
+        ? { kernel: '/nonexistent/vmlinux', initrd: '/nonexistent/initrd' }
+        : { kernel: guest.vmlinux, initrd: guest.initrd };
     await client.post('/domains', { xml: quickstartXml(vf.address, guestPaths, serial) });
     const qemu = findQemu();
-    if (!qemu || typeof guest === 'string') {
+    if (typeof qemu === 'string' || typeof guest === 'string') {
       say('== 4. cannot start the guest here:');
-      if (!qemu) say('   - QEMU is missing: apt-get install qemu-system-x86');
+      if (typeof qemu === 'string') say(`   - ${qemu}`);
       if (typeof guest === 'string') say(`   - ${guest}`);
       say('   Everything before the launch worked; install what is missing and run quickstart again.');
       return;

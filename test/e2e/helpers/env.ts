@@ -1,5 +1,4 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -10,57 +9,11 @@ import { fileURLToPath } from 'node:url';
  * Missing either, a test SKIPS with the reason, except under PASSTHRU_REQUIRE_E2E=1 (CI), where
  * it FAILS with the same reason: CI must not go green on e2e tests that never ran.
  */
-export interface GuestImage {
-  readonly dir: string;
-  readonly vmlinux: string;
-  readonly initrd: string;
-  /** Kernel command line the guest expects (serial console on ttyS0). */
-  readonly append: string;
-  readonly kernelVersion: string;
-}
+import { findGuest, findQemu, type GuestImage } from '../../../src/cli/local.ts';
+
+export { findGuest, findQemu, type GuestImage };
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-
-export function guestDir(): string {
-  return resolve(process.env['PASSTHRU_GUEST_DIR'] ?? join(REPO_ROOT, '.cache', 'guest'));
-}
-
-/** The built guest, or why there is none. */
-export function findGuest(): GuestImage | string {
-  const dir = guestDir();
-  let manifest: unknown;
-  try {
-    manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-  } catch {
-    return `no test guest in ${dir} (run: npm run guest:build)`;
-  }
-  const m = manifest as Record<string, unknown>;
-  const str = (k: string, dflt: string): string => (typeof m[k] === 'string' ? m[k] : dflt);
-  const guest: GuestImage = {
-    dir,
-    vmlinux: join(dir, str('vmlinux', 'vmlinux')),
-    initrd: join(dir, str('initrd', 'initrd.cpio.gz')),
-    append: str('append', 'console=ttyS0 quiet loglevel=3 panic=-1'),
-    kernelVersion: str('kernelVersion', 'unknown'),
-  };
-  for (const f of [guest.vmlinux, guest.initrd]) {
-    if (!readable(f)) return `test guest in ${dir} is incomplete: ${f} missing (run: npm run guest:build)`;
-  }
-  return guest;
-}
-
-/** The QEMU binary, or why there is none. */
-export function findQemu(): { readonly binary: string } | string {
-  const named = process.env['PASSTHRU_QEMU'];
-  if (named !== undefined && named !== '') {
-    return executable(named) ? { binary: named } : `PASSTHRU_QEMU=${named} is not an executable file`;
-  }
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    const candidate = join(dir, 'qemu-system-x86_64');
-    if (dir !== '' && executable(candidate)) return { binary: candidate };
-  }
-  return 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)';
-}
 
 export interface E2eNeeds {
   readonly qemu: string;
@@ -107,22 +60,4 @@ export function qemuEnv(): { readonly skip: string | undefined; need(): string }
       return qemu.binary;
     },
   };
-}
-
-function readable(path: string): boolean {
-  try {
-    accessSync(path, constants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
