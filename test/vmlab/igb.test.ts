@@ -251,8 +251,9 @@ test('VM lab: the sim intel-82576 profile answers the scenario as the real igb d
     const st = ok('setVf', sim.setVf).table;
     for (const i of [0, 1, 2]) same(`VF ${i} row`, row(rt, i), row(st, i));
     same('VF 0 admin MAC', rt[0]?.['mac'], st[0]?.['mac']);
-    // igb hands every new VF a MAC of its own, listed in the table.
-    same('VF 1 has a MAC from birth', rt[1]?.['mac'] !== '00:00:00:00:00:00', st[1]?.['mac'] !== '00:00:00:00:00:00');
+    // Not compared: whether an untouched VF already has a MAC. Real igb gives a VF its random
+    // MAC when igbvf resets it, which races the scenario's read (CI saw both answers); the sim
+    // gives it at creation.
     const errnos = (x: Record<string, Failure['error']>): unknown => Object.entries(x).map(([k, e]) => [k, e.errno]);
     same('refusals', errnos(ok('refused', real.refused)), errnos(ok('refused', sim.refused)));
     const det = (d: {
