@@ -50,7 +50,7 @@ function changedFields(a: PciDevice, b: PciDevice): string[] {
 }
 
 export interface WatchOptions {
-  /** Linux: how often to re-read when no event came (default 5 s). */
+  /** How often to re-read when no event came (default 5 s on linux, 10 s on the sim). */
   readonly pollMs?: number;
   /** Events arrive in bursts (a VF count change is dozens of writes): wait this long for quiet. */
   readonly debounceMs?: number;
@@ -107,20 +107,23 @@ export async function watchHost(
     timer = setTimeout(() => void refresh(), opts.debounceMs ?? 50);
   };
   const stops: (() => void)[] = [];
+  // Events say when to look; a slow poll is the floor under them. inotify can drop events (its
+  // queue overflows on a loaded host; CI saw a sim change go unnoticed), and on linux some
+  // changes have no event at all.
+  const poll = setInterval(poke, opts.pollMs ?? (kernel.backend === 'sim' ? 10_000 : 5000));
+  poll.unref();
+  stops.push(() => {
+    clearInterval(poll);
+  });
   if (kernel.backend === 'sim') {
     // Every changing operation rewrites sim/generation (reads only take the lock).
     const w: FSWatcher = watch(join(kernel.sysfs.root, 'sim'), (_event, file) => {
-      if (file === 'generation') poke();
+      if (file === 'generation' || file === null) poke();
     });
     stops.push(() => {
       w.close();
     });
   } else {
-    const poll = setInterval(poke, opts.pollMs ?? 5000);
-    poll.unref();
-    stops.push(() => {
-      clearInterval(poll);
-    });
     const unsub = await linkEvents(poke);
     if (unsub) stops.push(unsub);
     // PCI functions appearing and drivers binding have no link event: the kernel's uevents.
