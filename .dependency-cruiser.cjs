@@ -14,6 +14,13 @@ module.exports = {
     forbid('cli-speaks-api', '^src/cli/', '^src/(daemon|hostdev|network)/', 'the CLI speaks the API, not daemon internals'),
     forbid('cli-no-kernel', '^src/cli/', '^src/host/(?!sim/)', 'the CLI only touches the simulated hardware it creates'),
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+    {
+      name: 'shipped-code-no-dev-deps',
+      severity: 'error',
+      comment: 'npm install -g leaves devDependencies out: what src/ runs must be a dependency',
+      from: { path: '^src/' },
+      to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -1,6 +1,6 @@
 #!/bin/bash
 # vmlab-setup.sh - prepares passthru's real-kernel test tier (npm run test:vmlab), from Debian
-# packages only (the recipe of ../shared/reference/vmlab.md):
+# packages only:
 #   1. apt: qemu-system-x86 busybox-static kmod pciutils iproute2 (the host's /usr is the guest's)
 #   2. Debian's linux-image-<abi>-amd64: apt-get download + dpkg -x (never installed in /boot),
 #      depmod, and the uncompressed vmlinux QEMU boots through its PVH entry

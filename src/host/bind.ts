@@ -6,9 +6,9 @@ import type { Kernel, Sysfs } from './types.ts';
 
 /**
  * Driver (re)binding as libvirt does it (virPCIDeviceBindToStub / virPCIDeviceUnbindFromStub,
- * ../shared/reference/peers-and-kernel.md D3): driver_override, unbind, drivers_probe, then
- * verify the driver link. Never new_id, which affects every device with that ID. Shared by
- * both backends: only Kernel writes and Sysfs reads.
+ * libvirt's src/util/virpci.c; the kernel's Documentation/ABI/testing/sysfs-bus-pci):
+ * driver_override, unbind, drivers_probe, then verify the driver link. Never new_id, which
+ * affects every device with that ID. Shared by both backends: only Kernel writes and Sysfs reads.
  */
 const dev = (a: string): string => `/sys/bus/pci/devices/${a}`;
 

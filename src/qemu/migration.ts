@@ -9,7 +9,7 @@ import type { QmpClient, QmpEvent } from './qmp.ts';
  * `wait-unplug`, event UNPLUG_PRIMARY), then copies RAM; the destination plugs its own
  * primary once its guest negotiates again. So the destination's VF must be ready (vfio, MAC)
  * before it starts, and the source's VF may only be released after `completed`
- * (../shared/reference/peers-and-kernel.md D7).
+ * (QEMU's docs/system/virtio-net-failover.rst; UNPLUG_PRIMARY in qapi/migration.json).
  */
 export interface MigrationResult {
   readonly status: 'completed';

@@ -59,7 +59,7 @@ test('sim create: a host tree, and clear refusals', async () => {
   assert.match(bad.stderr, /intel-x710-2port/);
 });
 
-const CONF = '../shared/conformance/libvirt-9.0.0/domain/xml2argv';
+const CONF = 'test/data/libvirt-9.0.0/domain/xml2argv';
 
 test('domxml-to-native: vfio-pci with the host address, as libvirt lays out its .args', () => {
   const r = cli('domxml-to-native', `${CONF}/hostdev-vfio.xml`);

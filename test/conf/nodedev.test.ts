@@ -6,7 +6,7 @@ import { PassthruError } from '../../src/conf/error.ts';
 import { formatNodeDevice } from '../../src/conf/nodedev/format.ts';
 import { parseNodeDevice } from '../../src/conf/nodedev/parse.ts';
 
-const DATA = join(import.meta.dirname, '../../../shared/conformance/libvirt-9.0.0/nodedev');
+const DATA = join(import.meta.dirname, '../data/libvirt-9.0.0/nodedev');
 
 /** libvirt's nodedevxml2xml cases: in -> out, byte for byte. Cases with capabilities passthru
  *  does not model must be refused as CONFIG_UNSUPPORTED, never half written. */

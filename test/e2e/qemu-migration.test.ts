@@ -11,7 +11,7 @@ import { failoverPair, guestDomain, startGuest } from './helpers/guest-domain.ts
 
 /**
  * Local live migration of a guest with a failover pair (virtio standby + the sim's e1000e as
- * the VF primary), as ../shared/tools/vmlab/probes/05-failover-migration.mjs does by hand: the
+ * the VF primary), as QEMU's docs/system/virtio-net-failover.rst describes: the
  * source unplugs the primary with the guest's help, migrates, and the destination's guest gets
  * its primary back.
  */

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { parsePciConfig } from '../../src/host/pci-config.ts';
 import { buildConfigSpace } from '../../src/host/sim/config-space.ts';
 
-const DATA = join(import.meta.dirname, '../../../shared/conformance/libvirt-9.0.0/pci-config');
+const DATA = join(import.meta.dirname, '../data/libvirt-9.0.0/pci-config');
 
 /** libvirt's virpcimock config images; the expectations were checked against
  *  `lspci -vv -F` of the same bytes (PM NoSoftRst, FLReset, LnkCap/LnkSta, capability order). */

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { LIBVIRT } from '../conf/conformance/libvirt.ts';
 import { readDomainXml } from '../../src/conf/domain/read.ts';
 import type { DomainDef } from '../../src/conf/domain/types.ts';
 import { buildArgv } from '../../src/qemu/argv.ts';
@@ -14,12 +14,9 @@ import { vfioPresentations } from '../../src/qemu/native.ts';
  * libvirt 9.0.0's own xml2argv data: for each case, the -device lines of the devices passthru
  * puts on the command line (vfio-pci, NICs, root ports) must equal libvirt's, byte for byte, in
  * the syntax the .args file uses. This checks the address planner and the property builder
- * together. Read in place from ../shared/conformance (not copied into the project).
+ * together. The data is libvirt's tests/qemuxml2argvdata, kept in test/data/libvirt-9.0.0.
  */
-const DIR = resolve(
-  dirname(fileURLToPath(import.meta.url)),
-  '../../../shared/conformance/libvirt-9.0.0/domain/xml2argv',
-);
+const DIR = join(LIBVIRT, 'domain/xml2argv');
 const DRIVERS = new Set(['vfio-pci', 'virtio-net-pci', 'e1000e', 'pcie-root-port', 'ioh3420']);
 
 const CASES: readonly { name: string; devices: number }[] = [

@@ -22,7 +22,7 @@ const vfio = (bdf: string) => ({ kind: 'vfio', host: parsePciAddress(bdf) }) as 
 const at = (bus: number, slot: number, fn = 0) => ({ type: 'pci', domain: 0, bus, slot, function: fn }) as const;
 
 // Expected lines are copied from libvirt 9.0.0's own test data
-// (../shared/conformance/libvirt-9.0.0/domain/xml2argv/*.args): same keys, same order.
+// (test/data/libvirt-9.0.0/domain/xml2argv/*.args): same keys, same order.
 test('vfio-pci properties in libvirt order (pci-rom.args, net-hostdev-bootorder.args, net-virtio-teaming.args)', () => {
   assert.equal(
     formatDeviceKeyval(

@@ -1,7 +1,7 @@
 /**
  * What each simulated driver does when it binds, and which VF attributes a PF driver accepts
  * through rtnetlink. The errno values are those the real drivers return (checked on igb in the
- * VM lab, ../shared/reference/vmlab.md; the rest from the drivers' ndo_set_vf_* code).
+ * VM lab, test/vmlab/; the rest from the drivers' ndo_set_vf_* code).
  */
 export interface SimDriver {
   readonly name: string;

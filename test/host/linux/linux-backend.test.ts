@@ -14,7 +14,7 @@ import type { VfConfig, VfSettings } from '../../../src/host/types.ts';
 const isHostError = (errno?: string) => (e: unknown) =>
   e instanceof PassthruError && e.code === 'HOST_FAILED' && (errno === undefined || e.errno === errno);
 
-// iproute2 6.1 on netdevsim and igb in the VM lab (../shared/reference/vmlab.md).
+// iproute2 6.1 on netdevsim and igb in the VM lab (test/vmlab/).
 const IP_JSON = JSON.stringify([
   {
     ifname: 'eth0',
