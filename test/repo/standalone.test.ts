@@ -20,9 +20,7 @@ function trackedTextFiles(): string[] {
     cwd: ROOT,
     encoding: 'utf8',
   });
-  return out
-    .split('\0')
-    .filter((f) => f !== '' && !f.startsWith('test/data/') && !/\.(config|png|gz|tgz)$/.test(f));
+  return out.split('\0').filter((f) => f !== '' && !f.startsWith('test/data/') && !/\.(config|png|gz|tgz)$/.test(f));
 }
 
 test('no tracked file names a path outside the repository', () => {
