@@ -12,7 +12,7 @@ import { test } from 'node:test';
 const ROOT = join(import.meta.dirname, '../..');
 const OUTSIDE = [
   ['..', 'shared', ''].join('/'),
-  ...['conformance', 'reference', 'design', 'tools', 'hooks'].map((d) => `${'shared'}/${d}/`),
+  ...['conformance', 'reference', 'design', 'tools', 'hooks'].map((d) => ['shared', d, ''].join('/')),
 ];
 
 function trackedTextFiles(): string[] {
