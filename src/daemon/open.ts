@@ -10,7 +10,6 @@ import { EventBus } from './events.ts';
 import { parseHostSpec } from './host-backend.ts';
 import { NodeDevices } from './nodedevs.ts';
 import { Store } from './store.ts';
-import { VmRunner } from './vm-runner.ts';
 
 export interface DaemonOptions {
   readonly host: string;
@@ -27,15 +26,15 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
   const store = new Store(o.stateDir);
   await store.init();
   const hostdevs = await HostdevManager.open(hostOps(kernel), o.stateDir, o.log);
-  const runner = new VmRunner({
+  const runs = {
     store,
     kernel,
     hostdevs,
     log: o.log,
     emulator: o.emulator ?? process.env['PASSTHRU_QEMU'] ?? 'qemu-system-x86_64',
-  });
+  };
   const events = new EventBus();
-  const daemon = new Daemon({ store, events, runner, nodedevs: new NodeDevices(kernel, hostdevs, events), log: o.log });
+  const daemon = new Daemon({ store, events, runs, nodedevs: new NodeDevices(kernel, hostdevs, events), log: o.log });
   await daemon.load();
   return daemon;
 }

@@ -1,0 +1,27 @@
+import type { Logger } from '../lib/logger.ts';
+import type { ActionKind, ActionOf, ActionResults } from './actions.ts';
+import type { DomainTable } from './domain-table.ts';
+import type { EventBus } from './events.ts';
+import type { NodeDevices } from './nodedevs.ts';
+import type { RunDeps } from './runs.ts';
+import type { Store } from './store.ts';
+
+/** What every handler group may use: the daemon's parts, nothing of the front ends. */
+export interface DaemonContext {
+  readonly store: Store;
+  readonly events: EventBus;
+  readonly domains: DomainTable;
+  /** Starting, taking back and stopping QEMU (start.ts, runs.ts). */
+  readonly runs: RunDeps;
+  readonly nodedevs: NodeDevices;
+  readonly log: Logger;
+}
+
+/** The handler of one action kind. */
+export type Handler<K extends ActionKind> = (
+  action: ActionOf<K>,
+  ctx: DaemonContext,
+) => ActionResults[K] | Promise<ActionResults[K]>;
+
+/** A group's handlers: exactly the kinds it names. */
+export type HandlerGroup<K extends ActionKind> = { readonly [P in K]: Handler<P> };

@@ -1,0 +1,110 @@
+import { asPassthruError, PassthruError } from '../../conf/error.ts';
+import type { ActionOf } from '../actions.ts';
+import type { DaemonContext, HandlerGroup } from '../context.ts';
+import { formatDefinition, parseDefinition, withUuid } from '../definitions.ts';
+import { cleanupRun, destroyRun, reattachRun } from '../runs.ts';
+import { startDomain } from '../start.ts';
+
+/** Domains: definitions and their lifecycle. Each action on one domain holds its lock. */
+export const domainHandlers = {
+  define: (a, ctx) => define(a, ctx),
+  undefine: (a, ctx) =>
+    ctx.domains.locked(a, a.name, async () => {
+      await ctx.store.removeConfig(a.name);
+      ctx.domains.delete(a.name);
+      ctx.events.emit({ type: 'domain', event: 'undefined', name: a.name });
+      return {};
+    }),
+  start: (a, ctx) =>
+    ctx.domains.locked(a, a.name, async (obj) => {
+      obj.state = 'starting';
+      try {
+        obj.run = await startDomain(ctx.runs, obj.def, (reason) => onExit(ctx, a.name, reason));
+      } catch (err) {
+        obj.state = 'shutoff';
+        throw err;
+      }
+      obj.state = 'running';
+      ctx.events.emit({ type: 'domain', event: 'started', name: a.name });
+      return ctx.domains.summary(a.name, obj);
+    }),
+  destroy: (a, ctx) =>
+    ctx.domains.locked(a, a.name, async (obj) => {
+      const run = obj.run;
+      if (!run) throw new PassthruError('OPERATION_INVALID', `domain ${a.name} is not running`);
+      obj.state = 'stopping';
+      await destroyRun(ctx.runs, run);
+      obj.run = undefined;
+      obj.state = 'shutoff';
+      ctx.events.emit({ type: 'domain', event: 'stopped', name: a.name, reason: 'destroyed' });
+      return ctx.domains.summary(a.name, obj);
+    }),
+  list: (_a, ctx) => ctx.domains.entries().map(([n, o]) => ctx.domains.summary(n, o)),
+  dumpxml: (a, ctx) => {
+    const obj = ctx.domains.get(a.name);
+    const def = !a.inactive && obj.run ? obj.run.live : obj.def;
+    return { xml: formatDefinition(def, a.inactive || !obj.run) };
+  },
+} satisfies HandlerGroup<'define' | 'undefine' | 'start' | 'destroy' | 'list' | 'dumpxml'>;
+
+async function define(action: ActionOf<'define'>, ctx: DaemonContext) {
+  const parsed = parseDefinition(action.xml, 'domain XML');
+  const existing = ctx.domains.find(parsed.name);
+  const def = withUuid(parsed, existing?.def);
+  if (existing?.def.uuid && def.uuid && existing.def.uuid !== def.uuid) {
+    throw new PassthruError(
+      'DOMAIN_EXISTS',
+      `domain ${def.name} already exists with uuid ${existing.def.uuid}, not ${def.uuid}`,
+    );
+  }
+  const uuidTwin = ctx.domains.entries().find(([n, o]) => n !== def.name && def.uuid && o.def.uuid === def.uuid);
+  if (uuidTwin) {
+    throw new PassthruError('DOMAIN_EXISTS', `domain ${uuidTwin[0]} already has uuid ${String(def.uuid)}`);
+  }
+  await ctx.store.saveConfig(def.name, formatDefinition(def, true));
+  if (existing) existing.def = def;
+  else ctx.domains.add(def);
+  ctx.events.emit({ type: 'domain', event: 'defined', name: def.name });
+  return ctx.domains.summary(def.name, ctx.domains.get(def.name));
+}
+
+/** Loads the definitions, takes back the QEMUs that run (after a daemon restart) and gives
+ *  back the devices of domains that no longer run. */
+export async function loadDomains(ctx: DaemonContext): Promise<void> {
+  for (const { name, xml } of await ctx.store.configs()) {
+    try {
+      ctx.domains.add(parseDefinition(xml, `domains/${name}.xml`));
+    } catch (err) {
+      // One unreadable definition must not keep every other domain from being managed.
+      ctx.log.error({ domain: name, err: asPassthruError(err).message }, 'definition skipped: it cannot be read');
+    }
+  }
+  for (const status of await ctx.store.statuses()) {
+    const obj = ctx.domains.find(status.name);
+    if (!obj) continue;
+    obj.run = await reattachRun(ctx.runs, status, (reason) => onExit(ctx, status.name, reason));
+    obj.state = obj.run ? 'running' : 'shutoff';
+  }
+  const running = new Set(ctx.domains.entries().flatMap(([n, o]) => (o.run ? [n] : [])));
+  for (const name of await ctx.runs.hostdevs.recover(running)) {
+    ctx.log.warn({ domain: name }, 'gave back the host devices of a domain that was not running');
+  }
+}
+
+/** QEMU went away without destroy (guest poweroff, crash, kill). */
+function onExit(ctx: DaemonContext, name: string, reason: string): void {
+  const obj = ctx.domains.find(name);
+  if (!obj?.run) return;
+  const run = obj.run;
+  ctx.domains.queue(
+    obj,
+    async () => {
+      if (obj.run !== run) return;
+      await cleanupRun(ctx.runs, run);
+      obj.run = undefined;
+      obj.state = 'shutoff';
+      ctx.events.emit({ type: 'domain', event: 'stopped', name, reason });
+    },
+    (err) => ctx.log.error({ domain: name, err }, 'cleanup after QEMU exit failed'),
+  );
+}

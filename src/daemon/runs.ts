@@ -1,0 +1,84 @@
+import type { DomainDef } from '../conf/domain/types.ts';
+import type { Kernel } from '../host/types.ts';
+import type { HostdevManager } from '../hostdev/manager.ts';
+import type { Logger } from '../lib/logger.ts';
+import { attachQemu, type QemuProcess } from '../qemu/process.ts';
+import { parseDefinition } from './definitions.ts';
+import type { DomainStatus, Store } from './store.ts';
+
+/** A domain's running QEMU, with its live definition. */
+export interface Running {
+  readonly live: DomainDef;
+  readonly pid: number;
+  readonly proc: QemuProcess;
+  readonly status: DomainStatus;
+  /** Forget the process without stopping it (daemon shutdown: QEMU keeps running). */
+  detach(): void;
+}
+
+/** What starting, taking back and stopping a QEMU needs from the rest of the daemon. */
+export interface RunDeps {
+  readonly store: Store;
+  readonly kernel: Kernel;
+  readonly hostdevs: HostdevManager;
+  readonly log: Logger;
+  /** QEMU binary when the domain has no <emulator>. */
+  readonly emulator: string;
+}
+
+export type OnExit = (reason: string) => void;
+
+/** After a daemon restart: take back a QEMU that still runs, or clean up after one that died. */
+export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: OnExit): Promise<Running | undefined> {
+  const live = parseDefinition(status.liveXml, `run/${status.name}.json`);
+  const proc = await attachQemu({
+    pidfile: status.pidfile,
+    qmpSocket: status.qmpSocket,
+    name: `QEMU of domain ${status.name}`,
+  }).catch(() => undefined);
+  if (proc && status.pid === 0) {
+    // The daemon died during start: this QEMU never got to run its guest. Finish the start's
+    // rollback rather than adopt a half-made domain.
+    await proc.destroy();
+    deps.log.warn({ domain: status.name }, 'killed the QEMU of a start the daemon did not finish');
+  }
+  if (!proc || status.pid === 0) {
+    await deps.hostdevs.release(status.name);
+    await deps.store.removeStatus(status.name);
+    return undefined;
+  }
+  return watchRun(live, proc, status, onExit);
+}
+
+export async function destroyRun(deps: RunDeps, run: Running): Promise<void> {
+  await run.proc.destroy();
+  await cleanupRun(deps, run);
+}
+
+/** Gives the host devices back and forgets the status; QEMU is gone. */
+export async function cleanupRun(deps: RunDeps, run: Running): Promise<void> {
+  await deps.hostdevs.release(run.live.name);
+  await deps.store.removeStatus(run.live.name);
+}
+
+/** A Running that reports QEMU's exit (unless detached first). */
+export function watchRun(live: DomainDef, proc: QemuProcess, status: DomainStatus, onExit: OnExit): Running {
+  let detached = false;
+  void proc.waitExit().then(
+    (st) => {
+      if (!detached)
+        onExit(st.signal ? `killed by ${st.signal}` : st.code != null ? `exited with ${st.code}` : 'exited');
+    },
+    () => undefined,
+  );
+  return {
+    live,
+    pid: proc.pid,
+    proc,
+    status,
+    detach: () => {
+      detached = true;
+      void proc.qmp.close();
+    },
+  };
+}

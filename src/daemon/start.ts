@@ -1,0 +1,160 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { asPassthruError } from '../conf/error.ts';
+import type { DomainDef } from '../conf/domain/types.ts';
+import type { DevicePresentation } from '../host/types.ts';
+import { type HostdevRequest, hostdevRequests } from '../hostdev/request.ts';
+import { crashPoint } from '../lib/crash-point.ts';
+import { chooseAccel, readProcModules } from '../qemu/accel.ts';
+import { buildArgv } from '../qemu/argv.ts';
+import { prepareLiveDef } from '../qemu/live-def.ts';
+import { launchQemu, type QemuProcess } from '../qemu/process.ts';
+import { formatDefinition } from './definitions.ts';
+import { checkRunnable } from './runnable.ts';
+import { type OnExit, type RunDeps, type Running, watchRun } from './runs.ts';
+import type { DomainStatus } from './store.ts';
+
+/** What the stages of one start hand each other. Each stage fills in its part. */
+interface StartState {
+  readonly def: DomainDef;
+  live?: DomainDef;
+  requests?: HostdevRequest[];
+  presentations?: Map<string, DevicePresentation>;
+  proc?: QemuProcess;
+  status?: DomainStatus;
+}
+
+/**
+ * One stage of a start. `undo` gives back what `run` took; it runs, newest stage first, for
+ * every stage that finished when a later one fails. A stage that fails cleans up its own half.
+ */
+interface Stage {
+  readonly name: string;
+  run(s: StartState, deps: RunDeps): Promise<void> | void;
+  undo?(s: StartState, deps: RunDeps): Promise<void>;
+}
+
+/** Refuses what passthrud cannot run yet, before anything is taken from the host. */
+const check: Stage = {
+  name: 'check',
+  run: (s) => checkRunnable(s.def),
+};
+
+// allocate: VFs from pools for <interface type='network'> are taken here, before the live
+// definition (which names the chosen devices), with an undo that gives them back.
+
+/** libvirt's start-time fill-in: aliases and guest addresses (qemu/live-def). */
+const liveDefinition: Stage = {
+  name: 'live definition',
+  run: (s) => {
+    s.live = prepareLiveDef(s.def);
+    s.requests = hostdevRequests(s.live);
+  },
+};
+
+/** The host devices: planned, journalled and bound to vfio by the device manager. */
+const prepare: Stage = {
+  name: 'prepare',
+  run: async (s, deps) => {
+    const requests = need(s.requests);
+    await deps.hostdevs.prepare(s.def.name, requests);
+    try {
+      const presentations = new Map<string, DevicePresentation>();
+      for (const r of requests) presentations.set(r.alias, await deps.kernel.present(r.address));
+      s.presentations = presentations;
+    } catch (err) {
+      await releaseAfterFailure(s, deps);
+      throw err;
+    }
+  },
+  undo: releaseAfterFailure,
+};
+
+/** QEMU: run directory, argv, status (pid 0 first), spawn, QMP, `cont`, status with the pid. */
+const launch: Stage = {
+  name: 'launch',
+  run: async (s, deps) => {
+    try {
+      await launchInner(s, deps);
+    } catch (err) {
+      await killAfterFailure(s, deps);
+      throw err;
+    }
+  },
+  undo: killAfterFailure,
+};
+
+/** The start, in libvirt's order. A feature that needs a step at start adds a stage here. */
+const STAGES: readonly Stage[] = [check, liveDefinition, prepare, launch];
+
+/** Starts QEMU for a domain; any failure gives back everything the earlier stages took. */
+export async function startDomain(deps: RunDeps, def: DomainDef, onExit: OnExit): Promise<Running> {
+  const s: StartState = { def };
+  const done: Stage[] = [];
+  try {
+    for (const stage of STAGES) {
+      await stage.run(s, deps);
+      done.push(stage);
+    }
+  } catch (err) {
+    for (const stage of done.reverse()) await stage.undo?.(s, deps);
+    throw err;
+  }
+  return watchRun(need(s.live), need(s.proc), need(s.status), onExit);
+}
+
+async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
+  const { store, log } = deps;
+  const live = need(s.live);
+  const dir = store.runDir(s.def.name);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const paths = {
+    qmpSocket: join(dir, 'qmp.sock'),
+    consoleLog: join(dir, 'console.log'),
+    pidfile: join(dir, 'qemu.pid'),
+    logFile: join(dir, 'qemu.log'),
+  };
+  const accel = chooseAccel(await readProcModules());
+  const argv = buildArgv(live, { accel, ...paths, hostDevices: need(s.presentations) });
+  log.info({ domain: s.def.name, argv }, 'starting QEMU');
+  // Written before QEMU exists, with pid 0 until it runs: a daemon killed in between finds
+  // the QEMU through its pidfile and knows the start never finished (reattach kills it).
+  const starting: DomainStatus = {
+    version: 1,
+    name: s.def.name,
+    pid: 0,
+    qmpSocket: paths.qmpSocket,
+    pidfile: paths.pidfile,
+    consoleLog: paths.consoleLog,
+    liveXml: formatDefinition(live, false),
+    startedAt: new Date().toISOString(),
+  };
+  await store.saveStatus(starting);
+  s.proc = await launchQemu({
+    binary: s.def.devices.emulator ?? deps.emulator,
+    argv,
+    ...paths,
+    name: `QEMU of domain ${s.def.name}`,
+  });
+  crashPoint('qemu-launched');
+  await s.proc.qmp.execute('cont');
+  s.status = { ...starting, pid: s.proc.pid };
+  await store.saveStatus(s.status);
+}
+
+async function killAfterFailure(s: StartState, deps: RunDeps): Promise<void> {
+  if (s.proc) await s.proc.destroy().catch(() => undefined);
+  await deps.store.removeStatus(s.def.name).catch(() => undefined);
+}
+
+async function releaseAfterFailure(s: StartState, deps: RunDeps): Promise<void> {
+  await deps.hostdevs.release(s.def.name).catch((e: unknown) => {
+    deps.log.error({ domain: s.def.name, err: asPassthruError(e).message }, 'release after failed start failed');
+  });
+}
+
+function need<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error('start stage ran before the stage that fills its input');
+  return value;
+}
