@@ -37,12 +37,23 @@ export function hostdevOut(h: HostdevDef | PoolHostdevDef, flags: FormatFlags): 
   const managed = 'pool' in h ? h.managed : h.source.managed;
   const driver = 'pool' in h ? h.driver : h.source.driver;
   let source: OutElement;
-  if ('pool' in h) source = out('source', [['pool', h.pool]]);
+  if ('pool' in h)
+    source = out('source', [
+      ['pool', h.pool],
+      ['tags', h.tags?.join(',')],
+    ]);
   else if (h.source.pool !== undefined) {
     // The device a pool gave is this host's runtime state: the inactive definition keeps only the
     // pool, and so does the migratable one (the destination takes a device from its own pool).
     const addr = out('address', pciAttrs(h.source.address));
-    source = out('source', [['pool', h.source.pool]], [!flags.inactive && !flags.migratable && addr]);
+    source = out(
+      'source',
+      [
+        ['pool', h.source.pool],
+        ['tags', h.source.poolTags?.join(',')],
+      ],
+      [!flags.inactive && !flags.migratable && addr],
+    );
   } else source = pciSourceOut(h.source.address, false);
   return out(
     'hostdev',
@@ -92,9 +103,14 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
       const a = i.actual;
       if (a && writesActualAsDevice(flags)) {
         // Live XML shows the VF the network gave, as libvirt's "publicActual" does.
+        const actualTrust = a.trustGuestRxFilters ?? i.trustGuestRxFilters;
         return out(
           'interface',
-          [['type', 'hostdev'], ['managed', a.source.managed ? 'yes' : undefined], trust],
+          [
+            ['type', 'hostdev'],
+            ['managed', a.source.managed ? 'yes' : undefined],
+            ['trustGuestRxFilters', actualTrust === undefined ? undefined : actualTrust ? 'yes' : 'no'],
+          ],
           [
             mac,
             hostdevDriverOut(a.source.driver),
@@ -113,6 +129,10 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
           [
             ['type', 'hostdev'],
             ['managed', a.source.managed ? 'yes' : undefined],
+            [
+              'trustGuestRxFilters',
+              a.trustGuestRxFilters === undefined ? undefined : a.trustGuestRxFilters ? 'yes' : 'no',
+            ],
           ],
           [
             hostdevDriverOut(a.source.driver),

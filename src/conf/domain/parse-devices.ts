@@ -25,6 +25,7 @@ import {
   parseSourceAddress,
   parseTeaming,
   parseVirtualPort,
+  parseTags,
   parseVlan,
 } from './parse-parts.ts';
 import { checkShape, VIRTIO_NET_DRIVER_SHAPE } from './generic.ts';
@@ -72,17 +73,19 @@ function parsePciSource(
 ): PciHostdevSource {
   const source = single(el, 'source');
   if (!source) throw invalid(el, `missing <source> element in <${el.name}>`);
-  rejectUnknown(source, poolAllowed ? ['pool'] : [], ['address']);
+  rejectUnknown(source, poolAllowed ? ['pool', 'tags'] : [], ['address']);
   const address = single(source, 'address');
   if (!address) throw invalid(source, 'missing <address> inside <source>');
   const driverEl = single(el, 'driver');
   const driver = driverEl ? parseHostdevDriver(driverEl) : undefined;
   const pool = attr(source, 'pool');
+  const tags = attr(source, 'tags');
   return {
     managed,
     address: parseSourceAddress(address, typeRequired),
     ...(driver ? { driver } : {}),
     ...(pool === undefined ? {} : { pool }),
+    ...(pool === undefined || tags === undefined ? {} : { poolTags: parseTags(source, tags) }),
   };
 }
 
@@ -92,12 +95,14 @@ export function parsePoolHostdev(el: XmlElement): PoolHostdevDef | undefined {
   const pool = source && attr(source, 'pool');
   if (source === undefined || pool === undefined || single(source, 'address')) return undefined;
   const h = parseHostdevCommon(el);
-  rejectUnknown(source, ['pool'], []);
+  rejectUnknown(source, ['pool', 'tags'], []);
   checkPoolName(source, pool);
   const driverEl = single(el, 'driver');
+  const tags = attr(source, 'tags');
   return {
     ...h,
     pool,
+    ...(tags === undefined ? {} : { tags: parseTags(source, tags) }),
     managed: parseManaged(el),
     ...(driverEl ? { driver: parseHostdevDriver(driverEl) } : {}),
   };
@@ -231,14 +236,16 @@ function requireSource(el: XmlElement, attrs: readonly string[]): XmlElement {
 
 /** The `<actual type='hostdev'>` of status XML: what a network allocated. */
 function parseActual(el: XmlElement): ActualHostdev {
-  rejectUnknown(el, ['type', 'managed'], ['source', 'driver', 'vlan', 'virtualport']);
+  rejectUnknown(el, ['type', 'managed', 'trustGuestRxFilters'], ['source', 'driver', 'vlan', 'virtualport']);
   const type = requireAttr(el, 'type');
   if (type !== 'hostdev') throw invalid(el, `unsupported type '${type}' in interface's <actual> element`);
   const vlan = single(el, 'vlan');
   const vport = single(el, 'virtualport');
+  const trust = yesNo(el, 'trustGuestRxFilters');
   return {
     type,
     source: parsePciSource(el, parseManaged(el), true),
+    ...(trust === undefined ? {} : { trustGuestRxFilters: trust }),
     ...(vlan ? { vlan: parseVlan(vlan) } : {}),
     ...(vport ? { virtualport: parseVirtualPort(vport) } : {}),
   };

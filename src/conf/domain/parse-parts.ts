@@ -207,3 +207,13 @@ export function parseAlias(el: XmlElement): string {
   if (!ok.test(name)) throw invalid(el, `alias '${name}' may contain only letters, digits, '_' and '-'`);
   return name;
 }
+
+const TAG = /^[A-Za-z0-9_.-]+$/;
+
+/** `tags='migratable,fast'`: pool policy labels, each a plain word. */
+export function parseTags(el: XmlElement, text: string): string[] {
+  const tags = text.split(',').map((t) => t.trim());
+  for (const t of tags)
+    if (!TAG.test(t)) throw invalid(el, `tag '${t}' is not a word of letters, digits, '_', '.', '-'`);
+  return tags;
+}

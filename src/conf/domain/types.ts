@@ -180,6 +180,8 @@ export interface PciHostdevSource {
    *  is then the pool's choice. The inactive definition keeps only the pool name. See
    *  docs/conf-pools.md. */
   readonly pool?: string;
+  /** [beyond] `<source pool=... tags='migratable'>`: the tags the pool's device had to carry. */
+  readonly poolTags?: readonly string[];
   /** `<driver name=... model=...>`: the host-side PCI backend and an optional vfio variant driver. */
   readonly driver?: HostdevDriver;
 }
@@ -242,6 +244,8 @@ export interface PoolHostdevDef extends DeviceInfo {
   readonly mode: 'subsystem';
   readonly type: 'pci';
   readonly pool: string;
+  /** [beyond] only a member carrying every one of these tags will do (`<source pool=... tags=...>`). */
+  readonly tags?: readonly string[];
   readonly managed: boolean;
   readonly driver?: HostdevDriver;
   readonly teaming?: TeamingDef;
@@ -301,8 +305,10 @@ export interface DirectInterfaceDef extends InterfaceCommon {
 export interface ActualHostdev {
   readonly type: 'hostdev';
   readonly source: PciHostdevSource;
+  /** Merged from interface, portgroup and network (conf/network/merge.ts). */
   readonly vlan?: Vlan;
   readonly virtualport?: VirtualPortDef;
+  readonly trustGuestRxFilters?: boolean;
 }
 
 export interface NetworkInterfaceDef extends InterfaceCommon {

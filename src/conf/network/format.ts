@@ -69,5 +69,6 @@ export function selectorOut(s: DeviceSelector): OutElement {
     ['driver', s.driver],
     ['pf', s.pf === undefined ? undefined : ranges === undefined ? s.pf : `${s.pf}#${ranges}`],
     ['numa', s.numaNode],
+    ['tags', s.tags?.join(',')],
   ]);
 }

@@ -1,6 +1,7 @@
 import {
   parseGuestAddress,
   parseHostdevDriver,
+  parseTags,
   parseUuidElement,
   parseVirtualPort,
   parseVlan,
@@ -99,8 +100,8 @@ const hexOrDec = (el: XmlElement, name: string, v: string): number =>
 
 /** `<select vendor='8086' device='154c' driver='iavf' pf='enp6s0f0#0,2-7' numa='0'/>` */
 export function parseSelector(el: XmlElement): DeviceSelector {
-  rejectUnknown(el, ['vendor', 'device', 'driver', 'pf', 'numa'], []);
-  if (el.attrs.size === 0)
+  rejectUnknown(el, ['vendor', 'device', 'driver', 'pf', 'numa', 'tags'], []);
+  if ([...el.attrs.keys()].filter((k) => k !== 'tags').length === 0)
     throw invalid(el, 'an empty <select/> would take every device of the host; name at least one property');
   const s: Mutable<DeviceSelector> = { line: el.line };
   const vendor = attr(el, 'vendor');
@@ -112,6 +113,8 @@ export function parseSelector(el: XmlElement): DeviceSelector {
   if (device !== undefined) s.device = hexOrDec(el, 'device', device);
   if (driver !== undefined) s.driver = driver;
   if (numa !== undefined) s.numaNode = parseUnsigned(el, 'numa', numa);
+  const tags = attr(el, 'tags');
+  if (tags !== undefined) s.tags = parseTags(el, tags);
   if (pf !== undefined) {
     const [name, ranges] = pf.split('#', 2);
     if (!name) throw invalid(el, `pf='${pf}' names no PF`);

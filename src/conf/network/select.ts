@@ -10,6 +10,8 @@ export interface SelectableDevice {
   readonly driver?: string;
   /** For a VF: its PF's netdev name and its index among the PF's VFs. */
   readonly pf?: string;
+  /** For a VF: its PF's PCI address ("0000:06:00.0"), which a selector may name instead. */
+  readonly pfAddress?: string;
   readonly vfIndex?: number;
   readonly numaNode?: number;
 }
@@ -21,7 +23,7 @@ export function selectorMatches(s: DeviceSelector, d: SelectableDevice): boolean
   if (s.driver !== undefined && s.driver !== d.driver) return false;
   if (s.numaNode !== undefined && s.numaNode !== d.numaNode) return false;
   if (s.pf !== undefined) {
-    if (s.pf !== d.pf) return false;
+    if (s.pf !== d.pf && s.pf !== d.pfAddress) return false;
     if (s.vfs !== undefined) {
       const i = d.vfIndex;
       if (i === undefined || !s.vfs.some(([lo, hi]) => i >= lo && i <= hi)) return false;

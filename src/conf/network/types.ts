@@ -39,7 +39,8 @@ export interface ForwardDef {
   readonly line?: number;
 }
 
-/** All given fields must match. `pf` with VF ranges: `enp6s0f0#0,2-7` = VFs 0, 2..7 of that PF. */
+/** All given fields must match. `pf` with VF ranges: `enp6s0f0#0,2-7` = VFs 0, 2..7 of that PF;
+ *  the PF may be named by its netdev or by its PCI address (`0000:06:00.0#0-3`). */
 export interface DeviceSelector {
   readonly vendor?: number;
   readonly device?: number;
@@ -47,6 +48,8 @@ export interface DeviceSelector {
   readonly pf?: string;
   readonly vfs?: readonly (readonly [number, number])[];
   readonly numaNode?: number;
+  /** [beyond] pool policy: tags given to every device this selector takes (`tags='migratable,fast'`). */
+  readonly tags?: readonly string[];
   readonly line?: number;
 }
 

@@ -11,13 +11,16 @@ export function formatDevicePoolXml(def: DevicePoolDef, flags: FormatFlags = {})
   return formatXml(
     out(
       'devicepool',
-      [['managed', def.managed ? 'yes' : 'no']],
+      [
+        ['managed', def.managed ? 'yes' : 'no'],
+        ['quarantine', def.quarantine === undefined ? undefined : def.quarantine ? 'yes' : 'no'],
+      ],
       [
         outText('name', def.name),
         def.uuid !== undefined && outText('uuid', def.uuid),
         hostdevDriverOut(def.driver),
         ...def.selectors.map(selectorOut),
-        ...def.addresses.map((a) => out('address', [['type', 'pci'], ...pciAttrs(a)])),
+        ...def.addresses.map((a) => out('address', [['type', 'pci'], ...pciAttrs(a), ['tags', a.tags?.join(',')]])),
         resolved &&
           out(
             'resolved',

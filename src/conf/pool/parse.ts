@@ -1,4 +1,10 @@
-import { checkPoolName, parseHostdevDriver, parsePciFields, parseUuidElement } from '../domain/parse-parts.ts';
+import {
+  checkPoolName,
+  parseHostdevDriver,
+  parsePciFields,
+  parseTags,
+  parseUuidElement,
+} from '../domain/parse-parts.ts';
 import type { PciAddress } from '../pci-address.ts';
 import { parseSelector } from '../network/parse.ts';
 import {
@@ -14,12 +20,12 @@ import {
 } from '../xml/read.ts';
 import { parseXml } from '../xml/reader.ts';
 import type { XmlElement } from '../xml/tree.ts';
-import type { DevicePoolDef, ResolvedDevice } from './types.ts';
+import type { DevicePoolDef, PoolAddress, ResolvedDevice } from './types.ts';
 
 export function parseDevicePoolXml(text: string, source = 'device pool XML'): DevicePoolDef {
   const root = parseXml(text, source);
   if (root.name !== 'devicepool') throw invalid(root, `expected a <devicepool> document, not <${root.name}>`);
-  rejectUnknown(root, ['managed'], ['name', 'uuid', 'driver', 'select', 'address', 'resolved']);
+  rejectUnknown(root, ['managed', 'quarantine'], ['name', 'uuid', 'driver', 'select', 'address', 'resolved']);
   const nameEl = single(root, 'name');
   const name = nameEl && leafText(nameEl);
   if (!name) throw invalid(root, 'missing device pool <name>');
@@ -28,9 +34,11 @@ export function parseDevicePoolXml(text: string, source = 'device pool XML'): De
     name,
     managed: yesNo(root, 'managed') ?? false,
     selectors: children(root, 'select').map(parseSelector),
-    addresses: children(root, 'address').map((a) => poolAddress(a)),
+    addresses: children(root, 'address').map(memberAddress),
     line: root.line,
   };
+  const quarantine = yesNo(root, 'quarantine');
+  if (quarantine !== undefined) def.quarantine = quarantine;
   const uuid = single(root, 'uuid');
   if (uuid) def.uuid = parseUuidElement(uuid);
   const driver = single(root, 'driver');
@@ -45,6 +53,12 @@ export function parseDevicePoolXml(text: string, source = 'device pool XML'): De
     });
   }
   return def;
+}
+
+function memberAddress(a: XmlElement): PoolAddress {
+  const address = poolAddress(a, ['tags']);
+  const tags = attr(a, 'tags');
+  return tags === undefined ? address : { ...address, tags: parseTags(a, tags) };
 }
 
 function poolAddress(a: XmlElement, extraAttrs: readonly string[] = []): PciAddress & { line: number } {

@@ -16,6 +16,9 @@ const EXTENDED_DOMAIN = skeletonWithHostdevs(
   `${SEED_HOSTDEVS}
     <hostdev mode='subsystem' type='pci' managed='yes'>
       <source pool='gpus'/>
+    </hostdev>
+    <hostdev mode='subsystem' type='pci' managed='yes'>
+      <source pool='gpus' tags='migratable,fast'/>
     </hostdev>`,
 ).replace("<interface type='hostdev' managed='yes'>", "<interface type='hostdev-hybrid' managed='yes'>");
 
@@ -43,6 +46,7 @@ test('network extensions (hostdev-hybrid mode, selectors) validate against passt
   <name>hybrid</name>
   <forward mode='hostdev-hybrid' managed='yes'>
     <select vendor='8086' device='154c' driver='iavf' pf='enp6s0f0#0,2-7' numa='1'/>
+    <select pf='0000:06:00.1#3' tags='fast'/>
   </forward>
   <portgroup name='web'>
     <vlan>
@@ -59,16 +63,21 @@ test('network extensions (hostdev-hybrid mode, selectors) validate against passt
 });
 
 test('device pools validate against passthru-devicepool.rng', () => {
-  const xml = `<devicepool managed='yes'>
+  const xml = `<devicepool managed='yes' quarantine='yes'>
   <name>gpus</name>
-  <select vendor='10de' device='1db6'/>
-  <address type='pci' domain='0x0000' bus='0x3b' slot='0x00' function='0x0'/>
+  <select vendor='10de' device='1db6' tags='big'/>
+  <address type='pci' domain='0x0000' bus='0x3b' slot='0x00' function='0x0' tags='migratable,fast'/>
   <resolved>
     <address type='pci' domain='0x0000' bus='0x3b' slot='0x00' function='0x0' usedBy='web1'/>
   </resolved>
 </devicepool>
 `;
   const def = readDevicePoolXml(xml);
+  assert.equal(def.quarantine, true);
+  assert.deepEqual(def.addresses[0]?.tags, ['migratable', 'fast']);
+  assert.deepEqual(def.selectors[0]?.tags, ['big']);
+  assert.equal(formatDevicePoolXml(def), xml);
+  assert.notEqual(rngProblem('passthru-devicepool.rng', xml.replace("tags='big'", "tags='a b'")), undefined);
   for (const inactive of [true, false]) {
     assert.equal(rngProblem('passthru-devicepool.rng', formatDevicePoolXml(def, { inactive })), undefined);
   }

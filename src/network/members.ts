@@ -1,0 +1,158 @@
+import { PassthruError } from '../conf/error.ts';
+import type { SelectableDevice } from '../conf/network/select.ts';
+import { selectorMatches } from '../conf/network/select.ts';
+import type { DeviceSelector, NetworkDef } from '../conf/network/types.ts';
+import { formatPciAddress, type PciAddress } from '../conf/pci-address.ts';
+import type { DevicePoolDef } from '../conf/pool/types.ts';
+import type { Inventory, PciDevice } from '../host/inventory.ts';
+
+/**
+ * One device of a pool as the host shows it now. Pools are resolved against the current
+ * inventory every time they are looked at, so a `<pf dev>` pool follows the PF's VF count and a
+ * selector pool follows driver and NUMA changes without being told.
+ */
+export interface Member {
+  readonly address: PciAddress;
+  /** "0000:06:02.0": the key of leases, allocations and quarantine. */
+  readonly bdf: string;
+  /** False for an explicit `<address>` the host does not have (now): never handed out. */
+  readonly present: boolean;
+  readonly driver?: string;
+  readonly numaNode?: number;
+  /** For a VF: its PF and its index there, which order the pool. */
+  readonly vf?: { readonly pf: PciAddress; readonly pfNetdev?: string; readonly index: number };
+  readonly tags: readonly string[];
+}
+
+/** What a selector and the health check look at, for every function of the host. */
+export interface HostView {
+  readonly byBdf: ReadonlyMap<string, PciDevice>;
+  readonly selectable: readonly SelectableDevice[];
+  /** PF netdev name -> PF. */
+  readonly pfByNetdev: ReadonlyMap<string, PciDevice>;
+}
+
+/** The netdev that carries a PF's traffic (not a switchdev representor), lowest port first. */
+export function uplinkOf(pf: PciDevice): string | undefined {
+  return [...pf.netdevs].filter((n) => !n.representor).sort((a, b) => a.devPort - b.devPort)[0]?.name;
+}
+
+export function hostView(inv: Inventory): HostView {
+  const byBdf = new Map(inv.devices.map((d) => [d.name, d]));
+  const pfByNetdev = new Map<string, PciDevice>();
+  for (const d of inv.devices) if (d.sriov) for (const n of d.netdevs) if (!n.representor) pfByNetdev.set(n.name, d);
+  const selectable = inv.devices.map((d): SelectableDevice => {
+    const pf = d.physfn ? byBdf.get(formatPciAddress(d.physfn.pf)) : undefined;
+    const pfNetdev = pf && uplinkOf(pf);
+    return {
+      address: d.address,
+      vendor: d.vendor,
+      device: d.device,
+      ...(d.driver === undefined ? {} : { driver: d.driver }),
+      ...(d.numaNode === undefined ? {} : { numaNode: d.numaNode }),
+      ...(d.physfn
+        ? { pfAddress: formatPciAddress(d.physfn.pf), vfIndex: d.physfn.index, ...(pfNetdev ? { pf: pfNetdev } : {}) }
+        : {}),
+    };
+  });
+  return { byBdf, selectable, pfByNetdev };
+}
+
+function member(view: HostView, address: PciAddress, tags: readonly string[] = []): Member {
+  const bdf = formatPciAddress(address);
+  const d = view.byBdf.get(bdf);
+  if (!d) return { address, bdf, present: false, tags };
+  const pf = d.physfn ? view.byBdf.get(formatPciAddress(d.physfn.pf)) : undefined;
+  const pfNetdev = pf && uplinkOf(pf);
+  return {
+    address,
+    bdf,
+    present: true,
+    ...(d.driver === undefined ? {} : { driver: d.driver }),
+    ...(d.numaNode === undefined ? {} : { numaNode: d.numaNode }),
+    ...(d.physfn
+      ? { vf: { pf: d.physfn.pf, index: d.physfn.index, ...(pfNetdev === undefined ? {} : { pfNetdev }) } }
+      : {}),
+    tags,
+  };
+}
+
+/** Selector members, with the tags of every selector that took them, once each. */
+function selected(view: HostView, selectors: readonly DeviceSelector[], onlyVfs: boolean): Member[] {
+  const out: Member[] = [];
+  for (const d of view.selectable) {
+    if (onlyVfs && d.vfIndex === undefined) continue;
+    const hits = selectors.filter((s) => selectorMatches(s, d));
+    if (hits.length > 0) out.push(member(view, d.address, [...new Set(hits.flatMap((s) => s.tags ?? []))]));
+  }
+  return out;
+}
+
+/**
+ * The VFs of a hostdev network on this host, checked as libvirt's network start checks them:
+ * a `<pf dev>` must be an SR-IOV PF (all its VFs, however many it has now); each listed
+ * `<address>` must be a VF. Selectors in a network take VFs only (a vendor selector would
+ * otherwise take the PF too).
+ */
+export function networkMembers(net: NetworkDef, view: HostView): Member[] {
+  const f = net.forward;
+  if (!f || (f.mode !== 'hostdev' && f.mode !== 'hostdev-hybrid')) {
+    throw new PassthruError(
+      'CONFIG_UNSUPPORTED',
+      `network '${net.name}' has forward mode '${f?.mode ?? 'none'}': passthrud runs hostdev networks only`,
+      { hint: "use <forward mode='hostdev'>" },
+    );
+  }
+  const pf = f.pfs[0];
+  if (pf) {
+    const dev = view.pfByNetdev.get(pf.dev);
+    if (!dev?.sriov) {
+      throw new PassthruError('NO_DEVICE', `Could not get Virtual functions on ${pf.dev}`, {
+        hint: `the host has no SR-IOV PF with netdev '${pf.dev}'`,
+        ...(pf.line === undefined ? {} : { line: pf.line }),
+      });
+    }
+    return dev.sriov.vfs.filter(Boolean).map((a) => member(view, a));
+  }
+  if (f.selectors.length > 0) return sorted(selected(view, f.selectors, true));
+  return f.addresses.map((a) => {
+    const m = member(view, a);
+    if (!m.vf) {
+      throw new PassthruError(
+        'DEVICE_NOT_ASSIGNABLE',
+        `device '${m.bdf}' in network '${net.name}' is not an SR-IOV Virtual Function`,
+        {
+          ...(a.line === undefined ? {} : { line: a.line }),
+          ...(m.present ? {} : { hint: 'the host has no such PCI device' }),
+        },
+      );
+    }
+    return m;
+  });
+}
+
+/** The members of a device pool: selector matches and listed addresses (an absent listed device
+ *  stays a member that is never healthy, so it shows in the pool's info). */
+export function devicePoolMembers(pool: DevicePoolDef, view: HostView): Member[] {
+  const bySelector = selected(view, pool.selectors, false);
+  const seen = new Map(bySelector.map((m) => [m.bdf, m]));
+  for (const a of pool.addresses) {
+    const bdf = formatPciAddress(a);
+    const prev = seen.get(bdf);
+    const tags = [...new Set([...(prev?.tags ?? []), ...(a.tags ?? [])])];
+    seen.set(bdf, member(view, a, tags));
+  }
+  return sorted([...seen.values()]);
+}
+
+/** Allocation order: VFs by PF address then VF index, other devices by their own address. */
+export function memberOrder(a: Member, b: Member): number {
+  const ka = a.vf ? formatPciAddress(a.vf.pf) : a.bdf;
+  const kb = b.vf ? formatPciAddress(b.vf.pf) : b.bdf;
+  if (ka !== kb) return ka < kb ? -1 : 1;
+  return (a.vf?.index ?? -1) - (b.vf?.index ?? -1);
+}
+
+function sorted(ms: Member[]): Member[] {
+  return ms.sort(memberOrder);
+}

@@ -1,0 +1,393 @@
+import { asPassthruError, PassthruError } from '../conf/error.ts';
+import { formatPciAddress, parsePciAddress } from '../conf/pci-address.ts';
+import type { Logger } from '../lib/logger.ts';
+import { chooseMember, type PoolFacts, type PoolRef, poolLabel } from './allocate.ts';
+import type { PoolWant } from './actual.ts';
+import { memberProblem } from './health.ts';
+import type { HostView, Member } from './members.ts';
+import { formatDef, healthRules, membersOf, parseDef, type PoolDef, quarantines } from './pool-def.ts';
+import { type PoolKind, PoolStore } from './store.ts';
+
+interface Entry {
+  def: PoolDef;
+  /** The definition in force while active (a redefinition applies at the next start). */
+  running: PoolDef | undefined;
+  autostart: boolean;
+  /** bdf -> domain */
+  readonly allocations: Map<string, string>;
+  readonly quarantined: Set<string>;
+  writing: Promise<void>;
+  queued: Promise<void> | undefined;
+}
+
+export interface PoolSummary {
+  readonly kind: PoolKind;
+  readonly name: string;
+  readonly uuid?: string;
+  readonly active: boolean;
+  readonly autostart: boolean;
+}
+
+export interface PoolInfo extends PoolSummary {
+  readonly size: number;
+  readonly free: number;
+  readonly inUse: readonly { readonly device: string; readonly domain: string }[];
+  readonly quarantined: readonly string[];
+  readonly unhealthy: readonly { readonly device: string; readonly problem: string }[];
+}
+
+export interface Released {
+  readonly ref: PoolRef;
+  readonly device: string;
+  readonly domain: string;
+  readonly quarantined: boolean;
+}
+
+/** Another holder of a device than the pools: the device manager's leases (a plain `<hostdev>`
+ *  of some domain, or a device detached with nodedev-detach). */
+export type LeaseHolder = (bdf: string) => string | undefined;
+
+const key = (ref: PoolRef): string => `${ref.kind}/${ref.name}`;
+
+/**
+ * Networks and device pools: their definitions, which are active, and which member each domain
+ * holds. Allocation reserves in memory before its first await (Node runs it to that point
+ * without interleaving), so concurrent starts can never be given one device twice; the state
+ * file is then written (fsync) before the caller takes the device's lease in the device manager.
+ */
+export class Pools {
+  readonly #store: PoolStore;
+  readonly #log: Logger;
+  readonly #entries = new Map<string, Entry>();
+
+  private constructor(store: PoolStore, log: Logger) {
+    this.#store = store;
+    this.#log = log;
+  }
+
+  static async open(stateDir: string, log: Logger): Promise<Pools> {
+    const store = new PoolStore(stateDir);
+    await store.init();
+    const pools = new Pools(store, log);
+    for (const kind of ['network', 'devicepool'] as const) {
+      for (const c of await store.configs(kind)) {
+        try {
+          const def = parseDef(kind, c.xml, `${store.dir(kind)}/${c.name}.xml`);
+          const rt = await store.runtime(kind, c.name);
+          pools.#entries.set(key({ kind, name: c.name }), {
+            def,
+            running: rt?.active ? def : undefined,
+            autostart: c.autostart,
+            allocations: new Map((rt?.allocations ?? []).map((a) => [a.bdf, a.domain])),
+            quarantined: new Set(rt?.quarantined ?? []),
+            writing: Promise.resolve(),
+            queued: undefined,
+          });
+        } catch (err) {
+          log.error({ kind, name: c.name, err: asPassthruError(err).message }, 'pool definition skipped: unreadable');
+        }
+      }
+    }
+    return pools;
+  }
+
+  async define(kind: PoolKind, xml: string): Promise<PoolSummary> {
+    const def = parseDef(kind, xml, `${kind} XML`);
+    const ref = { kind, name: def.def.name };
+    const existing = this.#entries.get(key(ref));
+    if (existing?.def.def.uuid && def.def.uuid && existing.def.def.uuid !== def.def.uuid) {
+      throw new PassthruError(
+        'OPERATION_INVALID',
+        `${poolLabel(ref)} already exists with uuid ${existing.def.def.uuid}, not ${def.def.uuid}`,
+      );
+    }
+    await this.#store.saveConfig(kind, ref.name, formatDef(def, undefined));
+    if (existing) existing.def = def;
+    else {
+      this.#entries.set(key(ref), {
+        def,
+        running: undefined,
+        autostart: false,
+        allocations: new Map(),
+        quarantined: new Set(),
+        writing: Promise.resolve(),
+        queued: undefined,
+      });
+    }
+    return this.summary(ref);
+  }
+
+  async undefine(ref: PoolRef): Promise<void> {
+    const e = this.#get(ref);
+    if (e.running) throw refuse(ref, 'undefine', 'it is active; destroy it first');
+    await this.#store.removeConfig(ref.kind, ref.name);
+    this.#entries.delete(key(ref));
+  }
+
+  /** Checks the pool against the host as libvirt's network start does (the PF exists, each
+   *  listed device is a VF) and activates it. */
+  async start(ref: PoolRef, view: HostView): Promise<PoolSummary> {
+    const e = this.#get(ref);
+    if (e.running) throw refuse(ref, 'start', 'it is already active');
+    membersOf(e.def, view);
+    e.running = e.def;
+    await this.#save(ref, e);
+    return this.summary(ref);
+  }
+
+  async destroy(ref: PoolRef): Promise<PoolSummary> {
+    const e = this.#get(ref);
+    if (!e.running) throw refuse(ref, 'destroy', 'it is not active');
+    if (e.allocations.size > 0) {
+      const users = [...new Set(e.allocations.values())].sort();
+      throw new PassthruError('DEVICE_IN_USE', `${poolLabel(ref)} is in use by domain ${users.join(', ')}`, {
+        hint: 'stop those domains first',
+      });
+    }
+    e.running = undefined;
+    await this.#save(ref, e);
+    return this.summary(ref);
+  }
+
+  async setAutostart(ref: PoolRef, on: boolean): Promise<PoolSummary> {
+    const e = this.#get(ref);
+    await this.#store.setAutostart(ref.kind, ref.name, on);
+    e.autostart = on;
+    return this.summary(ref);
+  }
+
+  list(kind: PoolKind): PoolSummary[] {
+    return [...this.#entries.values()]
+      .filter((e) => e.def.kind === kind)
+      .map((e) => this.summary({ kind, name: e.def.def.name }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  summary(ref: PoolRef): PoolSummary {
+    const e = this.#get(ref);
+    const uuid = e.def.def.uuid;
+    return { kind: ref.kind, name: ref.name, ...(uuid ? { uuid } : {}), active: !!e.running, autostart: e.autostart };
+  }
+
+  /** The pools to start with the daemon. */
+  autostarts(): PoolRef[] {
+    return [...this.#entries.values()]
+      .filter((e) => e.autostart && !e.running)
+      .map((e) => ({ kind: e.def.kind, name: e.def.def.name }));
+  }
+
+  definition(ref: PoolRef): PoolDef {
+    const e = this.#get(ref);
+    return e.running ?? e.def;
+  }
+
+  /** Inactive: the stored definition. Live: the running one, with what it resolved to on this
+   *  host (a `<pf>` network's VF addresses, as libvirt writes them; a pool's members and users). */
+  xml(ref: PoolRef, view: HostView | undefined): string {
+    const e = this.#get(ref);
+    if (!e.running || view === undefined) return formatDef(e.def, undefined);
+    return formatDef(e.running, { members: membersOf(e.running, view), usedBy: (bdf) => this.holder(bdf) });
+  }
+
+  info(ref: PoolRef, view: HostView, leases: LeaseHolder): PoolInfo {
+    const e = this.#get(ref);
+    const def = e.running ?? e.def;
+    const members = membersOf(def, view);
+    const rules = healthRules(def);
+    const inUse: { device: string; domain: string }[] = [];
+    const unhealthy: { device: string; problem: string }[] = [];
+    let free = 0;
+    for (const m of members) {
+      const holder = this.holder(m.bdf) ?? leases(m.bdf);
+      const problem = memberProblem(m, view, rules);
+      if (holder !== undefined) inUse.push({ device: m.bdf, domain: holder });
+      else if (problem !== undefined) unhealthy.push({ device: m.bdf, problem });
+      else if (!e.quarantined.has(m.bdf)) free++;
+    }
+    return {
+      ...this.summary(ref),
+      size: members.length,
+      free: e.running ? free : 0,
+      inUse,
+      quarantined: [...e.quarantined].sort(),
+      unhealthy,
+    };
+  }
+
+  /** The domain a pool gave the device to, whichever pool. */
+  holder(bdf: string): string | undefined {
+    for (const e of this.#entries.values()) {
+      const d = e.allocations.get(bdf);
+      if (d !== undefined) return d;
+    }
+    return undefined;
+  }
+
+  /** Which pool gave `bdf` to a domain. */
+  poolOf(bdf: string): PoolRef | undefined {
+    for (const e of this.#entries.values())
+      if (e.allocations.has(bdf)) return { kind: e.def.kind, name: e.def.def.name };
+    return undefined;
+  }
+
+  /**
+   * One member for each want, all or none. The reservation is made synchronously (before the
+   * first await), so no concurrent call can choose the same member; then the touched pools'
+   * state is written. The device manager takes the leases after this returns.
+   */
+  async allocate(domain: string, wants: readonly PoolWant[], view: HostView, leases: LeaseHolder): Promise<Member[]> {
+    const taken: { e: Entry; bdf: string }[] = [];
+    const undo = (): void => {
+      for (const t of taken) t.e.allocations.delete(t.bdf);
+    };
+    const grants: Member[] = [];
+    try {
+      for (const w of wants) {
+        const e = this.#active(w.ref);
+        const def = e.running ?? e.def;
+        const facts: PoolFacts = {
+          holder: (bdf) => this.holder(bdf) ?? leases(bdf),
+          quarantined: (bdf) => e.quarantined.has(bdf),
+          problem: (m) => memberProblem(m, view, healthRules(def)),
+        };
+        const m = chooseMember(w.ref, membersOf(def, view), facts, w.request);
+        e.allocations.set(m.bdf, domain);
+        taken.push({ e, bdf: m.bdf });
+        grants.push(m);
+      }
+    } catch (err) {
+      undo();
+      throw err;
+    }
+    try {
+      await Promise.all([...new Set(taken.map((t) => t.e))].map((e) => this.#save(refOf(e), e)));
+    } catch (err) {
+      undo();
+      throw err;
+    }
+    return grants;
+  }
+
+  /** Gives back what the pools gave `domain` (only `devices` when given). A quarantine pool
+   *  holds the device out until nodedev-release. */
+  async release(domain: string, devices?: readonly string[]): Promise<Released[]> {
+    const out: Released[] = [];
+    const touched = new Set<Entry>();
+    for (const e of this.#entries.values()) {
+      for (const [bdf, d] of e.allocations) {
+        if (d !== domain || (devices !== undefined && !devices.includes(bdf))) continue;
+        e.allocations.delete(bdf);
+        const quarantine = quarantines(e.running ?? e.def);
+        if (quarantine) e.quarantined.add(bdf);
+        touched.add(e);
+        out.push({ ref: refOf(e), device: bdf, domain, quarantined: quarantine });
+      }
+    }
+    await Promise.all([...touched].map((e) => this.#save(refOf(e), e)));
+    return out;
+  }
+
+  /** nodedev-release: an operator puts a quarantined device back into its pools. */
+  async releaseQuarantine(device: string): Promise<PoolRef[]> {
+    const bdf = formatPciAddress(parsePciAddress(device));
+    const refs: PoolRef[] = [];
+    for (const e of this.#entries.values()) {
+      if (!e.quarantined.delete(bdf)) continue;
+      refs.push(refOf(e));
+      await this.#save(refOf(e), e);
+    }
+    if (refs.length === 0)
+      throw new PassthruError('OPERATION_INVALID', `device ${bdf} is not quarantined in any device pool`);
+    return refs;
+  }
+
+  /**
+   * After a daemon restart: the running domains say which pool device each holds. A device
+   * claimed by two domains is reported (the first claim keeps it), never shared silently; a
+   * device that the state file gave to a domain that no longer runs goes back (or into
+   * quarantine, for a quarantine pool: a guest had it).
+   */
+  async rebuild(claims: readonly { domain: string; ref: PoolRef; device: string }[]): Promise<PassthruError[]> {
+    const errors: PassthruError[] = [];
+    const before = new Map([...this.#entries.values()].map((e) => [e, new Map(e.allocations)]));
+    for (const e of this.#entries.values()) e.allocations.clear();
+    for (const c of claims) {
+      const e = this.#entries.get(key(c.ref));
+      if (!e) {
+        errors.push(
+          new PassthruError(
+            'NO_NETWORK',
+            `domain ${c.domain} holds ${c.device} from ${poolLabel(c.ref)}, which is not defined`,
+          ),
+        );
+        continue;
+      }
+      const other = this.holder(c.device);
+      if (other !== undefined && other !== c.domain) {
+        const a = parsePciAddress(c.device);
+        errors.push(
+          new PassthruError(
+            'DEVICE_IN_USE',
+            `${poolLabel(c.ref)} claims the PCI device at domain=${a.domain} bus=${a.bus} slot=${a.slot} function=${a.function} is already in use by a different domain`,
+            { hint: `held by ${other}, claimed again by ${c.domain}` },
+          ),
+        );
+        continue;
+      }
+      e.running ??= e.def;
+      e.allocations.set(c.device, c.domain);
+    }
+    for (const [e, old] of before) {
+      if (quarantines(e.def)) for (const bdf of old.keys()) if (!e.allocations.has(bdf)) e.quarantined.add(bdf);
+      await this.#save(refOf(e), e);
+    }
+    for (const err of errors) this.#log.error({ err: err.message }, 'pool state rebuilt with an error');
+    return errors;
+  }
+
+  #get(ref: PoolRef): Entry {
+    const e = this.#entries.get(key(ref));
+    if (!e) {
+      const what = ref.kind === 'network' ? 'network' : 'device pool';
+      throw new PassthruError('NO_NETWORK', `no ${what} with matching name '${ref.name}'`, {
+        hint: `see 'passthru ${ref.kind === 'network' ? 'net' : 'devpool'}-list --all'`,
+      });
+    }
+    return e;
+  }
+
+  #active(ref: PoolRef): Entry {
+    const e = this.#get(ref);
+    if (!e.running)
+      throw new PassthruError('OPERATION_INVALID', `${poolLabel(ref)} is not active`, {
+        hint: `start it with 'passthru ${ref.kind === 'network' ? 'net' : 'devpool'}-start ${ref.name}'`,
+      });
+    return e;
+  }
+
+  /** Writes coalesce: a change waits for the write that starts after it, never for more. */
+  #save(ref: PoolRef, e: Entry): Promise<void> {
+    if (e.queued) return e.queued;
+    const write = async (): Promise<void> => {
+      e.queued = undefined;
+      await this.#store.saveRuntime(ref.kind, ref.name, {
+        version: 1,
+        active: !!e.running,
+        allocations: [...e.allocations].map(([bdf, domain]) => ({ bdf, domain })),
+        quarantined: [...e.quarantined],
+      });
+    };
+    const p = e.writing.then(write, write);
+    e.queued = p;
+    e.writing = p.catch(() => undefined);
+    return p;
+  }
+}
+
+function refOf(e: Entry): PoolRef {
+  return { kind: e.def.kind, name: e.def.def.name };
+}
+
+function refuse(ref: PoolRef, what: string, why: string): PassthruError {
+  return new PassthruError('OPERATION_INVALID', `cannot ${what} ${poolLabel(ref)}: ${why}`);
+}
