@@ -13,6 +13,16 @@ module.exports = {
     forbid('protocol-is-small', '^src/protocol/', '^src/(host|hostdev|network|qemu|daemon|cli)/', 'wire types only'),
     forbid('cli-speaks-api', '^src/cli/', '^src/(daemon|hostdev|network)/', 'the CLI speaks the API, not daemon internals'),
     forbid('cli-no-kernel', '^src/cli/', '^src/host/(?!sim/)', 'the CLI only touches the simulated hardware it creates'),
+    {
+      name: 'cli-table-is-light',
+      severity: 'error',
+      comment: 'every passthru command loads the command table: it imports types and constants, and reaches a command implementation only through import() (docs/performance.md)',
+      from: { path: '^src/cli/(main|args|help|spec|table|context|client|render)[.]ts$|^src/cli/commands/' },
+      to: {
+        path: '^src/cli/run/|^src/conf/(?!error[.]ts$)|^src/(host|qemu|lib)/|^node_modules/',
+        dynamic: false,
+      },
+    },
     { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
     {
       name: 'shipped-code-no-dev-deps',

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { quickstartXml } from '../src/cli/commands/quickstart.ts';
+import { quickstartXml } from '../src/cli/run/quickstart.ts';
 import { findGuest, findQemu } from '../src/cli/local.ts';
 import { createSimHost } from '../src/host/sim/create.ts';
 import { startDaemon } from '../test/helpers/daemon.ts';

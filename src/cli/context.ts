@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { DEFAULT_SOCKET } from '../protocol/wire.ts';
 import { Client } from './client.ts';
 
@@ -8,15 +7,9 @@ export interface CliContext {
   out(text: string): void;
 }
 
-export function contextOf(program: Command): CliContext {
+export function contextOf(connect: string | undefined): CliContext {
   return {
-    client: () =>
-      new Client(program.opts<{ connect?: string }>().connect ?? process.env['PASSTHRU_SOCKET'] ?? DEFAULT_SOCKET),
+    client: () => new Client(connect ?? process.env['PASSTHRU_SOCKET'] ?? DEFAULT_SOCKET),
     out: (text) => process.stdout.write(text),
   };
-}
-
-/** Every command module has this shape. */
-export interface CommandModule {
-  register(program: Command, ctx: CliContext): void;
 }

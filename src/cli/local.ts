@@ -101,7 +101,8 @@ export function spawnDaemon(
   env: NodeJS.ProcessEnv = process.env,
 ): ChildProcess {
   const fromSource = import.meta.url.endsWith('.ts');
-  const entry = join(HERE, '..', 'daemon', fromSource ? 'main.ts' : 'main.js');
+  // From the project root, not from this file: the installed CLI is a bundle in dist/cli/.
+  const entry = join(projectRoot(), fromSource ? 'src/daemon/main.ts' : 'dist/src/daemon/main.js');
   const runtime = fromSource ? ['--import', 'tsx'] : [];
   const fd = openSync(logFile, 'a');
   return spawn(process.execPath, [...runtime, entry, ...args], { stdio: ['ignore', fd, fd], env });

@@ -1,9 +1,22 @@
 #!/usr/bin/env node
-import { runCli } from './program.ts';
+import { parseArgs } from './args.ts';
+import { contextOf } from './context.ts';
+import { helpText } from './help.ts';
 import { renderError } from './render.ts';
+import { COMMANDS, GROUPS } from './table.ts';
 
-runCli(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+/** The passthru command. Only the command table is loaded up front; a command's code when it runs. */
+async function main(argv: readonly string[]): Promise<void> {
+  const p = parseArgs(argv, COMMANDS, GROUPS);
+  if (p.kind === 'help') {
+    process.stdout.write(helpText(COMMANDS, GROUPS, p.topic));
+    return;
+  }
+  await p.spec.run({ ctx: contextOf(p.connect), args: p.args, opts: p.opts });
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
   (err: unknown) => {
     process.stderr.write(renderError(err));
     process.exit(1);

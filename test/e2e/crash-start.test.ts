@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { quickstartXml } from '../../src/cli/commands/quickstart.ts';
+import { quickstartXml } from '../../src/cli/run/quickstart.ts';
 import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import type { DomainSummary } from '../../src/protocol/wire.ts';

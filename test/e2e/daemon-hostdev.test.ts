@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '../../src/cli/client.ts';
-import { quickstartXml } from '../../src/cli/commands/quickstart.ts';
+import { quickstartXml } from '../../src/cli/run/quickstart.ts';
 import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import type { DomainSummary, NodedevCheck, VfRow, XmlBody } from '../../src/protocol/wire.ts';

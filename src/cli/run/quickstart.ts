@@ -7,8 +7,8 @@ import { PassthruError } from '../../conf/error.ts';
 import { createSimHost } from '../../host/sim/create.ts';
 import type { NodeDeviceSummary, VfTable, XmlBody } from '../../protocol/wire.ts';
 import { Client } from '../client.ts';
-import type { CliContext, CommandModule } from '../context.ts';
 import { findGuest, findQemu, spawnDaemon } from '../local.ts';
+import type { Invocation } from '../spec.ts';
 import { renderVfTable } from './nodedev.ts';
 
 const MAC = '52:54:00:00:00:01';
@@ -79,7 +79,7 @@ async function waitForDaemon(path: string, daemon: ChildProcess, log: string): P
   throw new PassthruError('TIMEOUT', `passthrud did not answer on its socket ${path} within 30 s`);
 }
 
-async function run(ctx: CliContext, o: { keep?: boolean }): Promise<void> {
+export async function quickstart({ ctx, opts }: Invocation): Promise<void> {
   const say = (s: string): void => ctx.out(`${s}\n`);
   const dir = await mkdtemp(join(tmpdir(), 'passthru-quickstart-'));
   const simDir = join(dir, 'host');
@@ -138,17 +138,7 @@ async function run(ctx: CliContext, o: { keep?: boolean }): Promise<void> {
       daemon.kill('SIGTERM');
       await new Promise((r) => daemon.once('exit', r));
     }
-    if (o.keep) say(`(kept ${dir})`);
+    if (opts['keep']) say(`(kept ${dir})`);
     else await rm(dir, { recursive: true, force: true });
   }
 }
-
-export const quickstartCommand: CommandModule = {
-  register(program, ctx) {
-    program
-      .command('quickstart')
-      .description('show passthru end to end on a simulated host: a real QEMU guest holding a VF')
-      .option('--keep', 'keep the temporary directory (sim host, state, logs)')
-      .action((o: { keep?: boolean }) => run(ctx, o));
-  },
-};

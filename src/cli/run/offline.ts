@@ -1,0 +1,50 @@
+import { readDomainXml } from '../../conf/domain/read.ts';
+import { PassthruError } from '../../conf/error.ts';
+import { validateAnyXml } from '../../conf/validate-any.ts';
+import { chooseAccel, readProcModules } from '../../qemu/accel.ts';
+import { nativeCommandLine } from '../../qemu/native.ts';
+import type { Invocation } from '../spec.ts';
+import { readInput } from './domain.ts';
+
+/** Commands that need no daemon: they only read XML. */
+
+export async function validate({ ctx, args: [file = ''] }: Invocation): Promise<void> {
+  const r = validateAnyXml(await readInput(file), file);
+  if (r.problems.length === 0) {
+    ctx.out(`${file} is a valid ${r.kind ?? 'document'}\n`);
+    return;
+  }
+  for (const p of r.problems) process.stderr.write(`error: ${p.message}\n${p.hint ? `hint: ${p.hint}\n` : ''}`);
+  throw new PassthruError(
+    'XML_INVALID',
+    `${file}: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'} found`,
+  );
+}
+
+export async function domxmlToNative({ ctx, args: [file = ''], opts }: Invocation): Promise<void> {
+  const def = readDomainXml(await readInput(file), file);
+  const argv = nativeCommandLine(def, {
+    stateDir: String(opts['stateDir']),
+    accel: chooseAccel(await readProcModules()),
+    emulator: 'qemu-system-x86_64',
+  });
+  ctx.out(argsLines(argv));
+}
+
+/** libvirt's .args layout: the emulator, then each option with its value on one line, values
+ *  that a shell would split single-quoted. */
+export function argsLines(argv: readonly string[]): string {
+  const quote = (v: string): string => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  const lines: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const next = argv[i + 1];
+    if (i > 0 && arg.startsWith('-') && next !== undefined && !next.startsWith('-')) {
+      lines.push(`${arg} ${quote(next)}`);
+      i++;
+    } else {
+      lines.push(quote(arg));
+    }
+  }
+  return `${lines.join(' \\\n')}\n`;
+}

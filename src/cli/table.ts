@@ -1,0 +1,13 @@
+import { domainCommands } from './commands/domain.ts';
+import { localCommands, localGroups } from './commands/local.ts';
+import { nodedevCommands } from './commands/nodedev.ts';
+import type { CommandSpec, GroupSpec } from './spec.ts';
+
+/**
+ * The command table: every passthru command, in the order of the help. Each subject's entries
+ * live in commands/<subject>.ts and load their implementation (run/<subject>.ts) only when run;
+ * nothing imported here may pull in more than types and constants (see spec.ts).
+ */
+export const COMMANDS: readonly CommandSpec[] = [...domainCommands, ...nodedevCommands, ...localCommands];
+
+export const GROUPS: readonly GroupSpec[] = [...localGroups];
