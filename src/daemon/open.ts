@@ -28,7 +28,6 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
   const hostdevs = await HostdevManager.open(hostOps(kernel), o.stateDir, o.log);
   const runs = {
     store,
-    kernel,
     hostdevs,
     log: o.log,
     emulator: o.emulator ?? process.env['PASSTHRU_QEMU'] ?? 'qemu-system-x86_64',

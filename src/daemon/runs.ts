@@ -1,5 +1,4 @@
 import type { DomainDef } from '../conf/domain/types.ts';
-import type { Kernel } from '../host/types.ts';
 import type { HostdevManager } from '../hostdev/manager.ts';
 import type { Logger } from '../lib/logger.ts';
 import { attachQemu, type QemuProcess } from '../qemu/process.ts';
@@ -19,7 +18,6 @@ export interface Running {
 /** What starting, taking back and stopping a QEMU needs from the rest of the daemon. */
 export interface RunDeps {
   readonly store: Store;
-  readonly kernel: Kernel;
   readonly hostdevs: HostdevManager;
   readonly log: Logger;
   /** QEMU binary when the domain has no <emulator>. */

@@ -56,16 +56,12 @@ const liveDefinition: Stage = {
 const prepare: Stage = {
   name: 'prepare',
   run: async (s, deps) => {
-    const requests = need(s.requests);
-    await deps.hostdevs.prepare(s.def.name, requests);
-    try {
-      const presentations = new Map<string, DevicePresentation>();
-      for (const r of requests) presentations.set(r.alias, await deps.kernel.present(r.address));
-      s.presentations = presentations;
-    } catch (err) {
-      await releaseAfterFailure(s, deps);
-      throw err;
-    }
+    // All or nothing: a prepare that fails has given back what it took. Each device comes back
+    // with how QEMU is to be given it, so nothing here asks the host again.
+    const prepared = await deps.hostdevs.prepare(s.def.name, need(s.requests));
+    const presentations = new Map<string, DevicePresentation>();
+    for (const d of prepared) if (d.presentation) presentations.set(d.alias, d.presentation);
+    s.presentations = presentations;
   },
   undo: releaseAfterFailure,
 };

@@ -1,7 +1,8 @@
 import { PassthruError } from '../conf/error.ts';
-import { formatPciAddress, type PciAddress, samePciAddress } from '../conf/pci-address.ts';
+import { type PciAddress, samePciAddress } from '../conf/pci-address.ts';
 import { bindToStub, rebindHostDriver } from '../host/bind.ts';
 import { type PciDevice, readPciDevice } from '../host/inventory.ts';
+import { resetDevice } from '../host/reset.ts';
 import { setVfCount } from '../host/sriov.ts';
 import type { Kernel, VfConfig } from '../host/types.ts';
 import { checkAssignable } from './check.ts';
@@ -52,7 +53,8 @@ export function hostOps(kernel: Kernel): HostOps {
     bindStub: (address, stub) => bindToStub(kernel, address, stub),
     rebindHostDriver: (address, hostDriver) => rebindHostDriver(kernel, address, hostDriver),
     check: (address, holder) => checkAssignable(kernel, holder, address),
-    reset: (address) => kernel.writeSysfs(`/sys/bus/pci/devices/${formatPciAddress(address)}/reset`, '1'),
+    reset: (address) => resetDevice(kernel, address),
+    present: (address) => kernel.present(address),
     setVfCount: (pf, n, opts) => setVfCount(kernel, pf, n, opts),
   };
 }

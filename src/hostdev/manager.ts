@@ -1,66 +1,144 @@
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asPassthruError, PassthruError } from '../conf/error.ts';
-import { formatPciAddress, type PciAddress } from '../conf/pci-address.ts';
-import { detach, reattach, reset } from './node-ops.ts';
-
+import { formatPciAddress, type PciAddress, parsePciAddress } from '../conf/pci-address.ts';
+import type { DevicePresentation } from '../host/types.ts';
 import type { Logger } from '../lib/logger.ts';
-import { atomicWriteFile, removeDurably } from '../lib/atomic.ts';
-import { crashPoint } from '../lib/crash-point.ts';
 import type { AssignabilityReport, DeviceFacts, HostOps } from './facts.ts';
-import { Leases } from './leases.ts';
+import { Journal } from './journal.ts';
+import { holderOf, recordsOf } from './leases.ts';
+import { detach, reattach, reset } from './node-ops.ts';
 import { planPrepare } from './plan.ts';
 import type { HostdevRequest } from './request.ts';
 import { runStep, undoStep } from './run-step.ts';
-import type { DomainRecord, StepRecord } from './steps.ts';
+import type { DeviceRecord, JournalState, Step, StepStatus } from './steps.ts';
 
 /**
- * The device manager: prepares the host devices of a domain and gives them back. Host-wide
- * decisions are serialised here (one queue), so two domains can never plan on the same facts.
- * Every step is recorded (fsync) before it touches the host and marked done after.
+ * The device manager: gives host devices to domains and takes them back, one device at a time.
+ *
+ * Public API (everything above hostdev/ uses only this):
+ *   open(host, stateDir, log)      the manager over <stateDir>/hostdev/journal.json
+ *   prepare(domain, requests)      detach, configure and lease any subset of a domain's devices;
+ *                                  all or nothing; returns each device's PreparedDevice (its
+ *                                  generation and how QEMU is to be given it)
+ *   release(domain, devices?)      give back some (by alias, optionally with the generation the
+ *                                  caller was given) or all of a domain's devices
+ *   held(domain)                   what a domain holds now (after a daemon restart too)
+ *   recover(running)               after a restart: undo prepares that did not commit, finish
+ *                                  releases that started, release what non-running domains hold
+ *   detach / reattach / reset / setVfCount / check    the node-device operations
+ *
+ * Records and leases are keyed by (domain, alias): a domain gains and loses devices while it runs
+ * (hot-plug, pools, migration). Host-wide decisions are serialised here (one queue), so two
+ * domains can never plan on the same facts. Every step is journaled (fsync) before it touches the
+ * host and marked done after; a prepare commits in one write, and a release is committed by its
+ * first write.
  */
+export interface PreparedDevice {
+  readonly alias: string;
+  readonly address: PciAddress;
+  readonly generation: number;
+  /** How QEMU is to be given it; absent for an unassigned function (no QEMU device). */
+  readonly presentation?: DevicePresentation;
+}
+
+/** A device to release: its alias, and the generation the caller holds it under (a release that
+ *  names an older generation than the record's is refused: the device has a newer owner). */
+export type DeviceRef = string | { readonly alias: string; readonly generation?: number };
+
 export class HostdevManager {
   readonly #host: HostOps;
-  readonly #dir: string;
-  readonly #leases: Leases;
+  readonly #journal: Journal;
   readonly #log: Logger;
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(host: HostOps, dir: string, leases: Leases, log: Logger) {
+  private constructor(host: HostOps, journal: Journal, log: Logger) {
     this.#host = host;
-    this.#dir = dir;
-    this.#leases = leases;
+    this.#journal = journal;
     this.#log = log;
   }
 
-  /** <state>/hostdev/leases.json and one record per domain in <state>/hostdev/domains/ (apart,
-   *  so that no domain name can collide with the lease table). */
   static async open(host: HostOps, stateDir: string, log: Logger): Promise<HostdevManager> {
     const dir = join(stateDir, 'hostdev');
-    await mkdir(join(dir, 'domains'), { recursive: true, mode: 0o700 });
-    return new HostdevManager(host, join(dir, 'domains'), await Leases.load(join(dir, 'leases.json')), log);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return new HostdevManager(host, await Journal.open(dir), log);
   }
 
-  prepare(domain: string, requests: readonly HostdevRequest[]): Promise<void> {
+  prepare(domain: string, requests: readonly HostdevRequest[]): Promise<PreparedDevice[]> {
     return this.#serial(() => this.#prepare(domain, requests));
   }
 
-  release(domain: string): Promise<void> {
-    return this.#serial(() => this.#release(domain));
+  /** Returns the aliases given back. Devices the domain does not hold are skipped. */
+  release(domain: string, devices?: readonly DeviceRef[]): Promise<string[]> {
+    return this.#serial(async () => {
+      const targets = pick(recordsOf(this.#journal.state, domain), domain, devices);
+      await this.#release(targets);
+      return targets.map((d) => d.alias);
+    });
   }
 
-  /** nodedev-detach: bind the stub (vfio-pci or a variant) for a later managed='no' use. */
+  held(domain: string): PreparedDevice[] {
+    return recordsOf(this.#journal.state, domain)
+      .filter((d) => d.state === 'prepared')
+      .map(prepared);
+  }
+
+  recover(running: ReadonlySet<string>): Promise<string[]> {
+    return this.#serial(async () => {
+      const devices = this.#journal.state.devices;
+      const touched = new Set<string>();
+      const unfinished = devices.filter((d) => d.state === 'preparing');
+      if (unfinished.length > 0) {
+        await this.#undo(unfinished);
+        await this.#write(without(this.#journal.state, unfinished));
+      }
+      const stale = devices.filter(
+        (d) => d.state === 'releasing' || (d.state === 'prepared' && !running.has(d.domain)),
+      );
+      await this.#release(stale);
+      for (const d of [...unfinished, ...stale]) touched.add(d.domain);
+      for (const domain of touched) this.#log.warn({ domain }, 'recovered the host devices of a domain');
+      return [...touched];
+    });
+  }
+
+  /** nodedev-detach: bind the stub (vfio-pci or a variant) for a later managed='no' use. The
+   *  driver it replaced is journaled, so nodedev-reattach after a daemon restart restores it. */
   detach(address: PciAddress, stub = 'vfio-pci'): Promise<boolean> {
-    return this.#serial(() => detach(this.#host, this.#leases, address, stub));
+    return this.#serial(async () => {
+      const r = await detach(this.#host, this.#holder(), address, stub);
+      const bdf = formatPciAddress(address);
+      const s = this.#journal.state;
+      if (r.changed && !s.detached.some((d) => d.address === bdf)) {
+        const entry = {
+          address: bdf,
+          stub,
+          ...(r.previousDriver === undefined ? {} : { previousDriver: r.previousDriver }),
+        };
+        await this.#write({ ...s, detached: [...s.detached, entry] });
+      }
+      return r.changed;
+    });
   }
 
   /** nodedev-reattach: give a detached device back to its host driver. */
   reattach(address: PciAddress): Promise<void> {
-    return this.#serial(() => reattach(this.#host, this.#leases, address));
+    return this.#serial(async () => {
+      const bdf = formatPciAddress(address);
+      const s = this.#journal.state;
+      const entry = s.detached.find((d) => d.address === bdf);
+      await reattach(this.#host, this.#holder(), address, entry?.previousDriver);
+      if (entry) await this.#write({ ...s, detached: s.detached.filter((d) => d !== entry) });
+    });
+  }
+
+  /** Devices nodedev-detach took from the host and nodedev-reattach has not given back. */
+  detached(): readonly { readonly address: string; readonly stub: string; readonly previousDriver?: string }[] {
+    return this.#journal.state.detached;
   }
 
   reset(address: PciAddress): Promise<void> {
-    return this.#serial(() => reset(this.#host, this.#leases, address));
+    return this.#serial(() => reset(this.#host, this.#holder(), address));
   }
 
   /** nodedev-sriov: refused while any VF of the PF is held by a domain. */
@@ -69,16 +147,21 @@ export class HostdevManager {
     n: number,
     autoprobe?: boolean,
   ): Promise<{ before: number; after: number; settled: boolean }> {
-    return this.#serial(() =>
-      this.#host.setVfCount(pf, n, {
-        holder: (vf) => this.#leases.holder(formatPciAddress(vf)),
+    return this.#serial(() => {
+      const holder = this.#holder();
+      return this.#host.setVfCount(pf, n, {
+        holder: (vf) => holder(formatPciAddress(vf)),
         ...(autoprobe === undefined ? {} : { autoprobe }),
-      }),
-    );
+      });
+    });
   }
 
   check(address: PciAddress): Promise<AssignabilityReport> {
-    return this.#host.check(address, (bdf) => this.#leases.holder(bdf));
+    return this.#host.check(address, this.#holder());
+  }
+
+  #holder(): (bdf: string) => string | undefined {
+    return holderOf(this.#journal.state);
   }
 
   #serial<T>(work: () => Promise<T>): Promise<T> {
@@ -87,107 +170,154 @@ export class HostdevManager {
     return next;
   }
 
-  async #prepare(domain: string, requests: readonly HostdevRequest[]): Promise<void> {
-    if (requests.length === 0) return;
+  async #prepare(domain: string, requests: readonly HostdevRequest[]): Promise<PreparedDevice[]> {
+    if (requests.length === 0) return [];
+    const state = this.#journal.state;
+    const aliases = new Set<string>();
+    for (const r of requests) {
+      const had = state.devices.find((d) => d.domain === domain && d.alias === r.alias);
+      if (had || aliases.has(r.alias)) {
+        throw new PassthruError(
+          'OPERATION_INVALID',
+          had
+            ? `device ${r.alias} of domain ${domain} is already prepared (PCI device ${had.address}, generation ${had.generation})`
+            : `device alias ${r.alias} is given twice for domain ${domain}`,
+        );
+      }
+      aliases.add(r.alias);
+    }
     const facts = new Map<string, DeviceFacts | undefined>();
     for (const r of requests) facts.set(formatPciAddress(r.address), await this.#host.facts(r.address));
-    const steps = planPrepare(domain, requests, facts, this.#leases);
+    const steps = planPrepare(domain, requests, facts, holderOf(state));
 
-    // The lease comes first: from here on a crash leaves a holder that recover() clears.
-    const generation = await this.#leases.take(domain, [...facts.keys()]);
-    const done: StepRecord[] = [];
-    let current: StepRecord | undefined;
-    const record = (): Promise<void> =>
-      this.#writeRecord({ version: 1, domain, generation, steps: current ? [...done, current] : done });
+    const generation = state.nextGeneration;
+    let records: DeviceRecord[] = requests.map((r) => ({
+      domain,
+      alias: r.alias,
+      address: formatPciAddress(r.address),
+      generation,
+      state: 'preparing',
+      assigned: r.assigned,
+      steps: steps.flatMap((step, seq) => (step.alias === r.alias ? [{ seq, status: 'planned' as const, step }] : [])),
+    }));
+    const mark = (seq: number, status: StepStatus, step?: Step): void => {
+      records = records.map((d) => ({
+        ...d,
+        steps: d.steps.map((s) => (s.seq === seq ? { seq, status, step: step ?? s.step } : s)),
+      }));
+    };
+    // The first write holds every record, and with them the leases, before the host changes.
     try {
-      for (const step of steps) {
-        current = { status: 'running', step };
-        await record();
+      for (const [seq, step] of steps.entries()) {
+        mark(seq, 'running');
+        await this.#put(records, generation + 1);
         const result = await runStep(this.#host, step);
-        current = undefined;
-        done.push({ status: 'done', step: result });
+        mark(seq, 'done', result);
         this.#log.info({ domain, step: result }, 'hostdev step done');
       }
-      await record();
+      const presentations = new Map<string, DevicePresentation>();
+      for (const r of requests) if (r.assigned) presentations.set(r.alias, await this.#host.present(r.address));
+      records = records.map((d) => {
+        const presentation = presentations.get(d.alias);
+        return { ...d, state: 'prepared', ...(presentation ? { presentation } : {}) };
+      });
+      await this.#put(records, generation + 1); // the commit
     } catch (err) {
       const cause = asPassthruError(err);
       this.#log.error({ domain, err: cause.message }, 'hostdev prepare failed, undoing');
       // The failed step may have half-happened (a MAC set, its VLAN refused): undo it too.
-      await this.#undo(domain, current ? [...done, current] : done);
-      await removeDurably(this.#recordPath(domain));
-      await this.#leases.drop(domain, generation);
+      await this.#undo(records);
+      await this.#write(without(this.#journal.state, records));
       throw cause;
     }
+    return records.map(prepared);
   }
 
-  /**
-   * After a daemon restart: every domain that holds devices or has a record but whose QEMU no
-   * longer runs gets its host back, including a step that was in flight when the daemon died.
-   */
-  recover(running: ReadonlySet<string>): Promise<string[]> {
-    return this.#serial(async () => {
-      const recordDomains = (await readdir(this.#dir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
-      const stale = new Set([...recordDomains, ...this.#leases.holders()].filter((d) => !running.has(d)));
-      for (const domain of stale) {
-        const rec = await this.readRecord(domain);
-        if (rec) await this.#undo(domain, rec.steps);
-        await removeDurably(this.#recordPath(domain));
-        await this.#leases.dropAll(domain);
-        this.#log.warn(
-          { domain, steps: rec?.steps.length ?? 0 },
-          'recovered host devices of a domain that is not running',
-        );
-      }
-      return [...stale];
+  /** Marks the devices releasing (the commit point: a crash after it finishes the release),
+   *  undoes their steps journaling each, then drops the records and with them the leases. */
+  async #release(targets: readonly DeviceRecord[]): Promise<void> {
+    if (targets.length === 0) return;
+    let records = targets.map((d) => ({ ...d, state: 'releasing' as const }));
+    await this.#put(records);
+    await this.#undo(records, async (done) => {
+      records = records.map((d) =>
+        d.domain === done.domain && d.alias === done.alias
+          ? { ...d, steps: d.steps.map((s) => (s.seq === done.seq ? { ...s, status: 'undone' as const } : s)) }
+          : d,
+      );
+      await this.#put(records);
     });
+    await this.#write(without(this.#journal.state, records));
   }
 
-  async #release(domain: string): Promise<void> {
-    const rec = await this.readRecord(domain);
-    if (!rec) return;
-    await this.#undo(domain, rec.steps);
-    await removeDurably(this.#recordPath(domain));
-    await this.#leases.drop(domain, rec.generation);
-  }
-
-  /** Undoes in reverse; one failure does not stop the others (a VF left behind is worse).
-   *  Every undo is safe to repeat, so a step recorded as running is undone like a done one. */
-  async #undo(domain: string, done: readonly StepRecord[]): Promise<void> {
-    const all = done.map((s) => s.step);
-    for (const step of [...all].reverse()) {
+  /** Undoes in reverse (newest generation first, then reverse plan order); one failure does not
+   *  stop the others (a VF left behind is worse). A step recorded as running is undone like a
+   *  done one: every undo is safe to repeat. */
+  async #undo(
+    records: readonly DeviceRecord[],
+    onUndone?: (s: { domain: string; alias: string; seq: number }) => Promise<void>,
+  ): Promise<void> {
+    const todo = records
+      .flatMap((d) => d.steps.filter((s) => s.status === 'running' || s.status === 'done').map((s) => ({ d, s })))
+      .sort((a, b) => b.d.generation - a.d.generation || b.s.seq - a.s.seq);
+    for (const { d, s } of todo) {
       try {
-        await undoStep(this.#host, step, all);
-        this.#log.info({ domain, step }, 'hostdev step undone');
+        await undoStep(
+          this.#host,
+          s.step,
+          d.steps.map((x) => x.step),
+        );
+        this.#log.info({ domain: d.domain, step: s.step }, 'hostdev step undone');
       } catch (err) {
-        this.#log.error({ domain, step, err: asPassthruError(err).message }, 'hostdev undo failed');
+        this.#log.error({ domain: d.domain, step: s.step, err: asPassthruError(err).message }, 'hostdev undo failed');
       }
+      await onUndone?.({ domain: d.domain, alias: d.alias, seq: s.seq });
     }
   }
 
-  #recordPath(domain: string): string {
-    return join(this.#dir, `${domain}.json`);
+  /** Writes the journal with these records replacing (or added to) those of the same key. */
+  async #put(records: readonly DeviceRecord[], nextGeneration?: number): Promise<void> {
+    const s = this.#journal.state;
+    const others = without(s, records).devices;
+    await this.#write({ ...s, nextGeneration: nextGeneration ?? s.nextGeneration, devices: [...others, ...records] });
   }
 
-  async #writeRecord(rec: DomainRecord): Promise<void> {
-    await atomicWriteFile(this.#recordPath(rec.domain), `${JSON.stringify(rec, null, 2)}\n`);
-    crashPoint('record');
+  #write(next: JournalState): Promise<void> {
+    return this.#journal.write(next);
   }
+}
 
-  async readRecord(domain: string): Promise<DomainRecord | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.#recordPath(domain), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    try {
-      return JSON.parse(text) as DomainRecord;
-    } catch {
+const key = (d: { domain: string; alias: string }): string => `${d.domain}\u0000${d.alias}`;
+
+function without(s: JournalState, records: readonly DeviceRecord[]): JournalState {
+  const gone = new Set(records.map(key));
+  return { ...s, devices: s.devices.filter((d) => !gone.has(key(d))) };
+}
+
+function prepared(d: DeviceRecord): PreparedDevice {
+  return {
+    alias: d.alias,
+    address: parsePciAddress(d.address),
+    generation: d.generation,
+    ...(d.presentation ? { presentation: d.presentation } : {}),
+  };
+}
+
+/** The records a release names, refusing a stale generation before anything changes. */
+function pick(held: readonly DeviceRecord[], domain: string, devices?: readonly DeviceRef[]): DeviceRecord[] {
+  if (devices === undefined) return [...held];
+  const out: DeviceRecord[] = [];
+  for (const ref of devices) {
+    const { alias, generation } = typeof ref === 'string' ? { alias: ref, generation: undefined } : ref;
+    const d = held.find((h) => h.alias === alias);
+    if (!d) continue;
+    if (generation !== undefined && generation !== d.generation) {
       throw new PassthruError(
-        'STATE_CORRUPT',
-        `hostdev record of domain ${domain} cannot be read: ${this.#recordPath(domain)}`,
+        'OPERATION_INVALID',
+        `device ${alias} of domain ${domain} (PCI device ${d.address}) is held under generation ${d.generation}, not ${generation}: a newer prepare owns it, so this release is refused`,
       );
     }
+    out.push(d);
   }
+  return out;
 }

@@ -1,20 +1,21 @@
 import { PassthruError } from '../conf/error.ts';
 import { formatPciAddress } from '../conf/pci-address.ts';
 import { isVfioDriver, type DeviceFacts } from './facts.ts';
-import type { Leases } from './leases.ts';
-import type { HostdevRequest } from './request.ts';
+import type { Holder } from './leases.ts';
+import type { HostdevRequest, VfNetConfig } from './request.ts';
+import type { VfSettings } from '../host/types.ts';
 import type { Step } from './steps.ts';
 
 /**
  * Turns "give these devices to domain D" into checks and an ordered list of steps. Pure: the
- * facts about the host and the lease table are read before, so every refusal happens before
- * anything on the host changes.
+ * facts about the host and who holds what (`holder`: bdf -> domain) are read before, so every
+ * refusal happens before anything on the host changes.
  */
 export function planPrepare(
   domain: string,
   requests: readonly HostdevRequest[],
   facts: ReadonlyMap<string, DeviceFacts | undefined>,
-  leases: Leases,
+  holder: Holder,
 ): Step[] {
   const wanted = new Map<string, HostdevRequest>();
   for (const r of requests) {
@@ -29,7 +30,7 @@ export function planPrepare(
     wanted.set(bdf, r);
   }
 
-  for (const [bdf, r] of wanted) checkOne(domain, bdf, r, facts.get(bdf), wanted, leases);
+  for (const [bdf, r] of wanted) checkOne(domain, bdf, r, facts.get(bdf), wanted, holder);
 
   const saves: Step[] = [];
   const binds: Step[] = [];
@@ -57,14 +58,29 @@ export function planPrepare(
         address: bdf,
         pfNetdev: vf.pfNetdev,
         vf: vf.index,
-        ...(r.net.mac ? { mac: r.net.mac } : {}),
-        vlan: r.net.vlan?.tags[0]?.id ?? 0,
+        settings: vfSettings(r.net),
       });
     }
   }
   // Save before detaching, while the VF's own netdev can still be read (libvirt cceada57);
   // program MAC/VLAN after the VF sits on vfio-pci.
   return [...saves, ...binds, ...sets];
+}
+
+/** The request in rtnetlink's terms. The VLAN is always set: id 0 clears a tag the VF kept. */
+function vfSettings(net: VfNetConfig): VfSettings {
+  return {
+    ...(net.mac ? { mac: net.mac } : {}),
+    vlan: {
+      id: net.vlan?.tags[0]?.id ?? 0,
+      ...(net.vlanQos === undefined ? {} : { qos: net.vlanQos }),
+      ...(net.vlanProto === undefined ? {} : { proto: net.vlanProto }),
+    },
+    ...(net.spoofchk === undefined ? {} : { spoofchk: net.spoofchk }),
+    ...(net.trust === undefined ? {} : { trust: net.trust }),
+    ...(net.linkState === undefined ? {} : { linkState: net.linkState }),
+    ...(net.rate === undefined ? {} : { rate: net.rate }),
+  };
 }
 
 function name(bdf: string, f: DeviceFacts | undefined): string {
@@ -77,7 +93,7 @@ function checkOne(
   r: HostdevRequest,
   f: DeviceFacts | undefined,
   wanted: ReadonlyMap<string, HostdevRequest>,
-  leases: Leases,
+  holderOf: Holder,
 ): void {
   if (!f) {
     throw new PassthruError(
@@ -91,13 +107,13 @@ function checkOne(
   if (!f.endpoint) {
     throw new PassthruError('DEVICE_NOT_ASSIGNABLE', `Non-endpoint PCI device ${bdf} cannot be assigned to guests`);
   }
-  const holder = leases.holder(bdf);
+  const holder = holderOf(bdf);
   if (holder !== undefined) {
     throw new PassthruError('DEVICE_IN_USE', `${name(bdf, f)} is in use by domain ${holder}`);
   }
   for (const peer of f.groupPeers) {
     const peerBdf = formatPciAddress(peer.address);
-    const peerHolder = leases.holder(peerBdf);
+    const peerHolder = holderOf(peerBdf);
     if (peerHolder !== undefined && peerHolder !== domain) {
       throw new PassthruError(
         'DEVICE_IN_USE',

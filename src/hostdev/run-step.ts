@@ -1,6 +1,7 @@
 import { PassthruError } from '../conf/error.ts';
 import { type MacAddress, ZERO_MAC } from '../conf/mac.ts';
 import { parsePciAddress } from '../conf/pci-address.ts';
+import type { VfConfig, VfSettings } from '../host/types.ts';
 import type { HostOps } from './facts.ts';
 import type { Step } from './steps.ts';
 
@@ -19,7 +20,7 @@ export async function runStep(host: HostOps, step: Step): Promise<Step> {
           `PF ${step.pfNetdev} reports no VF ${step.vf} in its VF table (${step.address})`,
         );
       }
-      return { ...step, saved: { mac: row.mac, vlan: row.vlan, qos: row.qos } };
+      return { ...step, saved: row };
     }
     case 'bind-stub': {
       const r = await host.bindStub(parsePciAddress(step.address), step.stub);
@@ -30,15 +31,13 @@ export async function runStep(host: HostOps, step: Step): Promise<Step> {
       };
     }
     case 'set-vf-config':
-      await host.setVf(step.pfNetdev, step.vf, {
-        ...(step.mac ? { mac: step.mac } : {}),
-        vlan: { id: step.vlan },
-      });
+      await host.setVf(step.pfNetdev, step.vf, step.settings);
       return step;
   }
 }
 
-/** Undoes a done step. `all` is the whole done list, where a set step finds its saved row. */
+/** Undoes a step that ran (or may have: one recorded as running). Every undo is safe to repeat.
+ *  `all` is the device's steps, where a set step finds the row its save step read. */
 export async function undoStep(host: HostOps, step: Step, all: readonly Step[]): Promise<void> {
   switch (step.kind) {
     case 'save-vf-config':
@@ -47,27 +46,36 @@ export async function undoStep(host: HostOps, step: Step, all: readonly Step[]):
       if (step.changed) await host.rebindHostDriver(parsePciAddress(step.address), step.previousDriver);
       return;
     case 'set-vf-config': {
-      const save = all.find((s) => s.kind === 'save-vf-config' && s.address === step.address);
+      const save = all.find(
+        (s) => s.kind === 'save-vf-config' && s.address === step.address && s.pfNetdev === step.pfNetdev,
+      );
       const saved = save?.kind === 'save-vf-config' ? save.saved : undefined;
       if (!saved) return;
-      await restoreVf(host, step.pfNetdev, step.vf, saved.mac, saved.vlan, saved.qos);
+      await restoreVf(host, step.pfNetdev, step.vf, restoreSettings(step.settings, saved));
       return;
     }
   }
 }
 
-async function restoreVf(
-  host: HostOps,
-  pf: string,
-  vf: number,
-  mac: MacAddress,
-  vlan: number,
-  qos: number,
-): Promise<void> {
+/** What puts back every field the set step changed, from the row saved before it. */
+function restoreSettings(set: VfSettings, saved: VfConfig): VfSettings {
+  return {
+    ...(set.mac === undefined ? {} : { mac: saved.mac }),
+    ...(set.vlan === undefined
+      ? {}
+      : { vlan: { id: saved.vlan, qos: saved.qos, ...(saved.vlanProto ? { proto: saved.vlanProto } : {}) } }),
+    ...(set.spoofchk === undefined || saved.spoofchk === undefined ? {} : { spoofchk: saved.spoofchk }),
+    ...(set.trust === undefined || saved.trust === undefined ? {} : { trust: saved.trust }),
+    ...(set.linkState === undefined || saved.linkState === undefined ? {} : { linkState: saved.linkState }),
+    ...(set.rate === undefined ? {} : { rate: { minTx: saved.minTxRate ?? 0, maxTx: saved.maxTxRate ?? 0 } }),
+  };
+}
+
+async function restoreVf(host: HostOps, pf: string, vf: number, settings: VfSettings): Promise<void> {
   try {
-    await host.setVf(pf, vf, { mac, vlan: { id: vlan, qos } });
+    await host.setVf(pf, vf, settings);
   } catch (err) {
-    if (!(mac === ZERO_MAC && err instanceof PassthruError && err.errno === 'EINVAL')) throw err;
-    await host.setVf(pf, vf, { mac: ALMOST_ZERO_MAC, vlan: { id: vlan, qos } });
+    if (!(settings.mac === ZERO_MAC && err instanceof PassthruError && err.errno === 'EINVAL')) throw err;
+    await host.setVf(pf, vf, { ...settings, mac: ALMOST_ZERO_MAC });
   }
 }

@@ -2,7 +2,8 @@
  * Fault injection for the crash tier. PASSTHRU_FAULT_CRASH_AT=NAME:N kills the daemon with
  * SIGKILL at the N-th time (1-based) it passes the crash point NAME, the worst instant there
  * is: what was recorded before it is on disk and nothing after it has happened. Points:
- *   record         after each write of a device record (hostdev/manager.ts)
+ *   journal-before right before each write of the device journal (hostdev/journal.ts)
+ *   journal-after  right after it
  *   qemu-launched  QEMU is up (paused) and its status is not yet final (daemon/vm-runner.ts)
  */
 const passes = new Map<string, number>();

@@ -25,12 +25,12 @@ after(async () => {
 const PF = 'pci_0000_06_00_0';
 const XML = vfDomainXml('crashy', 5, { mac: '52:54:00:cc:00:01', vlan: 99 });
 
-// 3 steps (save, bind, set): 3 "running" records and the final one.
-for (const crashAfter of [1, 2, 3, 4]) {
-  test(`killed after device record write ${crashAfter}: the next daemon restores the VF`, async () => {
-    const run = join(dir, `run${crashAfter}`);
+// 3 steps (save, bind, set): one journal write as each starts, and the commit.
+for (const at of [1, 2, 3, 4].flatMap((n) => [`journal-before:${n}`, `journal-after:${n}`])) {
+  test(`killed at ${at}: the next daemon restores the VF`, async () => {
+    const run = join(dir, at.replace(':', '-'));
     await createSimHost(join(run, 'host'), 'intel-x710-2port');
-    const first = await startDaemon(run, { PASSTHRU_FAULT_CRASH_AT: `record:${crashAfter}` });
+    const first = await startDaemon(run, { PASSTHRU_FAULT_CRASH_AT: at });
     let before0;
     try {
       before0 = await vfRow(first.client, PF, 5);
