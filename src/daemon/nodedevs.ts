@@ -4,7 +4,7 @@ import { type Inventory, type PciDevice, readInventory, readPciDevice } from '..
 import { formatNodeDevice } from '../conf/nodedev/format.ts';
 import { nodeDevices } from '../host/nodedev.ts';
 import type { Kernel } from '../host/types.ts';
-import { watchHost } from '../host/watch.ts';
+import { type HostWatcher, watchHost } from '../host/watch.ts';
 import { uplinkNetdev } from '../hostdev/host-ops.ts';
 import type { HostdevManager } from '../hostdev/manager.ts';
 import type { EventBus } from './events.ts';
@@ -15,6 +15,7 @@ export class NodeDevices {
   readonly #kernel: Kernel;
   readonly #hostdevs: HostdevManager;
   readonly #events: EventBus;
+  #watcher: HostWatcher | undefined;
 
   constructor(kernel: Kernel, hostdevs: HostdevManager, events: EventBus) {
     this.#kernel = kernel;
@@ -25,7 +26,7 @@ export class NodeDevices {
   /** Follows the host (VFs created or destroyed, drivers rebound, from us or anyone) and tells
    *  API clients, whoever made the change. */
   async follow(): Promise<() => void> {
-    const watcher = await watchHost(this.#kernel, (changes) => {
+    const watcher = (this.#watcher = await watchHost(this.#kernel, (changes) => {
       for (const c of changes) {
         this.#events.emit({
           type: 'nodedev',
@@ -34,28 +35,35 @@ export class NodeDevices {
           ...(c.fields ? { fields: c.fields } : {}),
         });
       }
-    });
+    }));
     return () => {
       watcher.stop();
     };
   }
 
+  /** After a change of ours, its events go out before the reply (and the watcher's next diff
+   *  starts from what the reply says). */
+  async #synced<T>(result: T): Promise<T> {
+    await this.#watcher?.sync();
+    return result;
+  }
+
   async detach(name: string, driver = 'vfio-pci'): Promise<NodedevChange> {
     const address = pciAddressOf(name);
     await this.#hostdevs.detach(address, driver);
-    return this.#changed(address);
+    return this.#synced(await this.#changed(address));
   }
 
   async reattach(name: string): Promise<NodedevChange> {
     const address = pciAddressOf(name);
     await this.#hostdevs.reattach(address);
-    return this.#changed(address);
+    return this.#synced(await this.#changed(address));
   }
 
   async reset(name: string): Promise<NodedevChange> {
     const address = pciAddressOf(name);
     await this.#hostdevs.reset(address);
-    return this.#changed(address);
+    return this.#synced(await this.#changed(address));
   }
 
   check(name: string): Promise<NodedevCheck> {
@@ -65,9 +73,8 @@ export class NodeDevices {
   async sriov(name: string, numVfs: number, autoprobe?: boolean): Promise<SriovChange> {
     const pf = findPf(await this.inventory(), name);
     const r = await this.#hostdevs.setVfCount(pf.address, numVfs, autoprobe);
-    if (r.before !== r.after)
-      this.#events.emit({ type: 'nodedev', event: 'updated', name: pciNodeDeviceName(pf.address) });
-    return { pf: pf.name, before: r.before, after: r.after, settled: r.settled };
+    // The watcher reports the PF's numVfs and each VF created or deleted.
+    return this.#synced({ pf: pf.name, before: r.before, after: r.after, settled: r.settled });
   }
 
   async #changed(address: PciAddress): Promise<NodedevChange> {

@@ -59,6 +59,13 @@ export interface WatchOptions {
 export interface HostWatcher {
   /** The inventory as last read. */
   current(): Inventory;
+  /** Reads the host now (a read that starts after this call) and resolves once its changes have
+   *  been reported, or after `maxMs` if the host keeps changing under the read. Whoever changed
+   *  the host calls it before saying so: the watcher's next diff then starts from the state the
+   *  caller reported, not from an older one. Without it, a state that lasted less than the
+   *  debounce (the daemon sets 8 VFs, someone else sets 0 right after) was never read, both
+   *  reads showed 0 VFs, and the 8 removals were never reported. */
+  sync(maxMs?: number): Promise<void>;
   stop(): void;
 }
 
@@ -73,6 +80,14 @@ export async function watchHost(
   let again = false;
   let stopped = false;
   let failures = 0;
+  // Reads are numbered as they start; sync() waits for a read numbered after its call to end.
+  let started = 0;
+  let waiters: { readonly after: number; readonly resolve: () => void }[] = [];
+  const settle = (finished: number): void => {
+    const due = waiters.filter((w) => w.after < finished || stopped);
+    waiters = waiters.filter((w) => !due.includes(w));
+    for (const w of due) w.resolve();
+  };
   const refresh = async (): Promise<void> => {
     if (running) {
       again = true;
@@ -82,11 +97,13 @@ export async function watchHost(
     try {
       do {
         again = false;
+        const n = ++started;
         const next = await readInventory(kernel.sysfs);
         const changes = diffInventory(inv, next);
         inv = next;
         failures = 0;
         if (changes.length > 0 && !stopped) onChange(changes, next);
+        settle(n);
       } while (again && !stopped);
     } catch {
       // The host changed under the read (a VF vanished mid-read). The change that did it may
@@ -132,10 +149,26 @@ export async function watchHost(
   }
   return {
     current: () => inv,
+    sync(maxMs = 5000) {
+      if (stopped) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const cap = setTimeout(resolve, maxMs);
+        waiters.push({
+          after: started,
+          resolve: () => {
+            clearTimeout(cap);
+            resolve();
+          },
+        });
+        clearTimeout(timer);
+        void refresh();
+      });
+    },
     stop() {
       stopped = true;
       clearTimeout(timer);
       for (const s of stops) s();
+      settle(started);
     },
   };
 }

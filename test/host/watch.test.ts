@@ -131,3 +131,35 @@ test('a read that fails because the host changed under it is retried: the change
     done();
   }
 });
+
+test('sync: the state a caller just made is read before it returns, so a change right after is a diff from it', async () => {
+  // The nodedev-events stall: the daemon set 8 VFs and replied; another process set 0 within
+  // the debounce; the watcher's two reads both showed 0 VFs and nothing was reported. A long
+  // debounce makes that window certain here; sync() must close it.
+  const { dir, kernel, done } = await simHost('intel-82576');
+  const all: HostChange[] = [];
+  const w = await watchHost(kernel, (c) => all.push(...c), { debounceMs: 60_000, pollMs: 60_000 });
+  const pf = '/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs';
+  try {
+    await kernel.writeSysfs(pf, '0');
+    await w.sync();
+    assert.equal(all.filter((x) => x.kind === 'removed').length, 7, 'reported before sync() returned');
+    await kernel.writeSysfs(pf, '2');
+    await w.sync();
+    assert.equal(all.filter((x) => x.kind === 'added').length, 2);
+    const other = await openSimHost(dir);
+    await other.writeSysfs(pf, '0');
+    await w.sync();
+    const added = all.filter((x) => x.kind === 'added').map((x) => x.name);
+    assert.deepEqual(
+      all
+        .filter((x) => x.kind === 'removed')
+        .slice(7)
+        .map((x) => x.name),
+      added,
+    );
+  } finally {
+    w.stop();
+    done();
+  }
+});
