@@ -30,7 +30,7 @@ function settle<T>(read: () => T, absent: T): Promise<T> {
  *
  * The reads are synchronous behind the async interface on purpose: sysfs lives in memory, and a
  * thread-pool round trip per attribute cost 4-5x more than the reads themselves (scale-16x256
- * inventory: 8.5 s async, 1.7-2.2 s sync, measured under load; bench/host.ts).
+ * inventory: 8.5 s async, 1.7-2.2 s sync, measured under load; npm run bench -- inventory).
  */
 export class DirSysfs implements Sysfs {
   readonly root: string;

@@ -1,11 +1,11 @@
-import { formatDomainXml } from '../src/conf/domain/format.ts';
-import { readDomainXml } from '../src/conf/domain/read.ts';
+import { formatDomainXml } from '../../src/conf/domain/format.ts';
+import { readDomainXml } from '../../src/conf/domain/read.ts';
+import { type Figure, samples } from '../lib/figure.ts';
 
 /**
  * Parse + format throughput of the domain configuration layer for a ~5 KB live domain (root
  * ports, VFs with MAC/VLAN, a teaming pair, a user NIC, serial/console, aliases and guest
- * addresses): readDomainXml (parse -> postParse -> validate) then formatDomainXml. Figures, not
- * pass/fail. Run: node --import tsx bench/conf.ts
+ * addresses): readDomainXml (parse -> postParse -> validate) then formatDomainXml.
  */
 export function fiveKbDomain(): string {
   const ports = Array.from({ length: 8 }, (_, i) => {
@@ -87,17 +87,8 @@ ${vfs}
 `;
 }
 
-export interface ConfBench {
-  readonly bytes: number;
-  readonly docsPerSecond: number;
-  readonly microsecondsPerDoc: number;
-}
-
-export function benchConf(seconds = 2): ConfBench {
-  const doc = fiveKbDomain();
-  if (formatDomainXml(readDomainXml(doc)) !== doc) throw new Error('bench document is not canonical');
-  // Warm up the JIT before measuring.
-  for (let i = 0; i < 500; i++) formatDomainXml(readDomainXml(doc));
+/** Documents per second over one window of `seconds`, after a warm-up of the JIT. */
+function docsPerSecond(doc: string, seconds: number): number {
   let n = 0;
   const start = performance.now();
   const end = start + seconds * 1000;
@@ -105,17 +96,20 @@ export function benchConf(seconds = 2): ConfBench {
     for (let i = 0; i < 50; i++) formatDomainXml(readDomainXml(doc));
     n += 50;
   }
-  const ms = performance.now() - start;
-  return {
-    bytes: doc.length,
-    docsPerSecond: Math.round((n * 1000) / ms),
-    microsecondsPerDoc: Math.round((ms * 1000) / n),
-  };
+  return (n * 1000) / (performance.now() - start);
 }
 
-if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
-  const r = benchConf();
-  console.log(
-    `conf: parse+format of a ${r.bytes}-byte domain: ${r.docsPerSecond} docs/s (${r.microsecondsPerDoc} us/doc)`,
-  );
-}
+export default [
+  {
+    id: 'conf.parse-format',
+    title: 'domain XML parse+format (5 KB live domain)',
+    measure: (ctx) => {
+      const doc = fiveKbDomain();
+      if (formatDomainXml(readDomainXml(doc)) !== doc) throw new Error('bench document is not canonical');
+      for (let i = 0; i < 500; i++) formatDomainXml(readDomainXml(doc));
+      const windows = Array.from({ length: ctx.rounds(7) }, () => docsPerSecond(doc, 0.5));
+      ctx.note(`${doc.length} bytes per document; 0.5 s windows`);
+      return Promise.resolve(samples('docs/s', windows, 'higher'));
+    },
+  },
+] satisfies Figure[];

@@ -1,0 +1,112 @@
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseMac } from '../../src/conf/mac.ts';
+import { readInventory } from '../../src/host/inventory.ts';
+import { parseLinkShow } from '../../src/host/linux/iproute2.ts';
+import { decodeVf, encodeVf } from '../../src/host/linux/netlink.ts';
+import { createSimHost } from '../../src/host/sim/create.ts';
+import { openSimHost } from '../../src/host/sim/kernel.ts';
+import { DirSysfs } from '../../src/host/sysfs.ts';
+import { type Figure, repeat, samples } from '../lib/figure.ts';
+
+/**
+ * Host-layer figures on scale-16x256 (16 PFs x 256 VFs, 4,128 PCI functions, 4,112 netdevs),
+ * whose tree goes to /dev/shm when it can (a real /sys is in memory too).
+ */
+function base(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
+
+let host: { root: string; dir: string } | undefined;
+async function scaleHost(): Promise<string> {
+  if (!host) {
+    const dir = mkdtempSync(join(base(), 'passthru-bench-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    host = { dir, root: join(dir, 'host') };
+    await createSimHost(host.root, 'scale-16x256');
+  }
+  return host.root;
+}
+
+const netlinkRows = Array.from({ length: 256 }, (_, vf) => ({
+  ...encodeVf(vf, {
+    mac: parseMac(
+      `52:54:00:00:${(vf >> 8).toString(16).padStart(2, '0')}:${(vf & 0xff).toString(16).padStart(2, '0')}`,
+    ),
+  }),
+  ...encodeVf(vf, { vlan: { id: vf % 4096, qos: 0 } }),
+  ...encodeVf(vf, { spoofchk: true }),
+  ...encodeVf(vf, { trust: false }),
+  ...encodeVf(vf, { rate: { minTx: 0, maxTx: 0 } }),
+}));
+
+const ipJson = JSON.stringify([
+  {
+    ifname: 'ens7f0',
+    vfinfo_list: Array.from({ length: 256 }, (_, vf) => ({
+      vf,
+      link_type: 'ether',
+      address: '52:54:00:00:00:01',
+      vlan_list: [{ vlan: vf }],
+      rate: { max_tx: 0, min_tx: 0 },
+      spoofchk: true,
+      link_state: 'auto',
+      trust: false,
+    })),
+  },
+]);
+
+export default [
+  {
+    id: 'inventory.cold',
+    title: 'inventory, cold: scale-16x256 (4,128 functions)',
+    target: { max: 250, text: '<= 250 ms' },
+    measure: async (ctx) => {
+      const root = await scaleHost();
+      // A fresh Sysfs each round: nothing of the previous read is reused.
+      let first = 0;
+      const xs = await repeat(ctx.rounds(7), async () => {
+        const inv = await readInventory(new DirSysfs(root));
+        first ||= inv.devices.length;
+      });
+      ctx.note(`${first} functions read; tree under ${base()}`);
+      return samples('ms', xs);
+    },
+  },
+  {
+    id: 'host.vf-table.sim',
+    title: '256-VF table through the sim kernel',
+    measure: async (ctx) => {
+      const kernel = await openSimHost(await scaleHost());
+      return samples('ms', await repeat(ctx.rounds(7), () => kernel.vfTable('ens7f0')));
+    },
+  },
+  {
+    id: 'host.vf-table.netlink-decode',
+    title: '256-VF table: decoding the rtnetlink structs (linux, without the kernel)',
+    measure: async (ctx) =>
+      samples(
+        'ms',
+        await repeat(ctx.rounds(7), () => {
+          for (let i = 0; i < 10; i++) netlinkRows.map(decodeVf);
+        }).then((xs) => xs.map((x) => x / 10)),
+      ),
+  },
+  {
+    id: 'host.vf-table.ip-json',
+    title: '256-VF table: parsing `ip -j link show` (linux fallback, without the kernel)',
+    measure: async (ctx) =>
+      samples(
+        'ms',
+        await repeat(ctx.rounds(7), () => {
+          for (let i = 0; i < 10; i++) parseLinkShow(ipJson, '', 'ens7f0');
+        }).then((xs) => xs.map((x) => x / 10)),
+      ),
+  },
+] satisfies Figure[];
