@@ -2,7 +2,7 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Command } from 'commander';
-import { asPassthruError } from '../conf/error.ts';
+import { asPassthruError, PassthruError } from '../conf/error.ts';
 import { createLogger } from '../lib/logger.ts';
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR } from '../protocol/wire.ts';
 import { buildApi } from './api.ts';
@@ -12,6 +12,7 @@ interface Options {
   host: string;
   stateDir: string;
   socket: string;
+  spareRootPorts?: string;
 }
 
 async function main(): Promise<void> {
@@ -20,11 +21,24 @@ async function main(): Promise<void> {
     .option('--host <spec>', "host backend: 'linux' or 'sim:DIR'", 'linux')
     .option('--state-dir <dir>', 'where definitions, status and the device journal live', DEFAULT_STATE_DIR)
     .option('--socket <path>', 'unix socket of the API', DEFAULT_SOCKET)
+    .option('--spare-root-ports <n>', 'free pcie-root-ports each q35 domain keeps for hot-plug (default 1)')
     .parse()
     .opts<Options>();
 
   const log = createLogger();
-  const daemon = await openDaemon({ host: opts.host, stateDir: opts.stateDir, log });
+  const spare = opts.spareRootPorts === undefined ? undefined : Number(opts.spareRootPorts);
+  if (spare !== undefined && !(Number.isInteger(spare) && spare >= 0 && spare <= 16)) {
+    throw new PassthruError(
+      'INVALID_ARG',
+      `--spare-root-ports must be a whole number from 0 to 16, not '${opts.spareRootPorts}'`,
+    );
+  }
+  const daemon = await openDaemon({
+    host: opts.host,
+    stateDir: opts.stateDir,
+    log,
+    ...(spare === undefined ? {} : { spareRootPorts: spare }),
+  });
   const app = buildApi(daemon);
   await mkdir(dirname(opts.socket), { recursive: true });
   await rm(opts.socket, { force: true });

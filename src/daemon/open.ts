@@ -16,6 +16,8 @@ export interface DaemonOptions {
   readonly stateDir: string;
   readonly log: Logger;
   readonly emulator?: string;
+  /** Free root ports each q35 definition keeps for hot-plug (default 1, libvirt's rule). */
+  readonly spareRootPorts?: number;
 }
 
 /** Startup in ARCHITECTURE.md's order: store -> device records -> reconnect QEMUs -> serve. */
@@ -31,6 +33,7 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
     hostdevs,
     log: o.log,
     emulator: o.emulator ?? process.env['PASSTHRU_QEMU'] ?? 'qemu-system-x86_64',
+    ...(o.spareRootPorts === undefined ? {} : { spareRootPorts: o.spareRootPorts }),
   };
   const events = new EventBus();
   const daemon = new Daemon({ store, events, runs, nodedevs: new NodeDevices(kernel, hostdevs, events), log: o.log });

@@ -1,4 +1,4 @@
-import type { DomainDef } from '../conf/domain/types.ts';
+import type { DomainDef, OtherDeviceDef } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
 
 /**
@@ -25,8 +25,17 @@ export function checkRunnable(def: DomainDef): void {
   }
   for (const p of def.devices.poolHostdevs ?? []) refuse(`<hostdev> from device pool '${p.pool}'`, p.line);
   for (const d of [...(def.devices.disks ?? []), ...(def.devices.others ?? [])]) {
-    // <memballoon model='none'/> asks for nothing, which is what runs.
-    if (d.kind === 'memballoon' && d.xml.attrs.get('model') === 'none') continue;
+    if (isImplicit(d)) continue;
     refuse(`<${d.kind}>`, d.xml.line);
   }
+}
+
+/** What every x86 machine has and define writes in as libvirt does (qemu/define-def.ts): the
+ *  i8042's PS/2 mouse and keyboard, no host audio, and no balloon (`model='none'`). */
+function isImplicit(d: OtherDeviceDef): boolean {
+  const a = (k: string): string | undefined => d.xml.attrs.get(k);
+  if (d.kind === 'memballoon') return a('model') === 'none';
+  if (d.kind === 'input') return a('bus') === 'ps2' && (a('type') === 'mouse' || a('type') === 'keyboard');
+  if (d.kind === 'audio') return a('type') === 'none';
+  return false;
 }

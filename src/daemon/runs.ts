@@ -22,6 +22,8 @@ export interface RunDeps {
   readonly log: Logger;
   /** QEMU binary when the domain has no <emulator>. */
   readonly emulator: string;
+  /** Free root ports a q35 definition keeps for hot-plug (define fills them in; default 1). */
+  readonly spareRootPorts?: number;
 }
 
 export type OnExit = (reason: string) => void;

@@ -46,8 +46,8 @@ const check: Stage = {
 /** libvirt's start-time fill-in: aliases and guest addresses (qemu/live-def). */
 const liveDefinition: Stage = {
   name: 'live definition',
-  run: (s) => {
-    s.live = prepareLiveDef(s.def);
+  run: (s, deps) => {
+    s.live = prepareLiveDef(s.def, spareOption(deps));
     s.requests = hostdevRequests(s.live);
   },
 };
@@ -148,6 +148,11 @@ async function releaseAfterFailure(s: StartState, deps: RunDeps): Promise<void> 
   await deps.hostdevs.release(s.def.name).catch((e: unknown) => {
     deps.log.error({ domain: s.def.name, err: asPassthruError(e).message }, 'release after failed start failed');
   });
+}
+
+/** The daemon's spare-root-port setting, as the address planner takes it. */
+export function spareOption(deps: RunDeps): { spareRootPorts?: number } {
+  return deps.spareRootPorts === undefined ? {} : { spareRootPorts: deps.spareRootPorts };
 }
 
 function need<T>(value: T | undefined): T {

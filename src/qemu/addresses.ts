@@ -1,4 +1,11 @@
-import type { ControllerDef, DomainDef, GuestAddress, HostdevDef, InterfaceDef } from '../conf/domain/types.ts';
+import type {
+  ControllerDef,
+  DomainDef,
+  GuestAddress,
+  HostdevDef,
+  InterfaceDef,
+  OtherDeviceDef,
+} from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
 import { formatPciAddress } from '../conf/pci-address.ts';
 import { isHostdevInterface } from './aliases.ts';
@@ -7,7 +14,8 @@ import { isHostdevInterface } from './aliases.ts';
  * Guest PCI addresses as libvirt plans them (qemuDomainAssignPCIAddresses, domain_addr.c), pure.
  *
  * q35: every endpoint without an address gets a pcie-root-port of its own (so it can be hot-
- * unplugged) and sits at slot 0 of it; one spare root port is kept for a later hot-plug. Root
+ * unplugged) and sits at slot 0 of it; `spareRootPorts` (libvirt: one) are kept free for a later
+ * hot-plug, counting the free hot-pluggable ports the definition already has. Root
  * ports without an address are packed eight to a slot of pcie.0 from slot 1 on (slot 1 only when
  * no video wants it; 0x1f is the ICH9 LPC/SATA/SMBus), function 0 then says multifunction.
  * i440fx (machine 'pc'): endpoints take the next free slot of pci.0 from slot 2 (slot 1 is PIIX3).
@@ -15,7 +23,13 @@ import { isHostdevInterface } from './aliases.ts';
  * Explicit addresses are kept; two devices on one address, or an address no controller provides,
  * is an XML_INVALID error naming both devices. `unassigned` devices get none.
  */
-export function assignAddresses(def: DomainDef): DomainDef {
+export interface AddressOptions {
+  /** Free hot-pluggable root ports a q35 definition keeps for hot-plug (default 1, libvirt's). */
+  readonly spareRootPorts?: number;
+}
+
+export function assignAddresses(def: DomainDef, opts: AddressOptions = {}): DomainDef {
+  const spares = opts.spareRootPorts ?? 1;
   const family = machineFamily(def);
   const controllers = withRoot(def.devices.controllers, family);
   if (family === 'q35') addMissingBuses(controllers, def, family);
@@ -27,7 +41,8 @@ export function assignAddresses(def: DomainDef): DomainDef {
   const firstSlot = family === 'q35' ? 1 : 2;
 
   // 2. Endpoints that want an address, in libvirt's order: QEMU-backed interfaces, then every
-  //    hostdev (those of <interface type='hostdev'> first, as libvirt parses them first).
+  //    hostdev (those of <interface type='hostdev'> first, as libvirt parses them first), then a
+  //    virtio memory balloon.
   const wanting = endpointsWantingAddress(def);
 
   // 3. q35: enough root ports for them, plus a spare, at new controller indexes.
@@ -36,7 +51,7 @@ export function assignAddresses(def: DomainDef): DomainDef {
       (c) => c.target?.hotplug !== false && !plan.isUsed({ bus: c.index, slot: 0, function: 0 }),
     );
     let next = Math.max(...controllers.map((c) => (c.type === 'pci' ? c.index : 0))) + 1;
-    for (let n = Math.max(0, wanting.length + 1 - free.length); n > 0; n--) {
+    for (let n = Math.max(0, wanting.length + spares - free.length); n > 0; n--) {
       controllers.push({ type: 'pci', index: next++, model: 'pcie-root-port' });
     }
   }
@@ -94,6 +109,7 @@ export function assignAddresses(def: DomainDef): DomainDef {
       ),
       interfaces: def.devices.interfaces.map(multi),
       hostdevs: def.devices.hostdevs.map(multi),
+      ...(def.devices.others === undefined ? {} : { others: def.devices.others.map(multi) }),
     },
   };
 }
@@ -155,7 +171,7 @@ interface Slot {
   readonly function: number;
 }
 
-type Endpoint = InterfaceDef | HostdevDef;
+type Endpoint = InterfaceDef | HostdevDef | OtherDeviceDef;
 
 function endpointsWantingAddress(def: DomainDef): Endpoint[] {
   const ifaces = def.devices.interfaces;
@@ -163,10 +179,17 @@ function endpointsWantingAddress(def: DomainDef): Endpoint[] {
     ...ifaces.filter((i) => !isHostdevInterface(i)),
     ...ifaces.filter((i) => isHostdevInterface(i)),
     ...def.devices.hostdevs.filter((h) => h.assigned !== false),
+    ...(def.devices.others ?? []).filter(isVirtioBalloon),
   ].filter((d) => d.guestAddress === undefined);
 }
 
+/** A virtio memballoon is a PCI device; `model='none'` (what passthrud runs) is none. */
+function isVirtioBalloon(o: OtherDeviceDef): boolean {
+  return o.kind === 'memballoon' && (o.xml.attrs.get('model') ?? '').startsWith('virtio');
+}
+
 function describe(dev: Endpoint): string {
+  if ('kind' in dev) return dev.kind;
   if (dev.alias !== undefined) return dev.alias;
   if (dev.type === 'pci') return `hostdev ${formatPciAddress(dev.source.address)}`;
   if (dev.type === 'hostdev' || dev.type === 'hostdev-hybrid') {

@@ -1,5 +1,5 @@
 import type { DomainDef } from '../conf/domain/types.ts';
-import { assignAddresses } from './addresses.ts';
+import { type AddressOptions, assignAddresses } from './addresses.ts';
 import { assignAliases } from './aliases.ts';
 
 /**
@@ -8,8 +8,8 @@ import { assignAliases } from './aliases.ts';
  * (what `dumpxml` shows while the domain runs) and the only input buildArgv accepts. Pure, and
  * running it on its own output changes nothing.
  */
-export function prepareLiveDef(def: DomainDef): DomainDef {
+export function prepareLiveDef(def: DomainDef, opts: AddressOptions = {}): DomainDef {
   // Aliases first so that address errors name devices by them; the second pass names the
   // controllers the planner added.
-  return assignAliases(assignAddresses(assignAliases(def)));
+  return assignAliases(assignAddresses(assignAliases(def), opts));
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -14,6 +14,10 @@ import { silentLogger } from '../../src/lib/logger.ts';
 import type { DaemonEvent } from '../../src/protocol/wire.ts';
 import { vfDomainXml } from '../helpers/domains.ts';
 import { within } from '../helpers/within.ts';
+import { read } from '../conf/conformance/libvirt.ts';
+import { formatDomainXml } from '../../src/conf/domain/format.ts';
+import { readDomainXml } from '../../src/conf/domain/read.ts';
+import { completeDefinition } from '../../src/qemu/define-def.ts';
 
 /** The daemon in-process on a sim host, for everything that must fail before (or without) a
  *  QEMU: each refusal is checked to leave the host and the state as they were. */
@@ -108,6 +112,28 @@ test('what passthrud cannot run yet is refused at start, naming it, before the h
   );
   assert.deepEqual(await table(), before0);
   await daemon.handle({ kind: 'undefine', name: 'bridged' });
+});
+
+test("define writes libvirt's fill-in (addresses, implicit devices) and keeps it across a restart", async () => {
+  const xml = read('domain/xml2argv', 'hostdev-pci-multifunction.xml');
+  await daemon.handle({ kind: 'define', xml });
+  const dumped = (await daemon.handle({ kind: 'dumpxml', name: 'delete', inactive: true })).xml;
+  assert.equal(dumped, formatDomainXml(completeDefinition(readDomainXml(xml, 'x')), { inactive: true }));
+  assert.match(dumped, /<hostdev[\s\S]*?<address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'\/>/);
+  assert.equal(await readFile(join(dir, 'state', 'domains', 'delete.xml'), 'utf8'), dumped);
+  // Defining what dumpxml gave back changes nothing (the addresses are the user's now).
+  await daemon.handle({ kind: 'define', xml: dumped });
+  const again = await openDaemon({
+    host: `sim:${join(dir, 'host')}`,
+    stateDir: join(dir, 'state'),
+    log: silentLogger(),
+  });
+  try {
+    assert.equal((await again.handle({ kind: 'dumpxml', name: 'delete', inactive: true })).xml, dumped);
+  } finally {
+    await again.close();
+  }
+  await daemon.handle({ kind: 'undefine', name: 'delete' });
 });
 
 test('the API maps codes to statuses and refuses bad bodies', async () => {

@@ -1,6 +1,6 @@
 import { type FormatFlags, writesActualAsDevice, writesAlias } from '../format-flags.ts';
 import { type OutElement, out } from '../xml/tree.ts';
-import { toOut } from './generic.ts';
+import { carriedAddress, toOut } from './generic.ts';
 import {
   guestAddressOut,
   hostdevDriverOut,
@@ -231,6 +231,10 @@ export function charDevOut(name: 'serial' | 'console', c: CharDevDef, flags: For
   );
 }
 
+/** A carried device as read; a guest address the planner gave it (none in the XML) goes last,
+ *  where libvirt writes a device's address. */
 export function otherOut(o: OtherDeviceDef): OutElement {
-  return toOut(o.xml);
+  const el = toOut(o.xml);
+  if (o.guestAddress === undefined || carriedAddress(o.xml) !== undefined) return el;
+  return { ...el, children: [...(el.children ?? []), guestAddressOut(o.guestAddress)] };
 }

@@ -3,7 +3,8 @@ import type { ActionOf } from '../actions.ts';
 import type { DaemonContext, HandlerGroup } from '../context.ts';
 import { formatDefinition, parseDefinition, withUuid } from '../definitions.ts';
 import { cleanupRun, destroyRun, reattachRun } from '../runs.ts';
-import { startDomain } from '../start.ts';
+import { spareOption, startDomain } from '../start.ts';
+import { completeDefinition } from '../../qemu/define-def.ts';
 
 /** Domains: definitions and their lifecycle. Each action on one domain holds its lock. */
 export const domainHandlers = {
@@ -48,7 +49,9 @@ export const domainHandlers = {
 } satisfies HandlerGroup<'define' | 'undefine' | 'start' | 'destroy' | 'list' | 'dumpxml'>;
 
 async function define(action: ActionOf<'define'>, ctx: DaemonContext) {
-  const parsed = parseDefinition(action.xml, 'domain XML');
+  // What libvirt's QEMU driver fills in at define (addresses, implicit devices) is written
+  // with the definition, so no address moves later.
+  const parsed = completeDefinition(parseDefinition(action.xml, 'domain XML'), spareOption(ctx.runs));
   const existing = ctx.domains.find(parsed.name);
   const def = withUuid(parsed, existing?.def);
   if (existing?.def.uuid && def.uuid && existing.def.uuid !== def.uuid) {
