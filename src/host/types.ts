@@ -44,6 +44,44 @@ export interface VfSettings {
   readonly rate?: { readonly minTx: number; readonly maxTx: number };
 }
 
+/** IFLA_PORT_REQUEST: what is asked of the switch for a VF's port. The pre-associations serve
+ *  an incoming migration (libvirt: PREASSOCIATE for 802.1Qbg, PREASSOCIATE_RR for 802.1Qbh). */
+export type PortRequest = 'preassociate' | 'preassociate-rr' | 'associate' | 'disassociate';
+
+/** IFLA_PORT_RESPONSE: the switch's answer (802.1Qbh PORT_PROFILE_RESPONSE_*, 802.1Qbg
+ *  PORT_VDP_RESPONSE_*). */
+export type PortResponse =
+  | 'success'
+  | 'in-progress'
+  | 'invalid'
+  | 'bad-state'
+  | 'insufficient-resources'
+  | 'error'
+  | 'invalid-format'
+  | 'unused-vtid'
+  | 'vtid-violation'
+  | 'vtid-version-violation'
+  | 'out-of-sync';
+
+/** A port profile as the kernel carries it in IFLA_VF_PORT: 802.1Qbh names a profile, 802.1Qbg
+ *  a VSI type; both carry the instance UUID (Qbh: the domain's UUID; Qbg: the instanceid). */
+export type VfPortProfile =
+  | { readonly type: '802.1Qbh'; readonly profileid: string; readonly instanceUuid: string }
+  | {
+      readonly type: '802.1Qbg';
+      readonly managerid: number;
+      readonly typeid: number;
+      readonly typeidversion: number;
+      readonly instanceUuid: string;
+    };
+
+/** A VF's port as IFLA_VF_PORTS reports it. */
+export interface VfPortState {
+  readonly profile: VfPortProfile;
+  readonly request: PortRequest;
+  readonly response?: PortResponse;
+}
+
 /** How QEMU is to be given a host device; the host backend decides. */
 export type DevicePresentation =
   | { readonly kind: 'vfio'; readonly host: PciAddress }
@@ -60,6 +98,11 @@ export interface Kernel {
   vfTable(pfNetdev: string): Promise<VfConfig[]>;
   /** rtnetlink RTM_SETLINK IFLA_VFINFO_LIST on the PF. */
   setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void>;
+  /** rtnetlink RTM_SETLINK IFLA_VF_PORTS on the PF: ask the switch to (pre)associate or
+   *  disassociate the VF's port. The answer comes later, through vfPortStatus. */
+  setVfPort(pfNetdev: string, vf: number, profile: VfPortProfile, request: PortRequest): Promise<void>;
+  /** The VF's port from IFLA_VF_PORTS, undefined when it has none. */
+  vfPortStatus(pfNetdev: string, vf: number): Promise<VfPortState | undefined>;
   present(address: PciAddress): Promise<DevicePresentation>;
   /** modprobe, for a stub driver that is not loaded yet (linux); the sim has its drivers. */
   loadModule?(name: string): Promise<void>;

@@ -5,6 +5,7 @@ import { type PciDevice, readPciDevice } from '../host/inventory.ts';
 import { resetDevice } from '../host/reset.ts';
 import { setVfCount } from '../host/sriov.ts';
 import type { Kernel, VfConfig } from '../host/types.ts';
+import { applyVfSettings } from '../host/vf-apply.ts';
 import { checkAssignable } from './check.ts';
 import type { DeviceFacts, HostOps } from './facts.ts';
 
@@ -49,7 +50,9 @@ export function hostOps(kernel: Kernel): HostOps {
     async vfRow(pfNetdev, vf): Promise<VfConfig | undefined> {
       return (await kernel.vfTable(pfNetdev)).find((r) => r.vf === vf);
     },
-    setVf: (pfNetdev, vf, settings) => kernel.setVf(pfNetdev, vf, settings),
+    setVf: async (pfNetdev, vf, settings) => {
+      await applyVfSettings(kernel, pfNetdev, vf, settings);
+    },
     bindStub: (address, stub) => bindToStub(kernel, address, stub),
     rebindHostDriver: (address, hostDriver) => rebindHostDriver(kernel, address, hostDriver),
     check: (address, holder) => checkAssignable(kernel, holder, address),

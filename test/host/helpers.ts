@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassthruError } from '../../src/conf/error.ts';
@@ -19,4 +19,22 @@ export async function simHost(
 /** Matches a PassthruError by code (and errno when given), for assert.rejects/throws. */
 export function hostError(code: string, errno?: string): (e: unknown) => boolean {
   return (e: unknown) => e instanceof PassthruError && e.code === code && (errno === undefined || e.errno === errno);
+}
+
+/** Every file, link and mode of the sim host except the bookkeeping of one operation. */
+export function treeImage(dir: string): string {
+  const skip = new Set(['sim/generation', 'sim/lock', 'sim/faults.json', 'sim/switch.json']);
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(join(dir, rel)).sort()) {
+      const r = rel === '' ? name : `${rel}/${name}`;
+      if (skip.has(r)) continue;
+      const st = lstatSync(join(dir, r));
+      if (st.isSymbolicLink()) out.push(`${r} -> ${readlinkSync(join(dir, r))}`);
+      else if (st.isDirectory()) walk(r);
+      else out.push(`${r} ${st.mode.toString(8)} ${readFileSync(join(dir, r), 'utf8')}`);
+    }
+  };
+  walk('');
+  return out.join('\n');
 }

@@ -101,6 +101,8 @@ test('a read that fails because the host changed under it is retried: the change
     writeSysfs: (p, v) => kernel.writeSysfs(p, v),
     vfTable: (pf) => kernel.vfTable(pf),
     setVf: (pf, vf, st) => kernel.setVf(pf, vf, st),
+    setVfPort: (pf, vf, p, r) => kernel.setVfPort(pf, vf, p, r),
+    vfPortStatus: (pf, vf) => kernel.vfPortStatus(pf, vf),
     present: (a) => kernel.present(a),
     sysfs: {
       root: sysfs.root,

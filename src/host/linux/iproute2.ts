@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { PassthruError } from '../../conf/error.ts';
 import { type MacAddress, parseMac, ZERO_MAC } from '../../conf/mac.ts';
 import type { VfConfig, VfSettings } from '../types.ts';
-import { errnoFromText, type Rtnl, splitSettings, type VfDump, vfError } from './rtnl.ts';
+import { splitSettings } from '../vf-caps.ts';
+import { errnoFromText, type Rtnl, type VfDump, vfError } from './rtnl.ts';
 
 /** Runs a program; resolves with stdout, or rejects with its stderr. Injected in tests. */
 export type Run = (file: string, args: readonly string[]) => Promise<{ stdout: string; stderr: string }>;

@@ -1,14 +1,20 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { basename } from 'node:path';
 import { PassthruError } from '../../conf/error.ts';
 import { type MacAddress, parseMac } from '../../conf/mac.ts';
 import type { PciAddress } from '../../conf/pci-address.ts';
 import { DirSysfs } from '../sysfs.ts';
-import type { DevicePresentation, Kernel, VfConfig, VfSettings } from '../types.ts';
+import type {
+  DevicePresentation,
+  Kernel,
+  PortRequest,
+  VfConfig,
+  VfPortProfile,
+  VfPortState,
+  VfSettings,
+} from '../types.ts';
 import { ipRoute2, type Run, runProcess } from './iproute2.ts';
 import { openNetlinkRtnl } from './netlink.ts';
-import { quirksOf } from './quirks.ts';
 import type { Rtnl, VfDump } from './rtnl.ts';
 
 export interface LinuxOptions {
@@ -17,9 +23,6 @@ export interface LinuxOptions {
   /** Force a rtnetlink implementation; by default the netlink package, else iproute2. */
   readonly rtnl?: Rtnl;
   readonly run?: Run;
-  readonly sleep?: (ms: number) => Promise<void>;
-  /** How long verification waits for a driver that programs an admin MAC late. */
-  readonly verifyTimeoutMs?: number;
 }
 
 export async function openLinuxHost(opts: LinuxOptions = {}): Promise<LinuxKernel> {
@@ -27,11 +30,9 @@ export async function openLinuxHost(opts: LinuxOptions = {}): Promise<LinuxKerne
   return new LinuxKernel({ ...opts, rtnl });
 }
 
-const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /**
- * The real kernel: sysfs writes as single write(2) calls, VF attributes over rtnetlink, every
- * VF write verified by reading the table back (with the driver's quirks), VF tables checked
+ * The real kernel: sysfs writes as single write(2) calls, VF attributes over rtnetlink (checked
+ * and verified above it, in vf-apply.ts, for sim and linux alike), VF tables checked
  * for truncation against IFLA_NUM_VF and completed from sysfs where the driver exposes the
  * rows there (mlx5's device/sriov/<n>/config).
  */
@@ -40,15 +41,11 @@ export class LinuxKernel implements Kernel {
   readonly sysfs: DirSysfs;
   readonly rtnl: Rtnl;
   readonly #run: Run;
-  readonly #sleep: (ms: number) => Promise<void>;
-  readonly #verifyTimeoutMs: number;
 
   constructor(opts: LinuxOptions & { readonly rtnl: Rtnl }) {
     this.sysfs = new DirSysfs(opts.root ?? '/');
     this.rtnl = opts.rtnl;
     this.#run = opts.run ?? runProcess;
-    this.#sleep = opts.sleep ?? realSleep;
-    this.#verifyTimeoutMs = opts.verifyTimeoutMs ?? 2000;
   }
 
   async writeSysfs(path: string, value: string): Promise<void> {
@@ -105,38 +102,41 @@ export class LinuxKernel implements Kernel {
     return parseSriovConfig(vf, text);
   }
 
+  /** The plain rtnetlink write, one attribute per request; vf-apply.ts adds the driver
+   *  checks, the quirks and the read-back. */
   async setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void> {
-    const driver = await this.#pfDriver(pfNetdev);
-    const q = quirksOf(driver);
-    try {
-      await this.rtnl.setVf(pfNetdev, vf, settings);
-    } catch (err) {
-      // Clearing a VLAN that is not set: some drivers answer EPERM; nothing to clear.
-      const clearsVlan = settings.vlan?.id === 0 && Object.keys(settings).length === 1;
-      if (!(clearsVlan && q.vlanZeroEperm && err instanceof PassthruError && err.errno === 'EPERM')) throw err;
-    }
-    await this.#verify(pfNetdev, vf, settings, q.macAsync);
+    await this.rtnl.setVf(pfNetdev, vf, settings);
   }
 
-  async #pfDriver(pfNetdev: string): Promise<string | undefined> {
-    const link = await this.sysfs.readLink(`/sys/class/net/${pfNetdev}/device/driver`);
-    return link === undefined ? undefined : basename(link);
+  /** 802.1Qbh goes to the PF's driver (ndo_set_vf_port; enic in mainline); 802.1Qbg goes to
+   *  lldpad in libvirt, which passthru does not drive. */
+  async setVfPort(pfNetdev: string, vf: number, profile: VfPortProfile, request: PortRequest): Promise<void> {
+    if (profile.type === '802.1Qbg') {
+      throw new PassthruError(
+        'CONFIG_UNSUPPORTED',
+        `cannot ${request} VF ${vf} of PF ${pfNetdev} with an 802.1Qbg port profile: 802.1Qbg (VDP) goes through lldpad, which passthru does not drive on a linux host`,
+      );
+    }
+    if (!this.rtnl.setVfPort) throw this.#noPorts(pfNetdev);
+    await this.rtnl.setVfPort(pfNetdev, vf, profile, request);
   }
 
-  /** Reads the row back; a driver that programs the MAC late gets polled until the deadline. */
-  async #verify(pfNetdev: string, vf: number, s: VfSettings, macAsync: boolean): Promise<void> {
-    const deadline = macAsync && s.mac !== undefined ? this.#verifyTimeoutMs : 0;
-    for (let waited = 0; ; waited += 100) {
-      const row = (await this.vfTable(pfNetdev)).find((r) => r.vf === vf);
-      const wrong = mismatch(row, s);
-      if (wrong === undefined) return;
-      if (waited >= deadline) {
-        throw new PassthruError('HOST_FAILED', `VF ${vf} of PF ${pfNetdev} did not take the setting: ${wrong}`, {
-          hint: 'the PF driver accepted the request but reads back another value',
-        });
-      }
-      await this.#sleep(100);
-    }
+  async vfPortStatus(pfNetdev: string, vf: number): Promise<VfPortState | undefined> {
+    if (!this.rtnl.readVfPorts) throw this.#noPorts(pfNetdev);
+    const found = (await this.rtnl.readVfPorts(pfNetdev)).find((p) => p.vf === vf);
+    if (found === undefined) return undefined;
+    return {
+      profile: found.profile,
+      request: found.request,
+      ...(found.response === undefined ? {} : { response: found.response }),
+    };
+  }
+
+  #noPorts(pfNetdev: string): PassthruError {
+    return new PassthruError(
+      'CONFIG_UNSUPPORTED',
+      `cannot handle port profiles on PF ${pfNetdev} with ${this.rtnl.name}: ip has no command for IFLA_VF_PORTS, and the netlink package did not load`,
+    );
   }
 
   async present(address: PciAddress): Promise<DevicePresentation> {
@@ -160,29 +160,6 @@ export class LinuxKernel implements Kernel {
   close(): void {
     this.rtnl.close?.();
   }
-}
-
-/** Which set field does not read back as written; undefined when all do. Fields a driver does
- *  not report (spoofchk/trust of -1) cannot be checked and are not held against it. */
-export function mismatch(row: VfConfig | undefined, s: VfSettings): string | undefined {
-  if (!row) return 'the VF is missing from the table';
-  if (s.mac !== undefined && row.mac !== s.mac) return `admin MAC reads ${row.mac}, not ${s.mac}`;
-  if (s.vlan !== undefined) {
-    if (row.vlan !== s.vlan.id) return `VLAN reads ${row.vlan}, not ${s.vlan.id}`;
-    if (s.vlan.qos !== undefined && row.qos !== s.vlan.qos) return `qos reads ${row.qos}, not ${s.vlan.qos}`;
-  }
-  if (s.spoofchk !== undefined && row.spoofchk !== undefined && row.spoofchk !== s.spoofchk) {
-    return `spoofchk reads ${row.spoofchk ? 'on' : 'off'}`;
-  }
-  if (s.trust !== undefined && row.trust !== undefined && row.trust !== s.trust)
-    return `trust reads ${row.trust ? 'on' : 'off'}`;
-  if (s.linkState !== undefined && row.linkState !== undefined && row.linkState !== s.linkState) {
-    return `link state reads ${row.linkState}`;
-  }
-  if (s.rate !== undefined && (row.maxTxRate !== s.rate.maxTx || row.minTxRate !== s.rate.minTx)) {
-    return `tx rate reads ${row.minTxRate ?? 0}..${row.maxTxRate ?? 0}`;
-  }
-  return undefined;
 }
 
 /** mlx5's per-VF sysfs config text. */

@@ -1,7 +1,9 @@
 import { PassthruError } from '../../conf/error.ts';
 import { type MacAddress, ZERO_MAC } from '../../conf/mac.ts';
 import type { VfConfig, VfSettings } from '../types.ts';
-import { type Rtnl, splitSettings, type VfDump, vfError } from './rtnl.ts';
+import { splitSettings } from '../vf-caps.ts';
+import { type Rtnl, type VfDump, vfError } from './rtnl.ts';
+import { decodePort, encodePort, type RawPort } from './vf-port.ts';
 
 /**
  * rtnetlink through the `netlink` package (an optional dependency: its native part may fail to
@@ -107,7 +109,11 @@ export function encodeVf(vf: number, s: VfSettings): Record<string, Buffer> {
 
 interface LinkReply {
   readonly data: { readonly index?: number };
-  readonly attrs: { readonly numVf?: number; readonly vfinfoList?: { readonly x?: readonly RawVf[] } };
+  readonly attrs: {
+    readonly numVf?: number;
+    readonly vfinfoList?: { readonly x?: readonly RawVf[] };
+    readonly vfPorts?: { readonly x?: readonly RawPort[] };
+  };
 }
 
 interface RtSocket {
@@ -162,6 +168,23 @@ export async function openNetlinkRtnl(): Promise<Rtnl | undefined> {
           throw vfError(pfNetdev, vf, what, errnoOf(err), err instanceof Error ? err.message : String(err));
         }
       }
+    },
+    async setVfPort(pfNetdev, vf, profile, request) {
+      const index = (await getLink(pfNetdev)).data.index ?? 0;
+      try {
+        await socket.setLink({ index }, { vfPorts: { x: [encodePort(vf, profile, request)] } });
+      } catch (err) {
+        const errno = errnoOf(err);
+        throw new PassthruError(
+          'HOST_FAILED',
+          `cannot ${request} the port of VF ${vf} of PF ${pfNetdev}${errno === undefined ? '' : ` (${errno})`}`,
+          errno === undefined ? { cause: err } : { errno, cause: err },
+        );
+      }
+    },
+    async readVfPorts(pfNetdev) {
+      const reply = await getLink(pfNetdev);
+      return (reply.attrs.vfPorts?.x ?? []).map(decodePort).filter((p) => p !== undefined);
     },
     close() {
       socket.socket?.close?.();

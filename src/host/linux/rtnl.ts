@@ -1,5 +1,5 @@
 import { PassthruError } from '../../conf/error.ts';
-import type { VfConfig, VfSettings } from '../types.ts';
+import type { PortRequest, VfConfig, VfPortProfile, VfPortState, VfSettings } from '../types.ts';
 
 /**
  * rtnetlink's VF operations on a PF, behind one interface with two implementations: the
@@ -21,6 +21,9 @@ export interface Rtnl {
   readVfs(pfNetdev: string): Promise<VfDump>;
   /** One attribute per request, as libvirt sends them, in the kernel's order. */
   setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void>;
+  /** IFLA_VF_PORTS: only over a netlink socket (ip has no command for port profiles). */
+  setVfPort?(pfNetdev: string, vf: number, profile: VfPortProfile, request: PortRequest): Promise<void>;
+  readVfPorts?(pfNetdev: string): Promise<readonly (VfPortState & { readonly vf: number })[]>;
   close?(): void;
 }
 
@@ -57,21 +60,4 @@ export function vfError(
     `cannot set ${what} on VF ${vf} of PF ${pfNetdev}${errno === undefined ? '' : ` (${errno})`}${detail === '' ? '' : `: ${detail}`}`,
     errno === undefined ? {} : { errno },
   );
-}
-
-/** The settings as separate requests, in do_setvfinfo's order (MAC, VLAN, rate, spoofchk,
- *  link state, trust), each with the words that name it in an error. */
-export function splitSettings(s: VfSettings): { what: string; one: VfSettings }[] {
-  const out: { what: string; one: VfSettings }[] = [];
-  if (s.mac !== undefined) out.push({ what: `admin MAC ${s.mac}`, one: { mac: s.mac } });
-  if (s.vlan !== undefined) {
-    const proto = s.vlan.proto && s.vlan.proto !== '802.1Q' ? ` proto ${s.vlan.proto}` : '';
-    out.push({ what: `VLAN ${s.vlan.id}${s.vlan.qos ? ` qos ${s.vlan.qos}` : ''}${proto}`, one: { vlan: s.vlan } });
-  }
-  if (s.rate !== undefined) out.push({ what: `tx rate ${s.rate.minTx}..${s.rate.maxTx} Mbps`, one: { rate: s.rate } });
-  if (s.spoofchk !== undefined)
-    out.push({ what: `spoofchk ${s.spoofchk ? 'on' : 'off'}`, one: { spoofchk: s.spoofchk } });
-  if (s.linkState !== undefined) out.push({ what: `link state ${s.linkState}`, one: { linkState: s.linkState } });
-  if (s.trust !== undefined) out.push({ what: `trust ${s.trust ? 'on' : 'off'}`, one: { trust: s.trust } });
-  return out;
 }

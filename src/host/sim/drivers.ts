@@ -1,7 +1,8 @@
 /**
- * What each simulated driver does when it binds, and which VF attributes a PF driver accepts
- * through rtnetlink. The errno values are those the real drivers return (checked on igb in the
- * VM lab, test/vmlab/; the rest from the drivers' ndo_set_vf_* code).
+ * What each simulated driver does when it binds, and how a PF driver treats its VFs. Which VF
+ * attributes a PF driver refuses, with which errno, comes from host/vf-caps.ts, the table the
+ * linux backend and the planner use too (checked on igb in the VM lab, test/vmlab/; the rest
+ * from the drivers' ndo_set_vf_* code).
  */
 export interface SimDriver {
   readonly name: string;
@@ -15,15 +16,9 @@ export interface SimDriver {
   readonly vfAttrs?: VfAttrSupport;
 }
 
-/** Each entry: undefined = supported, else the errno the driver answers. */
+/** How a simulated PF driver treats its VFs beyond the shared capability table
+ *  (host/vf-caps.ts), which says what each driver refuses and with which errno. */
 export interface VfAttrSupport {
-  readonly zeroMac?: string;
-  readonly vlanProto8021ad?: string;
-  readonly spoofchk?: string;
-  readonly trust?: string;
-  readonly linkState?: string;
-  readonly minTxRate?: string;
-  readonly maxTxRate?: string;
   /** What a bound VF driver's netdev does when the admin MAC changes: 'live' (mlx5 resets the
    *  VF), 'async' (i40e resets it a little later: a read right after still shows the old
    *  MAC), 'reload' (igb: "Reload the VF driver to make this change effective"). */
@@ -53,35 +48,28 @@ const DRIVERS: readonly SimDriver[] = [
     net: true,
     vfio: false,
     sriovConfigure: true,
-    vfAttrs: { vlanProto8021ad: 'EPROTONOSUPPORT', minTxRate: 'EINVAL', macChange: 'async', spoofchkDefault: true },
+    vfAttrs: { macChange: 'async', spoofchkDefault: true },
   },
   {
     name: 'ice',
     net: true,
     vfio: false,
     sriovConfigure: true,
-    vfAttrs: { vlanProto8021ad: 'EPROTONOSUPPORT', macChange: 'async', spoofchkDefault: true },
+    vfAttrs: { macChange: 'async', spoofchkDefault: true },
   },
   {
     name: 'igb',
     net: true,
     vfio: false,
     sriovConfigure: true,
-    vfAttrs: {
-      vlanProto8021ad: 'EPROTONOSUPPORT',
-      minTxRate: 'EINVAL',
-      linkState: 'EOPNOTSUPP',
-      macChange: 'reload',
-      spoofchkDefault: true,
-      randomMacAtCreate: true,
-    },
+    vfAttrs: { macChange: 'reload', spoofchkDefault: true, randomMacAtCreate: true },
   },
   {
     name: 'mlx4_core',
     net: true,
     vfio: false,
     sriovConfigure: true,
-    vfAttrs: { zeroMac: 'EINVAL', minTxRate: 'EOPNOTSUPP', macChange: 'reload', spoofchkDefault: false },
+    vfAttrs: { macChange: 'reload', spoofchkDefault: false },
   },
   {
     name: 'mlx5_core',

@@ -8,17 +8,22 @@ import { atomicWriteFile } from '../../lib/atomic.ts';
  * fault for a daemon running in another process. A rule makes the Nth matching operation
  * (counted from when the rule was armed) fail with an errno, or be slow, or both.
  */
-export type FaultOp = 'writeSysfs' | 'setVf' | 'vfTable';
+export type FaultOp = 'writeSysfs' | 'setVf' | 'vfTable' | 'setVfPort';
 
 export interface FaultRule {
   readonly op: FaultOp;
-  /** A substring of the operation's key: "<path>=<value>" for writeSysfs, "<pf> vf <n>" for
-   *  setVf, the PF netdev for vfTable. Absent = every operation of that kind. */
+  /** A substring of the operation's key: "<path>=<value>" for writeSysfs; "<pf> vf <n> <what>"
+   *  for setVf, one attribute per request ("enp6s0f0 vf 3 admin MAC 00:00:00:00:00:00",
+   *  "... VLAN 0", "... trust on"); "<pf> vf <n> <request> <profile>" for setVfPort; the PF
+   *  netdev for vfTable. Absent = every operation of that kind. */
   readonly match?: string;
   /** 1-based: which matching operation fails. */
   readonly nth: number;
   readonly errno?: string;
   readonly delayMs?: number;
+  /** setVf of an admin MAC: accepted, but the VF table shows it only this much later (a
+   *  driver that programs the MAC through a VF reset, as i40e does, on a slow day). */
+  readonly lateMs?: number;
 }
 
 interface StoredRule extends FaultRule {
@@ -47,10 +52,11 @@ export async function clearFaults(root: string): Promise<void> {
 }
 
 /** Counts the operation against the armed rules; fires (delay, then errno) the one whose turn
- *  it is. A fired rule is dropped. */
-export async function checkFault(root: string, op: FaultOp, key: string): Promise<void> {
+ *  it is, and answers it (for effects the operation itself applies, such as lateMs). A fired
+ *  rule is dropped. */
+export async function checkFault(root: string, op: FaultOp, key: string): Promise<FaultRule | undefined> {
   const rules = load(root);
-  if (rules.length === 0) return;
+  if (rules.length === 0) return undefined;
   let fired: StoredRule | undefined;
   const left: StoredRule[] = [];
   for (const r of rules) {
@@ -64,11 +70,12 @@ export async function checkFault(root: string, op: FaultOp, key: string): Promis
     left.push(r);
   }
   await atomicWriteFile(file(root), JSON.stringify({ rules: left }, null, 1));
-  if (!fired) return;
+  if (!fired) return undefined;
   if (fired.delayMs !== undefined) await new Promise((r) => setTimeout(r, fired.delayMs));
   if (fired.errno !== undefined) {
     throw new PassthruError('HOST_FAILED', `injected fault: ${op} ${key} failed (${fired.errno})`, {
       errno: fired.errno,
     });
   }
+  return fired;
 }

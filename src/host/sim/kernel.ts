@@ -1,11 +1,20 @@
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { PassthruError } from '../../conf/error.ts';
-import { isMulticastMac, type MacAddress, ZERO_MAC } from '../../conf/mac.ts';
+import { type MacAddress, ZERO_MAC } from '../../conf/mac.ts';
 import { formatPciAddress, type PciAddress } from '../../conf/pci-address.ts';
 import { parsePciConfig } from '../pci-config.ts';
 import { DirSysfs } from '../sysfs.ts';
-import type { DevicePresentation, Kernel, VfConfig, VfSettings } from '../types.ts';
+import type {
+  DevicePresentation,
+  Kernel,
+  PortRequest,
+  VfConfig,
+  VfPortProfile,
+  VfPortState,
+  VfSettings,
+} from '../types.ts';
+import { splitSettings } from '../vf-caps.ts';
 import {
   bindDevice,
   type Ctx,
@@ -14,7 +23,6 @@ import {
   newCtx,
   overrideOf,
   probeDevice,
-  setRow,
   table,
   unbindDevice,
   vfIdentity,
@@ -22,7 +30,8 @@ import {
 import { simDriver } from './drivers.ts';
 import { checkFault } from './faults.ts';
 import { withSimLock } from './lock.ts';
-import { readHostState, writeHostState, writeNetlink } from './state.ts';
+import { applyLateMacs, fail, pfOfNetdev, portProfileKey, setVfAttribute, setVfPort, vfPortStatus } from './vf.ts';
+import { readHostState, readSwitchConfig, writeHostState, writeNetlink } from './state.ts';
 import { BUS_DEVICES, CLASS_NET, deviceDir, driverOf, list, readAttr, resolveLink, writeAttr } from './tree.ts';
 
 /** Opens an existing sim host (made by createSimHost). */
@@ -30,10 +39,6 @@ export async function openSimHost(dir: string): Promise<SimKernel> {
   const root = resolve(dir);
   readHostState(root);
   return Promise.resolve(new SimKernel(root));
-}
-
-function fail(errno: string, message: string, hint?: string): PassthruError {
-  return new PassthruError('HOST_FAILED', `${message} (${errno})`, { errno, ...(hint === undefined ? {} : { hint }) });
 }
 
 /**
@@ -62,6 +67,7 @@ export class SimKernel implements Kernel {
         const ctx = newCtx(this.root, readHostState(this.root));
         const before = JSON.stringify(ctx.state);
         applyPendingMacs(ctx);
+        applyLateMacs(ctx);
         try {
           return fn(ctx);
         } finally {
@@ -93,15 +99,49 @@ export class SimKernel implements Kernel {
     return this.#op((ctx) => {
       const { pf, port } = pfOfNetdev(ctx, pfNetdev);
       return table(ctx, pf, port)
-        .vfs.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'netdevMac')) as unknown as VfConfig)
+        .vfs.map(
+          (r) =>
+            Object.fromEntries(
+              Object.entries(r).filter(([k]) => k !== 'netdevMac' && k !== 'port'),
+            ) as unknown as VfConfig,
+        )
         .sort((a, b) => a.vf - b.vf);
     }, false);
   }
 
+  /** One request per attribute, as the linux backends send them (and as libvirt does), each
+   *  with its own fault check: a fault can hit the VLAN of a request and not its MAC. */
   async setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void> {
-    await checkFault(this.root, 'setVf', `${pfNetdev} vf ${vf}`);
+    for (const { what, one } of splitSettings(settings)) {
+      const fault = await checkFault(this.root, 'setVf', `${pfNetdev} vf ${vf} ${what}`);
+      await this.#op((ctx) => {
+        setVfAttribute(ctx, pfNetdev, vf, one, fault);
+      });
+    }
+  }
+
+  async setVfPort(pfNetdev: string, vf: number, profile: VfPortProfile, request: PortRequest): Promise<void> {
+    await checkFault(this.root, 'setVfPort', `${pfNetdev} vf ${vf} ${request} ${portProfileKey(profile)}`);
+    const answer = readSwitchConfig(this.root).answers[portProfileKey(profile)];
     return this.#op((ctx) => {
-      setVfAttributes(ctx, pfNetdev, vf, settings);
+      setVfPort(ctx, pfNetdev, vf, profile, request, answer);
+    });
+  }
+
+  /** Mutating: a status read is what moves an answer in progress along. */
+  async vfPortStatus(pfNetdev: string, vf: number): Promise<VfPortState | undefined> {
+    return this.#op((ctx) => vfPortStatus(ctx, pfNetdev, vf), false);
+  }
+
+  /** `ip link set dev NAME up|down` (sim only): most PF drivers take VF settings only while
+   *  the PF is up. */
+  async setNetdevUp(ifname: string, up: boolean): Promise<void> {
+    return this.#op((ctx) => {
+      const dev = resolveLink(ctx.root, `${CLASS_NET}/${ifname}`);
+      if (dev === undefined)
+        throw new PassthruError('NO_DEVICE', `network device '${ifname}' does not exist on this host`);
+      writeAttr(ctx.root, `${dev}/operstate`, up ? 'up' : 'down', 0o444);
+      writeAttr(ctx.root, `${dev}/carrier`, up ? '1' : '0', 0o644);
     });
   }
 
@@ -130,22 +170,6 @@ function netdevMac(ctx: Ctx, address: string): MacAddress | undefined {
   return first === undefined
     ? undefined
     : (readAttr(ctx.root, `${BUS_DEVICES}/${address}/net/${first}/address`) as MacAddress);
-}
-
-/** A PF netdev's function and port; a switchdev representor is not a PF port. */
-function pfOfNetdev(ctx: Ctx, pfNetdev: string): { pf: string; port: number } {
-  const dev = resolveLink(ctx.root, `${CLASS_NET}/${pfNetdev}`);
-  if (dev === undefined)
-    throw new PassthruError('NO_DEVICE', `network device '${pfNetdev}' does not exist on this host`);
-  if (/^pf\d+vf\d+$/.test(readAttr(ctx.root, `${dev}/phys_port_name`) ?? '')) {
-    throw fail(
-      'EOPNOTSUPP',
-      `${pfNetdev} is a switchdev VF representor, not a PF port: VFs are configured through the PF uplink`,
-    );
-  }
-  const pf = basename(dirname(dirname(dev)));
-  if (vfIdentity(ctx, pf)) throw fail('EOPNOTSUPP', `${pfNetdev} is the netdev of a VF, not of a PF`);
-  return { pf, port: Number(readAttr(ctx.root, `${dev}/dev_port`) ?? 0) };
 }
 
 /** Netdev MAC changes a driver applies "later" land at the next kernel operation. */
@@ -290,81 +314,5 @@ function reset(ctx: Ctx, address: string, value: string): void {
   const onBus = list(ctx.root, BUS_DEVICES).filter((n) => n.startsWith(bus));
   if (!(cfg?.pcie?.flr || cfg?.afFlr || cfg?.pmReset) && onBus.length > 1) {
     throw fail('ENOTTY', `cannot reset PCI device ${address}: no FLR, PM reset or bus reset available`);
-  }
-}
-
-// ---- VF attributes (rtnetlink RTM_SETLINK IFLA_VFINFO_LIST on the PF) ----
-
-function setVfAttributes(ctx: Ctx, pfNetdev: string, vf: number, s: VfSettings): void {
-  const { pf, port } = pfOfNetdev(ctx, pfNetdev);
-  const driverName = driverOf(ctx.root, pf);
-  const support = driverName === undefined ? undefined : simDriver(driverName).vfAttrs;
-  if (!support) throw fail('EOPNOTSUPP', `PF ${pfNetdev} (${pf}) does not support VF configuration`);
-  const t = table(ctx, pf, port);
-  const row = t.vfs.find((r) => r.vf === vf);
-  if (!row) throw fail('EINVAL', `PF ${pfNetdev} has no VF ${vf} (it has ${t.vfs.length} VFs)`);
-  const who = `VF ${vf} of PF ${pfNetdev}`;
-  let next = { ...row };
-  const refuse = (errno: string | undefined, what: string): void => {
-    if (errno !== undefined) {
-      setRow(ctx, pf, next, port);
-      throw fail(errno, `cannot set ${what} on ${who}: driver ${driverName ?? '?'} refuses it`);
-    }
-  };
-  // do_setvfinfo's order: MAC, VLAN, rate, spoofchk, link state, trust. An error stops the
-  // request; what came before it stays applied, as in the kernel.
-  if (s.mac !== undefined) {
-    if (isMulticastMac(s.mac))
-      throw fail('EINVAL', `cannot set admin MAC ${s.mac} on ${who}: it is a multicast address`);
-    if (s.mac === ZERO_MAC) refuse(support.zeroMac, 'an all-zero admin MAC');
-    next = { ...next, mac: s.mac };
-    macChanged(ctx, pf, port, vf, s.mac, support.macChange);
-  }
-  if (s.vlan !== undefined) {
-    const { id, qos = 0, proto = '802.1Q' } = s.vlan;
-    if (id < 0 || id > 4095 || qos < 0 || qos > 7) throw fail('EINVAL', `cannot set VLAN ${id} qos ${qos} on ${who}`);
-    if (proto === '802.1ad') refuse(support.vlanProto8021ad, 'VLAN protocol 802.1ad');
-    next = { ...next, vlan: id, qos, ...(proto === '802.1ad' ? { vlanProto: proto } : {}) };
-    if (proto !== '802.1ad') delete (next as { vlanProto?: string }).vlanProto;
-  }
-  if (s.rate !== undefined) {
-    if (s.rate.minTx > 0) refuse(support.minTxRate, `min_tx_rate ${s.rate.minTx}`);
-    if (s.rate.maxTx > 0) refuse(support.maxTxRate, `max_tx_rate ${s.rate.maxTx}`);
-    if (s.rate.maxTx !== 0 && s.rate.minTx > s.rate.maxTx)
-      throw fail('EINVAL', `cannot set min_tx_rate above max_tx_rate on ${who}`);
-    next = { ...next, minTxRate: s.rate.minTx, maxTxRate: s.rate.maxTx };
-  }
-  if (s.spoofchk !== undefined) {
-    refuse(support.spoofchk, 'spoofchk');
-    next = { ...next, spoofchk: s.spoofchk };
-  }
-  if (s.linkState !== undefined) {
-    refuse(support.linkState, `link state ${s.linkState}`);
-    next = { ...next, linkState: s.linkState };
-  }
-  if (s.trust !== undefined) {
-    refuse(support.trust, 'trust');
-    next = { ...next, trust: s.trust };
-  }
-  setRow(ctx, pf, next, port);
-}
-
-/** mlx5 resets the VF on an admin MAC change, so a bound VF driver comes back with it at once;
- *  i40e does the same a little later; igb and mlx4 wait for the VF driver to reload. */
-function macChanged(
-  ctx: Ctx,
-  pf: string,
-  port: number,
-  vf: number,
-  mac: MacAddress,
-  mode: 'live' | 'async' | 'reload',
-): void {
-  const vfDir = resolveLink(ctx.root, `${BUS_DEVICES}/${pf}/virtfn${vf}`);
-  if (vfDir === undefined || mac === ZERO_MAC || mode === 'reload') return;
-  for (const ifname of list(ctx.root, `${vfDir}/net`)) {
-    const file = `${vfDir}/net/${ifname}/address`;
-    if (Number(readAttr(ctx.root, `${vfDir}/net/${ifname}/dev_port`) ?? 0) !== port) continue;
-    if (mode === 'live') writeAttr(ctx.root, file, mac, 0o444);
-    else ctx.state.pendingMacs.push({ file, mac });
   }
 }

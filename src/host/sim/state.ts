@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { PassthruError } from '../../conf/error.ts';
 import type { MacAddress } from '../../conf/mac.ts';
 import { atomicWriteFile } from '../../lib/atomic.ts';
-import type { VfConfig } from '../types.ts';
+import type { PortRequest, PortResponse, VfConfig, VfPortProfile } from '../types.ts';
 import { parseProfile, type Profile } from './profile.ts';
 
 /**
@@ -15,6 +15,7 @@ import { parseProfile, type Profile } from './profile.ts';
  *   sim/netlink/<PF BDF>.json   { version: 1, pf, port, vfs: [VfRow, ...] }  (NetlinkTable)
  *   sim/netlink/<PF BDF>.port1.json  the second port's table (mlx4: one table per PF netdev)
  *   sim/faults.json             fault injection rules (sim/faults.ts)
+ *   sim/switch.json             how the switch behind the PFs answers port profiles (SwitchConfig)
  */
 export interface SimHostState {
   readonly version: 1;
@@ -30,12 +31,46 @@ export interface SimHostState {
   /** Netdev MAC changes a driver applies later (i40e programs an admin MAC asynchronously):
    *  applied at the start of the next kernel operation. */
   pendingMacs: { readonly file: string; readonly mac: MacAddress }[];
+  /** Admin MACs a driver accepted but shows in its VF table only later (fault `lateMs`). */
+  lateMacs?: {
+    readonly pf: string;
+    readonly port: number;
+    readonly vf: number;
+    readonly mac: MacAddress;
+    readonly due: number;
+  }[];
+}
+
+/** A VF's port on the switch (IFLA_VF_PORT), kept in its table row. */
+export interface SimPort {
+  readonly profile: VfPortProfile;
+  readonly request: PortRequest;
+  readonly response?: PortResponse;
+  /** While in progress: status reads left before the switch says success; -1 = never. */
+  readonly polls?: number;
+}
+
+/** How the simulated switch answers a port profile: success (the default), in progress for a
+ *  few status reads then success, a failure with its response, or no answer at all. */
+export type SwitchAnswer =
+  | { readonly answer: 'success' }
+  | { readonly answer: 'in-progress'; readonly polls?: number }
+  | { readonly answer: 'failure'; readonly response?: PortResponse }
+  | { readonly answer: 'timeout' };
+
+/** sim/switch.json: answers by port profile key (the 802.1Qbh profileid, or
+ *  "vsi:<managerid>/<typeid>/<typeidversion>" for 802.1Qbg). */
+export interface SwitchConfig {
+  readonly answers: Readonly<Record<string, SwitchAnswer>>;
 }
 
 /** One row of a PF's VF table, plus the MAC the VF's own netdev last had (the sim's memory of
  *  the VF hardware, used to present a VF that has no admin MAC). */
 export interface VfRow extends VfConfig {
   readonly netdevMac?: MacAddress;
+  /** The VF's port-profile association, when it has one (reported by vfPortStatus, not in the
+   *  VF table). */
+  readonly port?: SimPort;
 }
 
 export interface NetlinkTable {
@@ -85,6 +120,7 @@ export function readHostState(root: string): SimHostState {
     nextIfindex: o.nextIfindex ?? 100,
     nextMac: o.nextMac ?? 1,
     pendingMacs: o.pendingMacs ?? [],
+    ...(o.lateMacs && o.lateMacs.length > 0 ? { lateMacs: o.lateMacs } : {}),
   };
 }
 
@@ -116,4 +152,18 @@ export function freshMac(state: SimHostState): MacAddress {
   const n = state.nextMac++;
   const b = [0x02, 0x5e, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
   return b.map((x) => x.toString(16).padStart(2, '0')).join(':') as MacAddress;
+}
+
+const switchFile = (root: string): string => join(simDir(root), 'switch.json');
+
+export function readSwitchConfig(root: string): SwitchConfig {
+  const raw = readJson(switchFile(root)) as Partial<SwitchConfig> | undefined;
+  return { answers: raw?.answers ?? {} };
+}
+
+/** Chooses how the simulated switch answers a port profile (tests, `passthru sim`). */
+export async function setSwitchAnswer(root: string, key: string, answer: SwitchAnswer): Promise<void> {
+  const c = readSwitchConfig(root);
+  mkdirSync(simDir(root), { recursive: true });
+  await atomicWriteFile(switchFile(root), `${JSON.stringify({ answers: { ...c.answers, [key]: answer } }, null, 1)}\n`);
 }

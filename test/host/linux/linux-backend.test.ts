@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import { PassthruError } from '../../../src/conf/error.ts';
 import { type MacAddress, parseMac, ZERO_MAC } from '../../../src/conf/mac.ts';
 import { ipRoute2, parseLinkShow, setArgs } from '../../../src/host/linux/iproute2.ts';
-import { LinuxKernel, mismatch, parseSriovConfig } from '../../../src/host/linux/kernel.ts';
+import { LinuxKernel, parseSriovConfig } from '../../../src/host/linux/kernel.ts';
+import { applyVfSettings, mismatch } from '../../../src/host/vf-apply.ts';
 import { decodeVf, encodeVf, errnoOf } from '../../../src/host/linux/netlink.ts';
 import type { Rtnl, VfDump } from '../../../src/host/linux/rtnl.ts';
 import type { VfConfig, VfSettings } from '../../../src/host/types.ts';
@@ -231,15 +232,12 @@ test('linux: a VF write is verified; an async-MAC driver (i40e) is polled until 
   try {
     const rtnl = fakeRtnl([row(0), row(1), row(2), row(3)], { lateMacReads: 3 });
     const sleeps: number[] = [];
-    const k = new LinuxKernel({
-      root,
-      rtnl,
-      sleep: (ms) => {
-        sleeps.push(ms);
-        return Promise.resolve();
-      },
-    });
-    await k.setVf('pf0', 2, { mac: parseMac('52:54:00:00:00:02'), vlan: { id: 42 } });
+    const k = new LinuxKernel({ root, rtnl });
+    const sleep = (ms: number): Promise<void> => {
+      sleeps.push(ms);
+      return Promise.resolve();
+    };
+    await applyVfSettings(k, 'pf0', 2, { mac: parseMac('52:54:00:00:00:02'), vlan: { id: 42 } }, { sleep });
     assert.equal((await k.vfTable('pf0'))[2]?.mac, '52:54:00:00:00:02');
     assert.equal(sleeps.length, 3, 'three reads showed the old MAC');
   } finally {
@@ -252,9 +250,9 @@ test('linux: a write that does not read back is an error naming the field', asyn
   try {
     // igb is not an async-MAC driver: a MAC that never shows fails at once.
     const rtnl = fakeRtnl([row(0)], { lateMacReads: 1000 });
-    const k = new LinuxKernel({ root, rtnl, sleep: () => Promise.resolve() });
+    const k = new LinuxKernel({ root, rtnl });
     await assert.rejects(
-      k.setVf('pf0', 0, { mac: parseMac('52:54:00:00:00:09') }),
+      applyVfSettings(k, 'pf0', 0, { mac: parseMac('52:54:00:00:00:09') }, { sleep: () => Promise.resolve() }),
       (e: unknown) => isHostError()(e) && String(e).includes('admin MAC reads 00:00:00:00:00:00'),
     );
     assert.equal(rtnl.reads, 1);
@@ -304,10 +302,11 @@ test('linux: a truncated VF table is completed from mlx5 per-VF sysfs, else refu
   }
 });
 
-test('linux: clearing a VLAN that a driver answers EPERM for is harmless (bnxt), elsewhere an error', async () => {
-  for (const [driver, ok] of [
-    ['bnxt_en', true],
-    ['igb', false],
+test('linux: EPERM on clearing VLAN 0 is harmless (bnxt, as libvirt), on setting a VLAN an error', async () => {
+  for (const [driver, vlan, ok] of [
+    ['bnxt_en', 0, true],
+    ['igb', 0, true],
+    ['bnxt_en', 5, false],
   ] as const) {
     const root = fakeRoot(driver);
     try {
@@ -316,7 +315,7 @@ test('linux: clearing a VLAN that a driver answers EPERM for is harmless (bnxt),
         setVf: async () => Promise.reject(new PassthruError('HOST_FAILED', 'x', { errno: 'EPERM' })),
       };
       const k = new LinuxKernel({ root, rtnl });
-      const p = k.setVf('pf0', 0, { vlan: { id: 0 } });
+      const p = applyVfSettings(k, 'pf0', 0, { vlan: { id: vlan } });
       if (ok) await p;
       else await assert.rejects(p, isHostError('EPERM'));
     } finally {
