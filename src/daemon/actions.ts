@@ -7,14 +7,20 @@ import type {
   VfTable,
 } from '../protocol/wire.ts';
 
-/** Everything the daemon can be asked to do: one union, one door (Daemon.handle). */
+/**
+ * Everything the daemon can be asked to do: one union, one door (Daemon.handle). A new action
+ * is added in four places the compiler points at: here, its result in ActionResults, its line in
+ * READ_ONLY, and its handler in the group module of its subject (groups/index.ts).
+ */
 export type Action =
+  // domains (groups/domains.ts)
   | { readonly kind: 'define'; readonly xml: string }
   | { readonly kind: 'undefine'; readonly name: string }
   | { readonly kind: 'start'; readonly name: string }
   | { readonly kind: 'destroy'; readonly name: string }
   | { readonly kind: 'list' }
   | { readonly kind: 'dumpxml'; readonly name: string; readonly inactive: boolean }
+  // node devices (groups/nodedevs.ts)
   | { readonly kind: 'nodedevList'; readonly cap?: 'pci' | 'net' }
   | { readonly kind: 'nodedevDumpxml'; readonly name: string }
   | { readonly kind: 'nodedevVfTable'; readonly name: string }
@@ -43,3 +49,29 @@ export interface ActionResults {
 
 export type ActionKind = Action['kind'];
 export type ActionOf<K extends ActionKind> = Extract<Action, { kind: K }>;
+
+/**
+ * Which actions only read: they change nothing on the host, in QEMU or in the store, so a
+ * read-only socket (libvirt's virtqemud-sock-ro) may serve them. Checked exhaustive: a new
+ * action must say which it is. When unsure, `false` (a read-only client is refused it).
+ */
+export const READ_ONLY = {
+  define: false,
+  undefine: false,
+  start: false,
+  destroy: false,
+  list: true,
+  dumpxml: true,
+  nodedevList: true,
+  nodedevDumpxml: true,
+  nodedevVfTable: true,
+  nodedevDetach: false,
+  nodedevReattach: false,
+  nodedevReset: false,
+  nodedevCheck: true,
+  nodedevSriov: false,
+} as const satisfies { readonly [K in ActionKind]: boolean };
+
+export function isReadOnly(action: Action): boolean {
+  return READ_ONLY[action.kind];
+}
