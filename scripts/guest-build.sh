@@ -10,7 +10,10 @@
 #
 # The guest's /init prints, about once a second, one line per NIC on the serial console:
 #   passthru-guest: nic eth0 mac 52:54:00:12:34:56 driver e1000e pci 0000:01:00.0 master -
-# so hot-plugged NICs show up too. Boot it with: -kernel vmlinux -initrd initrd.cpio.gz
+# so hot-plugged NICs show up too, and one line per disk (bytes, read-only flag, serial):
+#   passthru-guest: disk vda size 2097152 ro 0 serial -
+# It also runs a shell on ttyS0 (prompt 'passthru-guest# ') and powers off on the ACPI power
+# button (busybox acpid on the button module's input device). Boot it with: -kernel vmlinux -initrd initrd.cpio.gz
 #   -append 'console=ttyS0 quiet loglevel=3 panic=-1'
 #
 # Idempotent: when the manifest names the kernel that linux-image-amd64 points to now and the
@@ -20,8 +23,9 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
 OUT="$(readlink -m "${PASSTHRU_GUEST_DIR:-$REPO/.cache/guest}")"
-MODULES=(e1000e virtio_pci virtio_net failover net_failover)
-FORMAT=1 # bump when the layout of the output changes
+# NICs, then disks (virtio-blk, virtio-scsi + sd/sr, AHCI), then the ACPI power button + evdev.
+MODULES=(e1000e virtio_pci virtio_net failover net_failover virtio_blk virtio_scsi sd_mod sr_mod ahci button evdev)
+FORMAT=2 # bump when the layout of the output changes
 export DEBIAN_FRONTEND=noninteractive
 t0=$(date +%s.%N)
 say() { echo "guest-build: $*" >&2; }
@@ -42,6 +46,18 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 while read -r m; do insmod "/mods/$m" || echo "passthru-guest: insmod $m failed"; done < /mods/order
+# The ACPI power button (QMP system_powerdown) powers the guest off: busybox acpid runs
+# /etc/acpi/PWRF/00000080 for it. A guest started with 'passthru.noacpi' on its command line
+# ignores the button (the shutdown-timeout test needs one that does).
+if ! grep -q passthru.noacpi /proc/cmdline; then
+  mkdir -p /etc/acpi/PWRF
+  printf '#!/bin/sh\necho "passthru-guest: power button: powering off"\npoweroff -f\n' >/etc/acpi/PWRF/00000080
+  chmod +x /etc/acpi/PWRF/00000080
+  acpid -c /etc/acpi
+fi
+# A shell on the serial console, started again whenever it exits.
+export PS1='passthru-guest# ' HOME=/
+(while true; do setsid cttyhack sh; sleep 1; done) </dev/ttyS0 >/dev/ttyS0 2>&1 &
 echo "passthru-guest: ready kernel $(cat /KVER) uptime $(cut -d' ' -f1 /proc/uptime)"
 n=0
 while true; do
@@ -55,6 +71,12 @@ while true; do
     [ -e "$d/device" ] && pci=$(basename "$(readlink "$d/device")")
     [ -e "$d/master" ] && master=$(basename "$(readlink "$d/master")")
     echo "passthru-guest: nic $nic mac $mac driver $drv pci $pci master $master"
+  done
+  for d in /sys/block/*; do
+    disk=${d##*/}
+    case "$disk" in loop* | ram*) continue ;; esac
+    serial=$(cat "$d/serial" 2>/dev/null) || serial=
+    echo "passthru-guest: disk $disk size $(($(cat "$d/size") * 512)) ro $(cat "$d/ro") serial ${serial:--}"
   done
   echo "passthru-guest: scan $n uptime $(cut -d' ' -f1 /proc/uptime)"
   sleep 1

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
-PKGS=(qemu-system-x86 busybox-static cpio xz-utils kmod libxml2-utils iproute2)
+# qemu-utils: the tests make their qcow2 images (with backing files) with qemu-img.
+PKGS=(qemu-system-x86 qemu-utils busybox-static cpio xz-utils kmod libxml2-utils iproute2)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 need=()
 for p in "${PKGS[@]}"; do installed "$p" || need+=("$p"); done

@@ -6,6 +6,7 @@ import { hostOps } from '../hostdev/host-ops.ts';
 import { HostdevManager } from '../hostdev/manager.ts';
 import type { Logger } from '../lib/logger.ts';
 import { Daemon } from './daemon.ts';
+import { ImageClaims } from './image-claims.ts';
 import { EventBus } from './events.ts';
 import { parseHostSpec } from './host-backend.ts';
 import { NodeDevices } from './nodedevs.ts';
@@ -34,6 +35,7 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
     log: o.log,
     emulator: o.emulator ?? process.env['PASSTHRU_QEMU'] ?? 'qemu-system-x86_64',
     ...(o.spareRootPorts === undefined ? {} : { spareRootPorts: o.spareRootPorts }),
+    images: new ImageClaims(),
   };
   const events = new EventBus();
   const daemon = new Daemon({ store, events, runs, nodedevs: new NodeDevices(kernel, hostdevs, events), log: o.log });

@@ -1,3 +1,4 @@
+import { carriedDisks } from '../conf/domain/disk.ts';
 import type { DomainDef, OtherDeviceDef } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
 
@@ -24,7 +25,14 @@ export function checkRunnable(def: DomainDef): void {
     if (h.netdevs?.length) refuse('<netdev port=...> on a <hostdev>', h.line);
   }
   for (const p of def.devices.poolHostdevs ?? []) refuse(`<hostdev> from device pool '${p.pool}'`, p.line);
-  for (const d of [...(def.devices.disks ?? []), ...(def.devices.others ?? [])]) {
+  for (const d of carriedDisks(def.devices)) {
+    refuse(
+      '<disk>',
+      d.xml.line,
+      'file and block disks (raw or qcow2; bus virtio, sata, scsi or ide; driver cache and discard) run today',
+    );
+  }
+  for (const d of def.devices.others ?? []) {
     if (isImplicit(d)) continue;
     refuse(`<${d.kind}>`, d.xml.line);
   }

@@ -1,8 +1,10 @@
 import type { DomainDef } from '../conf/domain/types.ts';
+import { diskImages } from '../host/disk-images.ts';
 import type { HostdevManager } from '../hostdev/manager.ts';
 import type { Logger } from '../lib/logger.ts';
 import { attachQemu, type QemuProcess } from '../qemu/process.ts';
 import { parseDefinition } from './definitions.ts';
+import type { ImageClaims } from './image-claims.ts';
 import type { DomainStatus, Store } from './store.ts';
 
 /** A domain's running QEMU, with its live definition. */
@@ -24,6 +26,8 @@ export interface RunDeps {
   readonly emulator: string;
   /** Free root ports a q35 definition keeps for hot-plug (define fills them in; default 1). */
   readonly spareRootPorts?: number;
+  /** Disk images held by running domains (one writer per image). */
+  readonly images: ImageClaims;
 }
 
 export type OnExit = (reason: string) => void;
@@ -47,6 +51,7 @@ export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: O
     await deps.store.removeStatus(status.name);
     return undefined;
   }
+  deps.images.claim(status.name, await diskImages(live), { force: true });
   return watchRun(live, proc, status, onExit);
 }
 
@@ -57,6 +62,7 @@ export async function destroyRun(deps: RunDeps, run: Running): Promise<void> {
 
 /** Gives the host devices back and forgets the status; QEMU is gone. */
 export async function cleanupRun(deps: RunDeps, run: Running): Promise<void> {
+  deps.images.release(run.live.name);
   await deps.hostdevs.release(run.live.name);
   await deps.store.removeStatus(run.live.name);
 }

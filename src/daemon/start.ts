@@ -2,6 +2,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asPassthruError } from '../conf/error.ts';
 import type { DomainDef } from '../conf/domain/types.ts';
+import { diskImages, withBackingChains } from '../host/disk-images.ts';
 import type { DevicePresentation } from '../host/types.ts';
 import { type HostdevRequest, hostdevRequests } from '../hostdev/request.ts';
 import { crashPoint } from '../lib/crash-point.ts';
@@ -17,6 +18,8 @@ import type { DomainStatus } from './store.ts';
 /** What the stages of one start hand each other. Each stage fills in its part. */
 interface StartState {
   readonly def: DomainDef;
+  /** The definition with its disks' backing chains. */
+  withChains?: DomainDef;
   live?: DomainDef;
   requests?: HostdevRequest[];
   presentations?: Map<string, DevicePresentation>;
@@ -40,6 +43,22 @@ const check: Stage = {
   run: (s) => checkRunnable(s.def),
 };
 
+/** Disk images: each checked to exist, qcow2 backing chains read from the images (shown in
+ *  the live XML, given to QEMU node by node), and claimed so that no other running domain
+ *  writes what this one opens. */
+const storage: Stage = {
+  name: 'storage',
+  run: async (s, deps) => {
+    const def = await withBackingChains(s.def);
+    deps.images.claim(s.def.name, await diskImages(def));
+    s.withChains = def;
+  },
+  undo: (s, deps) => {
+    deps.images.release(s.def.name);
+    return Promise.resolve();
+  },
+};
+
 // allocate: VFs from pools for <interface type='network'> are taken here, before the live
 // definition (which names the chosen devices), with an undo that gives them back.
 
@@ -47,7 +66,7 @@ const check: Stage = {
 const liveDefinition: Stage = {
   name: 'live definition',
   run: (s, deps) => {
-    s.live = prepareLiveDef(s.def, spareOption(deps));
+    s.live = prepareLiveDef(need(s.withChains), spareOption(deps));
     s.requests = hostdevRequests(s.live);
   },
 };
@@ -81,7 +100,7 @@ const launch: Stage = {
 };
 
 /** The start, in libvirt's order. A feature that needs a step at start adds a stage here. */
-const STAGES: readonly Stage[] = [check, liveDefinition, prepare, launch];
+const STAGES: readonly Stage[] = [check, storage, liveDefinition, prepare, launch];
 
 /** Starts QEMU for a domain; any failure gives back everything the earlier stages took. */
 export async function startDomain(deps: RunDeps, def: DomainDef, onExit: OnExit): Promise<Running> {

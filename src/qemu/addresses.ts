@@ -1,5 +1,7 @@
+import { carriedDisks, typedDisks } from '../conf/domain/disk.ts';
 import type {
   ControllerDef,
+  DiskDef,
   DomainDef,
   GuestAddress,
   HostdevDef,
@@ -43,7 +45,7 @@ export function assignAddresses(def: DomainDef, opts: AddressOptions = {}): Doma
   // 2. Endpoints that want an address, in libvirt's order: QEMU-backed interfaces, then every
   //    hostdev (those of <interface type='hostdev'> first, as libvirt parses them first), then a
   //    virtio memory balloon.
-  const wanting = endpointsWantingAddress(def);
+  const wanting = endpointsWantingAddress(def, controllers);
 
   // 3. q35: enough root ports for them, plus a spare, at new controller indexes.
   if (family === 'q35') {
@@ -104,10 +106,12 @@ export function assignAddresses(def: DomainDef, opts: AddressOptions = {}): Doma
     ...def,
     devices: {
       ...def.devices,
-      controllers: controllers.map((c) =>
-        c.address === undefined ? c : { ...c, address: withMultifunction(c.address, plan) },
-      ),
+      controllers: controllers.map((c) => {
+        const address = placed.get(c) ?? c.address;
+        return address === undefined ? c : { ...c, address: withMultifunction(address, plan) };
+      }),
       interfaces: def.devices.interfaces.map(multi),
+      ...(def.devices.disks === undefined ? {} : { disks: def.devices.disks.map((k) => ('xml' in k ? k : multi(k))) }),
       hostdevs: def.devices.hostdevs.map(multi),
       ...(def.devices.others === undefined ? {} : { others: def.devices.others.map(multi) }),
     },
@@ -171,16 +175,25 @@ interface Slot {
   readonly function: number;
 }
 
-type Endpoint = InterfaceDef | HostdevDef | OtherDeviceDef;
+type Endpoint = InterfaceDef | HostdevDef | DiskDef | ControllerDef | OtherDeviceDef;
 
-function endpointsWantingAddress(def: DomainDef): Endpoint[] {
+/** In libvirt's order (qemuDomainAssignDevicePCISlots): QEMU-backed NICs, the controllers that
+ *  are PCI devices of their own (virtio-scsi), virtio disks, then host devices. */
+function endpointsWantingAddress(def: DomainDef, controllers: readonly ControllerDef[]): Endpoint[] {
   const ifaces = def.devices.interfaces;
   return [
     ...ifaces.filter((i) => !isHostdevInterface(i)),
+    ...controllers.filter(isVirtioScsi),
+    ...typedDisks(def.devices).filter((k) => k.target.bus === 'virtio'),
     ...ifaces.filter((i) => isHostdevInterface(i)),
     ...def.devices.hostdevs.filter((h) => h.assigned !== false),
     ...(def.devices.others ?? []).filter(isVirtioBalloon),
-  ].filter((d) => d.guestAddress === undefined);
+  ].filter((d) => ('index' in d ? d.address : d.guestAddress) === undefined);
+}
+
+/** A SCSI controller is a virtio-scsi PCI device unless the definition names another model. */
+export function isVirtioScsi(c: ControllerDef): boolean {
+  return c.type === 'scsi' && (c.model === undefined || c.model === 'virtio-scsi');
 }
 
 /** A virtio memballoon is a PCI device; `model='none'` (what passthrud runs) is none. */
@@ -191,6 +204,8 @@ function isVirtioBalloon(o: OtherDeviceDef): boolean {
 function describe(dev: Endpoint): string {
   if ('kind' in dev) return dev.kind;
   if (dev.alias !== undefined) return dev.alias;
+  if ('target' in dev && 'device' in dev) return `disk ${dev.target.dev}`;
+  if ('index' in dev) return `${dev.type} controller ${dev.index}`;
   if (dev.type === 'pci') return `hostdev ${formatPciAddress(dev.source.address)}`;
   if (dev.type === 'hostdev' || dev.type === 'hostdev-hybrid') {
     return `interface ${dev.mac ?? formatPciAddress(dev.source.address)}`;
@@ -240,7 +255,8 @@ function explicitAddresses(def: DomainDef, controllers: readonly ControllerDef[]
   }
   for (const i of def.devices.interfaces) add(i.guestAddress, describe(i), i.line);
   for (const h of def.devices.hostdevs) add(h.guestAddress, describe(h), h.line);
-  for (const o of [...(def.devices.disks ?? []), ...(def.devices.others ?? [])])
+  for (const k of typedDisks(def.devices)) add(k.guestAddress, describe(k), k.line);
+  for (const o of [...carriedDisks(def.devices), ...(def.devices.others ?? [])])
     add(o.guestAddress, o.kind, o.xml.line);
   for (const s of [...def.devices.serials, ...def.devices.consoles]) add(s.guestAddress, s.alias ?? 'serial', s.line);
   return out;

@@ -1,6 +1,7 @@
 import type {
   CharDevDef,
   ControllerDef,
+  DiskDef,
   DomainDef,
   HostdevHybridInterfaceDef,
   HostdevInterfaceDef,
@@ -8,6 +9,7 @@ import type {
   NetworkInterfaceDef,
   PciHostdevSource,
 } from '../conf/domain/types.ts';
+import { diskIndex } from '../conf/domain/disk.ts';
 import { defaultPciControllerAlias } from './device-props.ts';
 
 /**
@@ -35,7 +37,13 @@ export function assignAliases(def: DomainDef): DomainDef {
   const consoles = def.devices.consoles.map((c, i) =>
     c.alias !== undefined ? c : { ...c, alias: consoleAlias(c, i, serials) },
   );
-  return { ...def, devices: { ...def.devices, controllers, interfaces, hostdevs, serials, consoles } };
+  const disks = def.devices.disks?.map((d) =>
+    'xml' in d || d.alias !== undefined ? d : { ...d, alias: diskAlias(d) },
+  );
+  return {
+    ...def,
+    devices: { ...def.devices, controllers, interfaces, hostdevs, serials, consoles, ...(disks ? { disks } : {}) },
+  };
 }
 
 /** Interfaces that are PCI host devices in QEMU: they share the hostdevN numbering (libvirt
@@ -103,4 +111,20 @@ function consoleAlias(c: CharDevDef, i: number, serials: readonly CharDevDef[]):
     return `serial${port}`;
   }
   return `console${i}`;
+}
+
+/** libvirt's qemuAssignDeviceDiskAlias: virtio-diskN by the name's index, else the bus name and
+ *  the drive address (SCSI with its target too). */
+function diskAlias(d: DiskDef): string {
+  const a = d.guestAddress?.type === 'drive' ? d.guestAddress : undefined;
+  const [c, b, t, u] = [a?.controller ?? 0, a?.bus ?? 0, a?.target ?? 0, a?.unit ?? 0];
+  switch (d.target.bus) {
+    case 'virtio':
+      return `virtio-disk${diskIndex(d.target.dev)}`;
+    case 'scsi':
+      return `scsi${c}-${b}-${t}-${u}`;
+    case 'ide':
+    case 'sata':
+      return `${d.target.bus}${c}-${b}-${u}`;
+  }
 }

@@ -3,7 +3,9 @@ import { PassthruError } from '../conf/error.ts';
 import { formatPciAddress } from '../conf/pci-address.ts';
 import type { DevicePresentation } from '../host/types.ts';
 import type { Accel } from './accel.ts';
-import { machineFamily } from './addresses.ts';
+import { typedDisks } from '../conf/domain/disk.ts';
+import { isVirtioScsi, machineFamily } from './addresses.ts';
+import { blockdevArgs, diskBootIndexes, diskDeviceProps, scsiControllerProps } from './disk-props.ts';
 import { hostdevInterfaceSource, isHostdevInterface } from './aliases.ts';
 import {
   type BusAliases,
@@ -66,6 +68,22 @@ export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
       );
     }
     device(a, rootPortProps(c, buses));
+  }
+  for (const c of def.devices.controllers) {
+    if (c.type !== 'scsi') continue;
+    if (!isVirtioScsi(c)) {
+      throw new PassthruError(
+        'CONFIG_UNSUPPORTED',
+        `SCSI controller model '${c.model ?? '?'}' (index ${c.index}) is not supported; use virtio-scsi`,
+        c.line === undefined ? {} : { line: c.line },
+      );
+    }
+    device(a, scsiControllerProps(c.alias ?? `scsi${c.index}`, c.address, buses));
+  }
+  const boot = diskBootIndexes(def);
+  for (const d of typedDisks(def.devices)) {
+    for (const node of blockdevArgs(d)) a.push('-blockdev', node);
+    device(a, diskDeviceProps(d, buses, boot.get(d)));
   }
   for (const iface of def.devices.interfaces) {
     if (isHostdevInterface(iface)) continue; // with the hostdevs, as libvirt does

@@ -1,5 +1,6 @@
 import type { ControllerDef, DomainDef, GuestAddress, OtherDeviceDef } from '../conf/domain/types.ts';
 import { childElements, type XmlElement } from '../conf/xml/tree.ts';
+import { withScsiControllers } from './disk-props.ts';
 import { type AddressOptions, assignAddresses, type MachineFamily, machineFamily } from './addresses.ts';
 
 export type DefineOptions = AddressOptions;
@@ -16,7 +17,7 @@ export type DefineOptions = AddressOptions;
  */
 export function completeDefinition(def: DomainDef, opts: DefineOptions = {}): DomainDef {
   const family = machineFamily(def);
-  const implicit = withImplicitDevices(def, family);
+  const implicit = withImplicitDevices(withScsiControllers(def), family);
   return withRootPortTargets(assignAddresses(implicit, opts));
 }
 
@@ -48,7 +49,9 @@ function withImplicitDevices(def: DomainDef, family: MachineFamily): DomainDef {
  */
 function withChipsetControllers(def: DomainDef, family: MachineFamily): ControllerDef[] {
   const ideDisk = (def.devices.disks ?? []).some((d) =>
-    childElements(d.xml).some((c) => c.name === 'target' && c.attrs.get('bus') === 'ide'),
+    'xml' in d
+      ? childElements(d.xml).some((c) => c.name === 'target' && c.attrs.get('bus') === 'ide')
+      : d.target.bus === 'ide',
   );
   const fixed: { type: ControllerDef['type']; model?: string; slot: number; fn: number; add: boolean }[] =
     family === 'q35'

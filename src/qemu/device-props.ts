@@ -137,7 +137,7 @@ export function serialProps(alias: string, index: number): DeviceProps {
 }
 
 /** bus, multifunction, addr: where on which controller (libvirt's qemuBuildDeviceAddressProps). */
-function addressProps(addr: GuestAddress | undefined, buses: BusAliases, id: string): Record<string, PropValue> {
+export function addressProps(addr: GuestAddress | undefined, buses: BusAliases, id: string): Record<string, PropValue> {
   if (addr === undefined) return {};
   if (addr.type !== 'pci') {
     throw new PassthruError(
@@ -168,7 +168,7 @@ function romProps(info: DeviceInfo): Record<string, PropValue> {
   return p;
 }
 
-function requireAlias(info: { readonly alias?: string }, what: string): string {
+export function requireAlias(info: { readonly alias?: string }, what: string): string {
   if (info.alias === undefined) {
     throw new PassthruError(
       'INTERNAL',

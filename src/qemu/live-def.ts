@@ -1,6 +1,7 @@
 import type { DomainDef } from '../conf/domain/types.ts';
 import { type AddressOptions, assignAddresses } from './addresses.ts';
 import { assignAliases } from './aliases.ts';
+import { assignNodeIndexes, withScsiControllers } from './disk-props.ts';
 
 /**
  * What libvirt does to a definition at start: aliases for every device, the q35 controller set
@@ -11,5 +12,5 @@ import { assignAliases } from './aliases.ts';
 export function prepareLiveDef(def: DomainDef, opts: AddressOptions = {}): DomainDef {
   // Aliases first so that address errors name devices by them; the second pass names the
   // controllers the planner added.
-  return assignAliases(assignAddresses(assignAliases(def), opts));
+  return assignNodeIndexes(assignAliases(assignAddresses(assignAliases(withScsiControllers(def)), opts)));
 }

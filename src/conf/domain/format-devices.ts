@@ -24,7 +24,7 @@ import type {
 type Kids = (OutElement | undefined | false)[];
 
 /** boot, alias, rom, address: libvirt's virDomainDeviceInfoFormat order. */
-function infoOut(info: DeviceInfo, flags: FormatFlags): Kids {
+export function infoOut(info: DeviceInfo, flags: FormatFlags): Kids {
   return [
     info.bootOrder !== undefined && out('boot', [['order', info.bootOrder]]),
     writesAlias(flags, info.alias) && out('alias', [['name', info.alias]]),

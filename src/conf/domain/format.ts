@@ -2,6 +2,7 @@ import type { FormatFlags } from '../format-flags.ts';
 import { type OutElement, out, outText } from '../xml/tree.ts';
 import { formatXml } from '../xml/writer.ts';
 import { toOut } from './generic.ts';
+import { diskOut } from './disk-format.ts';
 import { charDevOut, controllerOut, hostdevOut, interfaceOut, otherOut } from './format-devices.ts';
 import type { Devices, DomainDef, OsDef, OtherDeviceKind } from './types.ts';
 
@@ -75,7 +76,7 @@ function devicesOut(d: Devices, flags: FormatFlags): OutElement {
     [],
     [
       d.emulator !== undefined && outText('emulator', d.emulator),
-      ...(d.disks ?? []).map(otherOut),
+      ...(d.disks ?? []).map((k) => ('xml' in k ? otherOut(k) : diskOut(k, flags))),
       ...d.controllers.map((c) => controllerOut(c, flags)),
       ...others('filesystem'),
       ...d.interfaces.map((i) => interfaceOut(i, flags)),

@@ -42,12 +42,21 @@ const DISK_SOURCE: Shape = {
   children: { host: leaf('name', 'port', 'transport', 'socket') },
 };
 
+/** A backing chain nests itself. */
+const BACKING_STORE: { attrs: readonly string[]; children: Record<string, Shape> } = {
+  attrs: ['type', 'index'],
+  children: { format: leaf('type'), source: DISK_SOURCE },
+};
+BACKING_STORE.children['backingStore'] = BACKING_STORE;
+
 export const OTHER_DEVICE_SHAPES: Readonly<Record<string, Shape>> = {
   disk: {
     attrs: ['type', 'device', 'snapshot', 'model', 'rawio', 'sgio'],
     children: {
       driver: leaf('name', 'type', 'cache', 'io', 'discard', 'error_policy', 'iothread', 'queues', 'detect_zeroes'),
       source: DISK_SOURCE,
+      backingStore: BACKING_STORE,
+      auth: { attrs: ['username'], children: { secret: leaf('type', 'usage', 'uuid') } },
       target: leaf('dev', 'bus', 'tray', 'removable', 'rotation_rate'),
       serial: textLeaf(),
       wwn: textLeaf(),

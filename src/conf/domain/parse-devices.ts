@@ -46,7 +46,7 @@ import type {
 const INFO_CHILDREN = ['address', 'alias', 'boot', 'rom'];
 
 /** boot, alias, rom and guest address: the children every guest-visible device may have. */
-function parseDeviceInfo(el: XmlElement): DeviceInfo {
+export function parseDeviceInfo(el: XmlElement): DeviceInfo {
   const info: Mutable<DeviceInfo> = { line: el.line };
   const address = single(el, 'address');
   const alias = single(el, 'alias');

@@ -39,6 +39,7 @@ import {
   parsePoolHostdev,
 } from './parse-devices.ts';
 import { parseGuestAddress, parseUuidElement } from './parse-parts.ts';
+import { isTypedDisk, parseDisk } from './disk-parse.ts';
 import type {
   BootDev,
   ControllerDef,
@@ -46,6 +47,7 @@ import type {
   DomainDef,
   LifecycleAction,
   OsDef,
+  DiskDef,
   OtherDeviceDef,
   OtherDeviceKind,
   PoolHostdevDef,
@@ -249,7 +251,7 @@ function parseDevices(el: XmlElement | undefined): Devices {
     interfaces: [] as Devices['interfaces'][number][],
     serials: [] as Devices['serials'][number][],
     consoles: [] as Devices['consoles'][number][],
-    disks: [] as OtherDeviceDef[],
+    disks: [] as (DiskDef | OtherDeviceDef)[],
     others: [] as OtherDeviceDef[],
   };
   let emulator: string | undefined;
@@ -278,6 +280,9 @@ function parseDevices(el: XmlElement | undefined): Devices {
           break;
         case 'console':
           d.consoles.push(parseCharDev(c));
+          break;
+        case 'disk':
+          d.disks.push(isTypedDisk(c) ? parseDisk(c) : parseOther(c));
           break;
         default: {
           const other = parseOther(c);

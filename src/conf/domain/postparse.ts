@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { defaultDriveAddress } from './disk.ts';
 import type { MacAddress } from '../mac.ts';
 import type { CharDevDef, ControllerDef, DomainDef } from './types.ts';
 
@@ -36,15 +37,26 @@ export function postParseDomain(def: DomainDef, opts: PostParseOptions = {}): Do
       ...devices,
       controllers: withPciRoot(devices.controllers, def.os.machine),
       interfaces: devices.interfaces.map((i) => (i.mac === undefined ? { ...i, mac: generateMac(rnd) } : i)),
+      ...(devices.disks === undefined
+        ? {}
+        : {
+            disks: devices.disks.map((k) => {
+              if ('xml' in k) return k;
+              const guestAddress = defaultDriveAddress(k);
+              return guestAddress === undefined ? k : { ...k, guestAddress };
+            }),
+          }),
       serials,
       consoles: devices.consoles.length === 0 && serials[0] ? [consoleFor(serials[0])] : devices.consoles,
     },
   };
 }
 
-/** A disk's `<boot order>` is in its carried XML. */
+/** A typed disk's `<boot order>`, or one in a carried disk's XML. */
 function hasDiskBootOrder(def: DomainDef): boolean {
-  return (def.devices.disks ?? []).some((d) => d.xml.children.some((c) => c.kind === 'element' && c.name === 'boot'));
+  return (def.devices.disks ?? []).some((d) =>
+    'xml' in d ? d.xml.children.some((c) => c.kind === 'element' && c.name === 'boot') : d.bootOrder !== undefined,
+  );
 }
 
 export function isQ35(machine: string | undefined): boolean {

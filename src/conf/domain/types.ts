@@ -76,7 +76,9 @@ export type BootDev = 'hd' | 'cdrom' | 'network' | 'fd';
 
 export interface Devices {
   readonly emulator?: string;
-  readonly disks?: readonly OtherDeviceDef[];
+  /** Typed disks (disk.ts) and, in document order among them, disks outside what passthru runs
+   *  (network sources, usb/fdc buses ...), carried as checked XML. */
+  readonly disks?: readonly (DiskDef | OtherDeviceDef)[];
   readonly controllers: readonly ControllerDef[];
   /** Plain `<hostdev>` elements. `<interface type='hostdev'>` carries its own hostdev part and is
    *  not repeated here (unlike libvirt's shared pointer, which is a C memory trick). */
@@ -345,4 +347,37 @@ export interface CharDevDef {
   readonly alias?: string;
   readonly guestAddress?: GuestAddress;
   readonly line?: number;
+}
+
+export type DiskBus = 'virtio' | 'sata' | 'scsi' | 'ide';
+export type DiskCache = 'default' | 'none' | 'writethrough' | 'writeback' | 'directsync' | 'unsafe';
+export type ImageFormat = 'raw' | 'qcow2';
+
+/** `<disk type='file'|'block' device='disk'|'cdrom'>`: the disks passthru runs (disk-parse.ts). */
+export interface DiskDef extends DeviceInfo {
+  readonly type: 'file' | 'block';
+  readonly device: 'disk' | 'cdrom';
+  /** `<driver name='qemu' type= cache= discard=>`. */
+  readonly format?: ImageFormat;
+  readonly cache?: DiskCache;
+  readonly discard?: 'unmap' | 'ignore';
+  /** The image file or block device; a cdrom may be empty (no medium). */
+  readonly source?: string;
+  /** libvirt's node index of the top image (`<source index=>`), live XML only. */
+  readonly sourceIndex?: number;
+  /** The backing chain: undefined when not known yet (read from the image at start), 'none' when
+   *  known to end here (`<backingStore/>`). */
+  readonly backingStore?: BackingStoreDef | 'none';
+  readonly target: { readonly dev: string; readonly bus: DiskBus };
+  readonly readonly?: boolean;
+  readonly serial?: string;
+}
+
+/** One image under a disk's top image, as libvirt shows it in live XML. */
+export interface BackingStoreDef {
+  readonly type: 'file' | 'block';
+  readonly format: ImageFormat;
+  readonly path: string;
+  readonly index?: number;
+  readonly backingStore?: BackingStoreDef | 'none';
 }

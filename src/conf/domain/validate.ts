@@ -1,3 +1,4 @@
+import { carriedDisks, typedDisks } from './disk.ts';
 import type { PassthruError } from '../error.ts';
 import { formatPciAddress } from '../pci-address.ts';
 import { collectProblems, type Report, withoutProblems } from '../problems.ts';
@@ -23,6 +24,7 @@ export function domainProblems(def: DomainDef): PassthruError[] {
     checkGuestAddresses(def, report);
     checkAliases(def, report);
     checkBootOrder(def, report);
+    checkDisks(def, report);
     checkTeaming(def, report);
     checkControllers(def, report);
   });
@@ -206,7 +208,8 @@ function checkGuestAddresses(def: DomainDef, report: Report): void {
     ...d.interfaces.map((i) => ({ g: i.guestAddress, line: i.line, el: 'interface' })),
     ...allHostdevs(def).map((h) => ({ g: h.guestAddress, line: h.line, el: 'hostdev' })),
     ...d.serials.map((s) => ({ g: s.guestAddress, line: s.line, el: 'serial' })),
-    ...[...(d.disks ?? []), ...(d.others ?? [])].map((o) => ({ g: o.guestAddress, line: o.xml.line, el: o.kind })),
+    ...typedDisks(d).map((k) => ({ g: k.guestAddress, line: k.line, el: 'disk' })),
+    ...[...carriedDisks(d), ...(d.others ?? [])].map((o) => ({ g: o.guestAddress, line: o.xml.line, el: o.kind })),
   ];
   for (const { dev, key, first } of repeats(all, ({ g }) => (g?.type === 'pci' ? formatPciAddress(g) : undefined))) {
     report(
@@ -224,9 +227,24 @@ function checkAliases(def: DomainDef, report: Report): void {
     ...allHostdevs(def).map((x) => ({ alias: x.alias, line: x.line, el: 'hostdev' })),
     ...d.controllers.map((x) => ({ alias: x.alias, line: x.line, el: 'controller' })),
     ...d.serials.map((x) => ({ alias: x.alias, line: x.line, el: 'serial' })),
+    ...typedDisks(d).map((x) => ({ alias: x.alias, line: x.line, el: 'disk' })),
   ];
   for (const { dev, key, first } of repeats(all, (x) => x.alias)) {
     report(dev.line, dev.el, `alias '${key}' is already used by another device (line ${first ?? '?'})`);
+  }
+}
+
+/** Disk names are unique (they name the guest's device and the alias); a cdrom needs a bus with
+ *  removable media (libvirt: "disk device 'cdrom' does not support bus 'virtio'"). */
+function checkDisks(def: DomainDef, report: Report): void {
+  const disks = typedDisks(def.devices).map((d) => ({ ...d, el: 'disk' }));
+  for (const d of disks) {
+    if (d.device === 'cdrom' && d.target.bus === 'virtio') {
+      report(d.line, 'disk', `disk ${d.target.dev}: a cdrom cannot be on bus 'virtio'; use sata or scsi`);
+    }
+  }
+  for (const { dev, key, first } of repeats(disks, (d) => d.target.dev)) {
+    report(dev.line, 'disk', `target dev '${key}' is already used by the disk at line ${first ?? '?'}`);
   }
 }
 
@@ -234,6 +252,7 @@ function checkBootOrder(def: DomainDef, report: Report): void {
   const booting = [
     ...def.devices.interfaces.map((d) => ({ el: 'interface', order: d.bootOrder, line: d.line })),
     ...allHostdevs(def).map((d) => ({ el: 'hostdev', order: d.bootOrder, line: d.line })),
+    ...typedDisks(def.devices).map((d) => ({ el: 'disk', order: d.bootOrder, line: d.line })),
   ].filter((d) => d.order !== undefined);
   if (def.os.bootDevs !== undefined && def.os.bootDevs.length > 0) {
     for (const d of booting)

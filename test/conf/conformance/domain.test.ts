@@ -38,7 +38,9 @@ test('every libvirt input in scope reads, and formats back to itself where libvi
   }
   const n = inputs.length - errs.size;
   t.diagnostic(`xml2argv inputs read: ${n}/${n}; byte-identical grammar round trip: ${same}/${n}`);
-  assert.ok(same >= 17, `only ${same} byte-identical`);
+  // Typed disks are written in libvirt's order (net-hostdev-bootorder's <boot> before <address>,
+  // q35-pcie-autoadd's <disk> first), as xml2xml-out shows them.
+  assert.ok(same >= 16, `only ${same} byte-identical`);
 });
 
 /** What an input means in passthru's scope: host devices, interfaces, explicit controllers,
