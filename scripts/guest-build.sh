@@ -75,8 +75,9 @@ while true; do
   for d in /sys/block/*; do
     disk=${d##*/}
     case "$disk" in loop* | ram*) continue ;; esac
+    size=$(cat "$d/size" 2>/dev/null) || continue # also: no disks, the glob stays a glob
     serial=$(cat "$d/serial" 2>/dev/null) || serial=
-    echo "passthru-guest: disk $disk size $(($(cat "$d/size") * 512)) ro $(cat "$d/ro") serial ${serial:--}"
+    echo "passthru-guest: disk $disk size $((size * 512)) ro $(cat "$d/ro") serial ${serial:--}"
   done
   echo "passthru-guest: scan $n uptime $(cut -d' ' -f1 /proc/uptime)"
   sleep 1
