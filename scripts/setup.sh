@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # qemu-utils: the tests make their qcow2 images (with backing files) with qemu-img.
-PKGS=(qemu-system-x86 qemu-utils busybox-static cpio xz-utils kmod libxml2-utils iproute2)
+# openssl: the mutual-TLS tests make their certificates with it.
+PKGS=(qemu-system-x86 qemu-utils busybox-static cpio xz-utils kmod libxml2-utils iproute2 openssl)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 need=()
 for p in "${PKGS[@]}"; do installed "$p" || need+=("$p"); done

@@ -33,7 +33,7 @@ export default [
           { label: 'node -e 0', run: () => run(process.execPath, ['-e', '0']) },
           {
             label: 'passthru list --all',
-            run: () => run(process.execPath, [cli, '-c', d.client.socket, 'list', '--all']),
+            run: () => run(process.execPath, [cli, '-c', d.client.target, 'list', '--all']),
           },
         );
       } finally {

@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { PassthruError } from '../conf/error.ts';
+import { Client, parseEndpoint, type TlsIdentity } from '../protocol/client.ts';
 import { DEFAULT_SOCKET } from '../protocol/wire.ts';
-import { Client } from './client.ts';
 
-/** What every command gets: the API client for the -c socket, and where to print. */
+/** What every command gets: the API client for the -c endpoint, and where to print. */
 export interface CliContext {
   client(): Client;
   out(text: string): void;
@@ -9,7 +11,28 @@ export interface CliContext {
 
 export function contextOf(connect: string | undefined): CliContext {
   return {
-    client: () => new Client(connect ?? process.env['PASSTHRU_SOCKET'] ?? DEFAULT_SOCKET),
+    client: () => {
+      const endpoint = parseEndpoint(connect ?? process.env['PASSTHRU_SOCKET'] ?? DEFAULT_SOCKET);
+      return new Client(endpoint, endpoint.kind === 'tls' ? tlsIdentity() : undefined);
+    },
     out: (text) => process.stdout.write(text),
   };
+}
+
+/** A tls:// endpoint: the client's certificate, key and CA (PEM files named in the environment). */
+function tlsIdentity(): TlsIdentity {
+  const read = (name: string): string => {
+    const value = process.env[name];
+    if (value === undefined || value === '') {
+      throw new PassthruError('INVALID_ARG', `a tls:// endpoint needs ${name}`, {
+        hint: 'set PASSTHRU_TLS_CERT, PASSTHRU_TLS_KEY and PASSTHRU_TLS_CA to PEM files',
+      });
+    }
+    try {
+      return readFileSync(value, 'utf8');
+    } catch (err) {
+      throw new PassthruError('INVALID_ARG', `cannot read ${name} ${value}: ${(err as NodeJS.ErrnoException).code}`);
+    }
+  };
+  return { cert: read('PASSTHRU_TLS_CERT'), key: read('PASSTHRU_TLS_KEY'), ca: read('PASSTHRU_TLS_CA') };
 }

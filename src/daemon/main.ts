@@ -7,12 +7,17 @@ import { createLogger } from '../lib/logger.ts';
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR } from '../protocol/wire.ts';
 import { buildApi } from './api.ts';
 import { openDaemon } from './open.ts';
+import { loadIdentity, parseListen, serveTls } from './tls.ts';
 
 interface Options {
   host: string;
   stateDir: string;
   socket: string;
   spareRootPorts?: string;
+  listenTls?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
 }
 
 async function main(): Promise<void> {
@@ -22,10 +27,17 @@ async function main(): Promise<void> {
     .option('--state-dir <dir>', 'where definitions, status and the device journal live', DEFAULT_STATE_DIR)
     .option('--socket <path>', 'unix socket of the API', DEFAULT_SOCKET)
     .option('--spare-root-ports <n>', 'free pcie-root-ports each q35 domain keeps for hot-plug (default 1)')
+    .option('--listen-tls <addr:port>', 'also serve the API on TCP with mutual TLS (for other hosts: migration)')
+    .option('--tls-cert <file>', "this daemon's certificate (PEM), shown to peers in both directions")
+    .option('--tls-key <file>', 'the key of --tls-cert (PEM)')
+    .option('--tls-ca <file>', 'the CA (PEM) that must have signed every peer')
     .parse()
     .opts<Options>();
 
   const log = createLogger();
+  const listen = opts.listenTls === undefined ? undefined : parseListen(opts.listenTls);
+  const tls = await loadIdentity({ cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa });
+  if (listen && !tls) throw new PassthruError('INVALID_ARG', '--listen-tls needs --tls-cert, --tls-key and --tls-ca');
   const spare = opts.spareRootPorts === undefined ? undefined : Number(opts.spareRootPorts);
   if (spare !== undefined && !(Number.isInteger(spare) && spare >= 0 && spare <= 16)) {
     throw new PassthruError(
@@ -45,10 +57,15 @@ async function main(): Promise<void> {
   await app.listen({ path: opts.socket });
   // Access is the socket file's mode, as libvirt's unix_sock_rw_perms: root and its group.
   await chmod(opts.socket, 0o660);
-  log.info({ socket: opts.socket, host: opts.host, stateDir: opts.stateDir }, 'passthrud ready');
+  const tcp = listen && tls ? await serveTls(app.server, listen, tls, log) : undefined;
+  log.info(
+    { socket: opts.socket, listenTls: opts.listenTls, host: opts.host, stateDir: opts.stateDir },
+    'passthrud ready',
+  );
 
   const stop = async (signal: string): Promise<void> => {
     log.info({ signal }, 'passthrud stopping; running guests keep running');
+    tcp?.close();
     await app.close();
     await daemon.close();
     process.exit(0);

@@ -33,7 +33,7 @@ async function loads(...args: string[]): Promise<{ stdout: string; modules: stri
       './test/helpers/record-loads.ts',
       'src/cli/main.ts',
       '-c',
-      daemon.client.socket,
+      daemon.client.target,
       ...args,
     ],
     { encoding: 'utf8', env: { ...process.env, PASSTHRU_RECORD_LOADS: record } },

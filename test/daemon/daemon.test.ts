@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Client } from '../../src/cli/client.ts';
+import { Client } from '../../src/protocol/client.ts';
 import { PassthruError } from '../../src/conf/error.ts';
 import { buildApi } from '../../src/daemon/api.ts';
 import type { Daemon } from '../../src/daemon/daemon.ts';

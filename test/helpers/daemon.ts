@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client } from '../../src/cli/client.ts';
+import { Client } from '../../src/protocol/client.ts';
 import { spawnDaemon } from '../../src/cli/local.ts';
 import type { VfRow, VfTable } from '../../src/protocol/wire.ts';
 

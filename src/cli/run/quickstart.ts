@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PassthruError } from '../../conf/error.ts';
 import { createSimHost } from '../../host/sim/create.ts';
 import type { NodeDeviceSummary, VfTable, XmlBody } from '../../protocol/wire.ts';
-import { Client } from '../client.ts';
+import { Client } from '../../protocol/client.ts';
 import { findGuest, findQemu, spawnDaemon } from '../local.ts';
 import type { Invocation } from '../spec.ts';
 import { renderVfTable } from './nodedev.ts';
