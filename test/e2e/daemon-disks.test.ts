@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client } from '../../src/cli/client.ts';
+import type { Client } from '../../src/protocol/client.ts';
 import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import type { DomainSummary, XmlBody } from '../../src/protocol/wire.ts';
