@@ -7,6 +7,10 @@ export interface VlanTag {
   readonly id: VlanId;
   /** libvirt's nativeMode for trunks: 'tagged' | 'untagged'. */
   readonly nativeMode?: 'tagged' | 'untagged';
+  /** passthru: the 802.1p priority (PCP, 0..7) a VF puts in the tag (IFLA_VF_VLAN qos). */
+  readonly qos?: number;
+  /** passthru: the tag's protocol, 802.1Q (the default) or 802.1ad (a service tag, QinQ). */
+  readonly protocol?: '802.1Q' | '802.1ad';
 }
 
 export interface Vlan {

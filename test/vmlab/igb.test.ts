@@ -56,6 +56,16 @@ interface Result {
   readonly vfOf: Step<{ pfNetdev: string; index: number }>;
   readonly setVf: Step<{ table: Record<string, unknown>[]; ipJ: Record<string, unknown>[] }>;
   readonly refused: Step<Record<string, Failure['error']>>;
+  readonly vfAttrs: Step<{
+    before: Record<string, unknown>;
+    row: Record<string, unknown>;
+    linkState: Failure['error'];
+    rawLinkState: Failure['error'];
+    port: Failure['error'];
+    rawPort: Failure['error'];
+    portStatus: unknown;
+    restored: Record<string, unknown>;
+  }>;
   readonly iproute2: Step<{ row3: Record<string, unknown>; proto: Failure['error'] }>;
   readonly detach: Step<{
     changed: boolean;
@@ -166,6 +176,22 @@ test('VM lab: the linux backend on a real kernel with an igb NIC (one boot)', { 
     ['52:54:00:00:00:33', 45, 1, true],
   );
   assert.equal(ip.proto.errno, 'EPROTONOSUPPORT');
+  // Every attribute igb has, through applyVfSettings (checks, quirks, read-back), and back to
+  // the row it had; link state and port profiles refused before anything is written, naming
+  // the driver; and what the kernel itself answers for them.
+  const attrs = ok('vfAttrs', r.vfAttrs);
+  assert.deepEqual(
+    ['mac', 'vlan', 'qos', 'trust', 'spoofchk', 'maxTxRate'].map((k) => attrs.row[k]),
+    ['52:54:00:00:00:44', 47, 2, true, false, 300],
+  );
+  assert.deepEqual(attrs.restored, attrs.before);
+  assert.equal(attrs.linkState.code, 'CONFIG_UNSUPPORTED');
+  assert.match(attrs.linkState.message, /PF driver igb cannot set link state disable \(EOPNOTSUPP\)/);
+  assert.equal(attrs.rawLinkState.errno, 'EOPNOTSUPP');
+  assert.equal(attrs.port.code, 'CONFIG_UNSUPPORTED');
+  console.log(`# vmlab: igb answers IFLA_VF_PORTS with ${JSON.stringify(attrs.rawPort)}`);
+  assert.equal(attrs.rawPort.errno, 'EOPNOTSUPP');
+  assert.equal(attrs.portStatus, null);
 
   // nodedev-detach: vfio-pci, the netdev gone, /dev/vfio/N there; a nested QEMU takes it.
   const detach = ok('detach', r.detach);
@@ -256,6 +282,16 @@ test('VM lab: the sim intel-82576 profile answers the scenario as the real igb d
     // gives it at creation.
     const errnos = (x: Record<string, Failure['error']>): unknown => Object.entries(x).map(([k, e]) => [k, e.errno]);
     same('refusals', errnos(ok('refused', real.refused)), errnos(ok('refused', sim.refused)));
+    const ra = ok('vfAttrs', real.vfAttrs);
+    const sa = ok('vfAttrs', sim.vfAttrs);
+    same('VF 4 attributes', row([ra.row], 0), row([sa.row], 0));
+    same('VF 4 restored', row([ra.restored], 0), row([sa.restored], 0));
+    const code = (e: Failure['error']): unknown => [e.code, e.errno];
+    same('link state refused', code(ra.linkState), code(sa.linkState));
+    same('link state refused by the kernel', code(ra.rawLinkState), code(sa.rawLinkState));
+    same('port profile refused', code(ra.port), code(sa.port));
+    same('port profile refused by the kernel', code(ra.rawPort), code(sa.rawPort));
+    same('no VF port', ra.portStatus, sa.portStatus);
     const det = (d: {
       changed: boolean;
       previousDriver: string;

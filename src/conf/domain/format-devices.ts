@@ -9,7 +9,9 @@ import {
   romOut,
   teamingOut,
   virtualPortOut,
+  vfBandwidthOut,
   vlanOut,
+  yesNoOut,
 } from './format-parts.ts';
 import type {
   CharDevDef,
@@ -67,7 +69,20 @@ export function hostdevOut(h: HostdevDef | PoolHostdevDef, flags: FormatFlags): 
       hostdevDriverOut(driver),
       source,
       ...(h.netdevs ?? []).map((n) =>
-        out('netdev', [['port', n.port]], [n.mac !== undefined && out('mac', [['address', n.mac]]), vlanOut(n.vlan)]),
+        out(
+          'netdev',
+          [
+            ['port', n.port],
+            ['trustGuestRxFilters', yesNoOut(n.trustGuestRxFilters)],
+            ['spoofCheck', yesNoOut(n.spoofCheck)],
+          ],
+          [
+            n.mac !== undefined && out('mac', [['address', n.mac]]),
+            vlanOut(n.vlan),
+            n.linkState !== undefined && out('link', [['state', n.linkState]]),
+            vfBandwidthOut(n.bandwidth),
+          ],
+        ),
       ),
       teamingOut(h.teaming),
       ...infoOut(h, flags),
@@ -96,8 +111,20 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
     case 'hostdev-hybrid':
       return out(
         'interface',
-        [['type', i.type], ['managed', i.source.managed ? 'yes' : undefined], trust],
-        [mac, hostdevDriverOut(i.source.driver), pciSourceOut(i.source.address, true), ...nets, ...tail],
+        [
+          ['type', i.type],
+          ['managed', i.source.managed ? 'yes' : undefined],
+          trust,
+          ['spoofCheck', i.type === 'hostdev' ? yesNoOut(i.spoofCheck) : undefined],
+        ],
+        [
+          mac,
+          hostdevDriverOut(i.source.driver),
+          pciSourceOut(i.source.address, true),
+          ...nets,
+          i.type === 'hostdev' && vfBandwidthOut(i.bandwidth),
+          ...tail,
+        ],
       );
     case 'network': {
       const a = i.actual;

@@ -1,7 +1,7 @@
 import type { PciAddress } from '../pci-address.ts';
 import type { Vlan } from '../vlan.ts';
 import { type OutElement, out } from '../xml/tree.ts';
-import type { GuestAddress, HostdevDriver, RomDef, TeamingDef, VirtualPortDef } from './types.ts';
+import type { GuestAddress, HostdevDriver, RomDef, TeamingDef, VfBandwidthDef, VirtualPortDef } from './types.ts';
 
 /** The writers of the small parts shared by devices and network definitions. */
 
@@ -64,6 +64,8 @@ export function vlanOut(v: Vlan | undefined): OutElement | undefined {
       out('tag', [
         ['id', t.id],
         ['nativeMode', t.nativeMode],
+        ['qos', t.qos],
+        ['protocol', t.protocol],
       ]),
     ),
   );
@@ -82,6 +84,22 @@ export function virtualPortOut(v: VirtualPortDef | undefined): OutElement | unde
   const any = params.some((p) => p[1] !== undefined);
   return out('virtualport', [['type', v.type]], [any && out('parameters', params)]);
 }
+
+export function vfBandwidthOut(b: VfBandwidthDef | undefined): OutElement | undefined {
+  if (b === undefined) return undefined;
+  return out(
+    'bandwidth',
+    [],
+    [
+      out('outbound', [
+        ['average', b.outbound.average],
+        ['floor', b.outbound.floor],
+      ]),
+    ],
+  );
+}
+
+export const yesNoOut = (v: boolean | undefined): string | undefined => (v === undefined ? undefined : v ? 'yes' : 'no');
 
 export function teamingOut(t: TeamingDef | undefined): OutElement | undefined {
   if (t === undefined) return undefined;

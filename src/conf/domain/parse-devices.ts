@@ -26,6 +26,7 @@ import {
   parseTeaming,
   parseVirtualPort,
   parseTags,
+  parseVfBandwidth,
   parseVlan,
 } from './parse-parts.ts';
 import { checkShape, VIRTIO_NET_DRIVER_SHAPE } from './generic.ts';
@@ -41,6 +42,7 @@ import type {
   InterfaceType,
   PciHostdevSource,
   PoolHostdevDef,
+  VfAttributesDef,
 } from './types.ts';
 
 const INFO_CHILDREN = ['address', 'alias', 'boot', 'rom'];
@@ -136,7 +138,7 @@ export function parseHostdev(el: XmlElement): HostdevDef {
 }
 
 function parseNetdevPort(el: XmlElement): HostdevNetdevPort {
-  rejectUnknown(el, ['port'], ['mac', 'vlan']);
+  rejectUnknown(el, ['port', 'trustGuestRxFilters', 'spoofCheck'], ['mac', 'vlan', 'link', 'bandwidth']);
   const port = parseUnsigned(el, 'port', requireAttr(el, 'port'));
   if (port < 1) throw invalid(el, `netdev port '${port}' is invalid: ports are numbered from 1`);
   const mac = single(el, 'mac');
@@ -146,13 +148,28 @@ function parseNetdevPort(el: XmlElement): HostdevNetdevPort {
     line: el.line,
     ...(mac ? { mac: parseMacElement(mac) } : {}),
     ...(vlan ? { vlan: parseVlan(vlan) } : {}),
+    ...parseVfAttributes(el),
+  };
+}
+
+/** trustGuestRxFilters, spoofCheck, `<link state>` and `<bandwidth>` of a VF (or a VF port). */
+function parseVfAttributes(el: XmlElement): VfAttributesDef {
+  const trust = yesNo(el, 'trustGuestRxFilters');
+  const spoof = yesNo(el, 'spoofCheck');
+  const link = single(el, 'link');
+  const bandwidth = single(el, 'bandwidth');
+  return {
+    ...(trust === undefined ? {} : { trustGuestRxFilters: trust }),
+    ...(spoof === undefined ? {} : { spoofCheck: spoof }),
+    ...(link ? { linkState: oneOf(link, 'state', onlyAttr(link, 'state'), ['up', 'down'] as const) } : {}),
+    ...(bandwidth ? { bandwidth: parseVfBandwidth(bandwidth) } : {}),
   };
 }
 
 const INTERFACE_TYPES = ['hostdev', 'hostdev-hybrid', 'network', 'bridge', 'direct', 'user', 'ethernet'] as const;
 const COMMON_CHILDREN = ['mac', 'model', 'vlan', 'virtualport', 'teaming', 'target', 'link', 'mtu', ...INFO_CHILDREN];
 const TYPE_CHILDREN: Record<InterfaceType, readonly string[]> = {
-  hostdev: ['source', 'driver'],
+  hostdev: ['source', 'driver', 'bandwidth'],
   'hostdev-hybrid': ['source', 'driver'],
   network: ['source', 'actual', 'driver'],
   bridge: ['source', 'driver'],
@@ -164,7 +181,13 @@ const TYPE_CHILDREN: Record<InterfaceType, readonly string[]> = {
 export function parseInterface(el: XmlElement): InterfaceDef {
   const type = oneOf(el, 'type', requireAttr(el, 'type'), INTERFACE_TYPES);
   const isHostdev = type === 'hostdev' || type === 'hostdev-hybrid';
-  rejectUnknown(el, isHostdev ? ['type', 'managed', 'trustGuestRxFilters'] : ['type', 'trustGuestRxFilters'], [
+  const attrs =
+    type === 'hostdev'
+      ? ['type', 'managed', 'trustGuestRxFilters', 'spoofCheck']
+      : isHostdev
+        ? ['type', 'managed', 'trustGuestRxFilters']
+        : ['type', 'trustGuestRxFilters'];
+  rejectUnknown(el, attrs, [
     ...COMMON_CHILDREN,
     ...TYPE_CHILDREN[type],
   ]);
@@ -190,7 +213,16 @@ export function parseInterface(el: XmlElement): InterfaceDef {
   if (link) c.linkState = oneOf(link, 'state', onlyAttr(link, 'state'), ['up', 'down'] as const);
   if (mtu) c.mtu = parseUnsigned(mtu, 'size', onlyAttr(mtu, 'size'));
   switch (type) {
-    case 'hostdev':
+    case 'hostdev': {
+      const { spoofCheck, bandwidth } = parseVfAttributes(el);
+      return {
+        type,
+        ...c,
+        ...(spoofCheck === undefined ? {} : { spoofCheck }),
+        ...(bandwidth === undefined ? {} : { bandwidth }),
+        source: parsePciSource(el, parseManaged(el), true),
+      };
+    }
     case 'hostdev-hybrid':
       return { type, ...c, source: parsePciSource(el, parseManaged(el), true) };
     case 'user':

@@ -18,7 +18,7 @@ import {
   yesNo,
 } from '../xml/read.ts';
 import type { XmlElement } from '../xml/tree.ts';
-import type { GuestAddress, HostdevDriver, RomDef, TeamingDef, VirtualPortDef } from './types.ts';
+import type { GuestAddress, HostdevDriver, RomDef, TeamingDef, VfBandwidthDef, VirtualPortDef } from './types.ts';
 
 /** Grammar of the small parts shared by devices (and by network definitions): addresses, MAC,
  *  VLAN, virtualport, teaming, rom, driver. */
@@ -108,10 +108,17 @@ export function parseVlan(el: XmlElement): Vlan {
   rejectUnknown(el, ['trunk'], ['tag']);
   const trunk = yesNo(el, 'trunk') ?? false;
   const tags: VlanTag[] = children(el, 'tag').map((t) => {
-    rejectUnknown(t, ['id', 'nativeMode'], []);
+    rejectUnknown(t, ['id', 'nativeMode', 'qos', 'protocol'], []);
     const id = located(t, () => parseVlanId(requireAttr(t, 'id')));
     const nm = attr(t, 'nativeMode');
-    return nm === undefined ? { id } : { id, nativeMode: oneOf(t, 'nativeMode', nm, ['tagged', 'untagged']) };
+    const qos = num(t, 'qos', 7);
+    const protocol = attr(t, 'protocol');
+    return {
+      id,
+      ...(nm === undefined ? {} : { nativeMode: oneOf(t, 'nativeMode', nm, ['tagged', 'untagged'] as const) }),
+      ...(qos === undefined ? {} : { qos }),
+      ...(protocol === undefined ? {} : { protocol: oneOf(t, 'protocol', protocol, ['802.1Q', '802.1ad'] as const) }),
+    };
   });
   if (tags.length === 0) throw invalid(el, 'a <vlan> needs at least one <tag id=.../>');
   return { tags, trunk };
@@ -154,6 +161,45 @@ export function parseVirtualPort(el: XmlElement): VirtualPortDef {
     if (interfaceid !== undefined) out.interfaceid = located(p, () => parseUuid(interfaceid));
   }
   return out;
+}
+
+/** `<bandwidth>` on a VF: the VF's TX rate limits are the only shaping a VF has, so only
+ *  `<outbound average= floor=>` (KiB/s, libvirt's unit) is taken; the rest is refused here, at
+ *  its element, rather than silently dropped. */
+export function parseVfBandwidth(el: XmlElement): VfBandwidthDef {
+  rejectUnknown(el, [], ['outbound', 'inbound']);
+  const inbound = single(el, 'inbound');
+  if (inbound)
+    throw invalid(
+      inbound,
+      'a VF cannot limit what the guest receives: only <outbound> (its TX rate) is supported on a VF',
+    );
+  const o = single(el, 'outbound');
+  if (!o) throw invalid(el, 'a <bandwidth> on a VF needs <outbound average=... floor=.../>');
+  rejectUnknown(o, ['average', 'peak', 'burst', 'floor'], []);
+  for (const name of ['peak', 'burst'])
+    if (attr(o, name) !== undefined)
+      throw invalid(o, `a VF's TX rate has no ${name}: use average (its max TX rate) and floor (its min TX rate)`);
+  const average = num(o, 'average');
+  const floor = num(o, 'floor');
+  if (average === undefined && floor === undefined)
+    throw invalid(o, '<outbound> on a VF needs average (max TX rate) or floor (min TX rate)');
+  for (const [name, v] of [
+    ['average', average],
+    ['floor', floor],
+  ] as const) {
+    if (v !== undefined && v > 0 && kibPerSecToMbps(v) === 0)
+      throw invalid(o, `${name}='${v}' KiB/s is below 1 Mbit/s, the smallest VF TX rate (write at least 62)`);
+  }
+  if (average !== undefined && average > 0 && floor !== undefined && floor > average)
+    throw invalid(o, `floor='${floor}' is above average='${average}': a VF's min TX rate cannot exceed its max`);
+  return { outbound: { ...(average === undefined ? {} : { average }), ...(floor === undefined ? {} : { floor }) } };
+}
+
+/** libvirt's bandwidth unit (KiB/s) to the kernel's VF rate unit (Mbit/s, 10^6 bit/s), to the
+ *  nearest whole Mbit/s: 1 KiB/s = 8192 bit/s. */
+export function kibPerSecToMbps(kib: number): number {
+  return Math.round((kib * 8192) / 1_000_000);
 }
 
 export function parseTeaming(el: XmlElement): TeamingDef {

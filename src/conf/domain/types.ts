@@ -213,8 +213,26 @@ export interface VirtualPortDef {
   readonly line?: number;
 }
 
+/** `<bandwidth><outbound average= floor=/></bandwidth>` on a VF, in libvirt's unit (KiB/s):
+ *  average is the VF's max TX rate, floor its min TX rate (the kernel takes whole Mbit/s). */
+export interface VfBandwidthDef {
+  readonly outbound: { readonly average?: number; readonly floor?: number };
+}
+
+/** The VF attributes beyond MAC and VLAN, on `<interface type='hostdev'>` and on each
+ *  `<netdev port>` of a `<hostdev>` (docs/vf-attributes.md). */
+export interface VfAttributesDef {
+  /** `trustGuestRxFilters`: the VF's trust (the guest may change its MAC, go promiscuous). */
+  readonly trustGuestRxFilters?: boolean;
+  /** passthru's `spoofCheck='yes|no'`: the VF's source-MAC anti-spoof check. */
+  readonly spoofCheck?: boolean;
+  /** `<link state='up|down'/>`: the VF's link state forced on (enable) or off (disable). */
+  readonly linkState?: 'up' | 'down';
+  readonly bandwidth?: VfBandwidthDef;
+}
+
 /** Per-port settings of a multi-port VF (PRODUCT.md C, [seed]). Ports are numbered from 1. */
-export interface HostdevNetdevPort {
+export interface HostdevNetdevPort extends VfAttributesDef {
   readonly port: number;
   readonly mac?: MacAddress;
   readonly vlan?: Vlan;
@@ -275,6 +293,9 @@ export interface HostdevInterfaceDef extends InterfaceCommon {
   readonly type: 'hostdev';
   readonly source: PciHostdevSource;
   readonly vlan?: Vlan;
+  /** passthru's `spoofCheck` and the VF's `<bandwidth>` (trust and link state are common). */
+  readonly spoofCheck?: boolean;
+  readonly bandwidth?: VfBandwidthDef;
 }
 
 /** [seed] a VF plus a virtio standby on a macvtap of the same PF, one MAC, as a failover pair. */

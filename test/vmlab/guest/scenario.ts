@@ -12,8 +12,10 @@ import { formatPciAddress, type PciAddress } from '../../../src/conf/pci-address
 import { bindToStub, currentDriver, netdevMac, rebindHostDriver, vfOf } from '../../../src/host/bind.ts';
 import { findDevice, readInventory } from '../../../src/host/inventory.ts';
 import { nodeDevices } from '../../../src/host/nodedev.ts';
+import { associatePort } from '../../../src/host/port-profile.ts';
 import { setVfCount } from '../../../src/host/sriov.ts';
 import type { Kernel, VfConfig } from '../../../src/host/types.ts';
+import { applyVfSettings, settingsToRestore } from '../../../src/host/vf-apply.ts';
 import { type HostChange, watchHost } from '../../../src/host/watch.ts';
 
 export interface ScenarioHooks {
@@ -153,6 +155,41 @@ export async function runScenario(kernel: Kernel, hooks: ScenarioHooks): Promise
       }
     }
     return r;
+  });
+
+  // Every attribute through applyVfSettings (checks, quirks, read-back), then back to the row
+  // it had; link state and port profiles are refused as igb refuses them.
+  await step('vfAttrs', async () => {
+    const before = (await kernel.vfTable(pfNetdev)).find((r) => r.vf === 4);
+    const written = await applyVfSettings(kernel, pfNetdev, 4, {
+      mac: parseMac('52:54:00:00:00:44'),
+      vlan: { id: 47, qos: 2 },
+      rate: { minTx: 0, maxTx: 300 },
+      spoofchk: false,
+      trust: true,
+    });
+    const row = (await kernel.vfTable(pfNetdev)).find((r) => r.vf === 4);
+    const refusal = async (fn: () => Promise<unknown>): Promise<unknown> => {
+      try {
+        await fn();
+        return 'accepted';
+      } catch (err) {
+        return errorOf(err);
+      }
+    };
+    const linkState = await refusal(() => applyVfSettings(kernel, pfNetdev, 4, { linkState: 'disable' }));
+    const rawLinkState = await refusal(() => kernel.setVf(pfNetdev, 4, { linkState: 'disable' }));
+    const profile = {
+      type: '802.1Qbh' as const,
+      profileid: 'finance',
+      instanceUuid: 'c7a5fdbd-edaf-9455-926a-d65c16db1809',
+    };
+    const port = await refusal(() => associatePort(kernel, pfNetdev, 4, profile));
+    const rawPort = await refusal(() => kernel.setVfPort(pfNetdev, 4, profile, 'associate'));
+    const portStatus = (await kernel.vfPortStatus(pfNetdev, 4)) ?? null;
+    if (before && row) await applyVfSettings(kernel, pfNetdev, 4, settingsToRestore(before, row));
+    const after = (await kernel.vfTable(pfNetdev)).find((r) => r.vf === 4);
+    return { before, written, row, linkState, rawLinkState, port, rawPort, portStatus, restored: after };
   });
 
   if (hooks.secondKernel) {
