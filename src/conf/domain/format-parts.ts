@@ -99,7 +99,8 @@ export function vfBandwidthOut(b: VfBandwidthDef | undefined): OutElement | unde
   );
 }
 
-export const yesNoOut = (v: boolean | undefined): string | undefined => (v === undefined ? undefined : v ? 'yes' : 'no');
+export const yesNoOut = (v: boolean | undefined): string | undefined =>
+  v === undefined ? undefined : v ? 'yes' : 'no';
 
 export function teamingOut(t: TeamingDef | undefined): OutElement | undefined {
   if (t === undefined) return undefined;

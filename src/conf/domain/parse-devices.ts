@@ -187,10 +187,7 @@ export function parseInterface(el: XmlElement): InterfaceDef {
       : isHostdev
         ? ['type', 'managed', 'trustGuestRxFilters']
         : ['type', 'trustGuestRxFilters'];
-  rejectUnknown(el, attrs, [
-    ...COMMON_CHILDREN,
-    ...TYPE_CHILDREN[type],
-  ]);
+  rejectUnknown(el, attrs, [...COMMON_CHILDREN, ...TYPE_CHILDREN[type]]);
   const c: Mutable<Omit<InterfaceDef, 'type'>> = parseDeviceInfo(el);
   const mac = single(el, 'mac');
   const model = single(el, 'model');

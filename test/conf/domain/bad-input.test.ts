@@ -38,7 +38,7 @@ test('unknown elements and attributes are refused with their name and line', () 
     6,
     /<bogus>.*not supported inside <domain>/,
   );
-  rejects(variant("<tag id='42'/>", "<tag id='42' qos='3'/>"), 'XML_INVALID', 20, /attribute 'qos' is not supported/);
+  rejects(variant("<tag id='42'/>", "<tag id='42' pcp='3'/>"), 'XML_INVALID', 20, /attribute 'pcp' is not supported/);
   rejects(
     variant("<model type='virtio'/>", "<model type='virtio'/>\n      <filterref filter='x'/>"),
     'XML_INVALID',
