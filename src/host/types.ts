@@ -86,7 +86,10 @@ export interface VfPortState {
 export type DevicePresentation =
   | { readonly kind: 'vfio'; readonly host: PciAddress }
   /** sim: an emulated NIC carrying the MAC that was programmed on the simulated VF. */
-  | { readonly kind: 'emulated-nic'; readonly model: 'e1000e'; readonly mac: MacAddress };
+  | { readonly kind: 'emulated-nic'; readonly model: 'e1000e'; readonly mac: MacAddress }
+  /** sim: a function that is no NIC (a GPU, its audio function, an NVMe controller) as QEMU's
+   *  `edu` device (PCI 1234:11e8), one per function, which the guest can count. */
+  | { readonly kind: 'emulated-device'; readonly model: 'edu' };
 
 export interface Kernel {
   readonly backend: 'linux' | 'sim';

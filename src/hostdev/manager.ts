@@ -10,7 +10,7 @@ import { holderOf, recordsOf } from './leases.ts';
 import { detach, reattach, reset } from './node-ops.ts';
 import { planPrepare } from './plan.ts';
 import type { HostdevRequest } from './request.ts';
-import { runStep, undoStep } from './run-step.ts';
+import { runStep, undoChangesHost, undoStep } from './run-step.ts';
 import type { DeviceRecord, JournalState, Step, StepStatus } from './steps.ts';
 
 /**
@@ -66,6 +66,11 @@ export class HostdevManager {
 
   prepare(domain: string, requests: readonly HostdevRequest[]): Promise<PreparedDevice[]> {
     return this.#serial(() => this.#prepare(domain, requests));
+  }
+
+  /** The steps `prepare` would run now, changing nothing (refusals are thrown as prepare would). */
+  plan(domain: string, requests: readonly HostdevRequest[]): Promise<Step[]> {
+    return this.#serial(() => this.#plan(domain, requests));
   }
 
   /** Returns the aliases given back. Devices the domain does not hold are skipped. */
@@ -170,8 +175,7 @@ export class HostdevManager {
     return next;
   }
 
-  async #prepare(domain: string, requests: readonly HostdevRequest[]): Promise<PreparedDevice[]> {
-    if (requests.length === 0) return [];
+  async #plan(domain: string, requests: readonly HostdevRequest[]): Promise<Step[]> {
     const state = this.#journal.state;
     const aliases = new Set<string>();
     for (const r of requests) {
@@ -188,8 +192,13 @@ export class HostdevManager {
     }
     const facts = new Map<string, DeviceFacts | undefined>();
     for (const r of requests) facts.set(formatPciAddress(r.address), await this.#host.facts(r.address));
-    const steps = planPrepare(domain, requests, facts, holderOf(state));
+    return planPrepare(domain, requests, facts, holderOf(state));
+  }
 
+  async #prepare(domain: string, requests: readonly HostdevRequest[]): Promise<PreparedDevice[]> {
+    if (requests.length === 0) return [];
+    const steps = await this.#plan(domain, requests);
+    const state = this.#journal.state;
     const generation = state.nextGeneration;
     let records: DeviceRecord[] = requests.map((r) => ({
       domain,
@@ -258,7 +267,11 @@ export class HostdevManager {
     onUndone?: (s: { domain: string; alias: string; seq: number }) => Promise<void>,
   ): Promise<void> {
     const todo = records
-      .flatMap((d) => d.steps.filter((s) => s.status === 'running' || s.status === 'done').map((s) => ({ d, s })))
+      .flatMap((d) =>
+        d.steps
+          .filter((s) => (s.status === 'running' || s.status === 'done') && undoChangesHost(s.step))
+          .map((s) => ({ d, s })),
+      )
       .sort((a, b) => b.d.generation - a.d.generation || b.s.seq - a.s.seq);
     for (const { d, s } of todo) {
       try {
@@ -285,6 +298,27 @@ export class HostdevManager {
   #write(next: JournalState): Promise<void> {
     return this.#journal.write(next);
   }
+}
+
+/**
+ * The journal writes of a prepare that runs these steps, and of its release, in order and
+ * named: the crash tier kills the daemon right before and right after each, so a new step is
+ * covered without anyone listing it. Keep in step with #prepare and #release (the crash tier
+ * also checks the count against a real run).
+ */
+export function journalWrites(steps: readonly Step[]): { prepare: string[]; release: string[] } {
+  const name = (s: Step): string => `${s.kind} ${s.alias} ${s.address}`;
+  return {
+    prepare: [...steps.map((s) => `start ${name(s)}`), 'commit'],
+    release: [
+      'mark releasing',
+      ...[...steps]
+        .reverse()
+        .filter(undoChangesHost)
+        .map((s) => `undone ${name(s)}`),
+      'drop the records',
+    ],
+  };
 }
 
 const key = (d: { domain: string; alias: string }): string => `${d.domain}\u0000${d.alias}`;

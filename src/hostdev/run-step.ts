@@ -36,6 +36,18 @@ export async function runStep(host: HostOps, step: Step): Promise<Step> {
   }
 }
 
+/** Whether undoing the step changes the host (release journals only those). */
+export function undoChangesHost(step: Step): boolean {
+  switch (step.kind) {
+    case 'save-vf-config':
+      return false;
+    case 'bind-stub':
+      return step.changed !== false;
+    case 'set-vf-config':
+      return true;
+  }
+}
+
 /** Undoes a step that ran (or may have: one recorded as running). Every undo is safe to repeat.
  *  `all` is the device's steps, where a set step finds the row its save step read. */
 export async function undoStep(host: HostOps, step: Step, all: readonly Step[]): Promise<void> {

@@ -9,11 +9,16 @@
 const passes = new Map<string, number>();
 
 export function crashPoint(name: string): void {
+  const n = (passes.get(name) ?? 0) + 1;
+  passes.set(name, n);
   const spec = process.env['PASSTHRU_FAULT_CRASH_AT'];
   if (!spec) return;
   const [point, nth] = spec.split(':');
-  if (point !== name) return;
-  const n = (passes.get(name) ?? 0) + 1;
-  passes.set(name, n);
-  if (n === Number(nth ?? '1')) process.kill(process.pid, 'SIGKILL');
+  if (point === name && n === Number(nth ?? '1')) process.kill(process.pid, 'SIGKILL');
+}
+
+/** How many times this process passed the crash point: the crash tier checks its enumeration of
+ *  kill points against what a run really did. */
+export function crashPointPasses(name: string): number {
+  return passes.get(name) ?? 0;
 }

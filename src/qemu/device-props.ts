@@ -59,6 +59,11 @@ export function hostdevProps(dev: HostdevDevice, presentation: DevicePresentatio
       p['id'] = id;
       p['mac'] = presentation.mac;
       break;
+    case 'emulated-device':
+      // The sim's stand-in for a function that is no NIC: a device the guest can count.
+      p['driver'] = presentation.model;
+      p['id'] = id;
+      break;
   }
   if (dev.bootOrder !== undefined) p['bootindex'] = dev.bootOrder;
   if (pair !== undefined) p['failover_pair_id'] = pair;

@@ -126,6 +126,15 @@ test('the sim presentation: e1000e with the programmed MAC and an empty romfile,
   });
 });
 
+test('the sim presentation of a function that is no NIC: an edu device at its guest address', () => {
+  const props = hostdevProps(
+    { alias: 'hostdev3', guestAddress: at(1, 0) },
+    { kind: 'emulated-device', model: 'edu' },
+    q35,
+  );
+  assert.deepEqual(props, { driver: 'edu', id: 'hostdev3', bus: 'pci.1', addr: '0x0' });
+});
+
 test('key=value escaping doubles commas; a missing alias or bus is a typed error', () => {
   assert.equal(formatDeviceKeyval({ driver: 'x', romfile: '/a,b' }), 'x,romfile=/a,,b');
   assert.throws(

@@ -151,19 +151,34 @@ export class SimKernel implements Kernel {
       if (deviceDir(ctx.root, name) === undefined) {
         throw new PassthruError('NO_DEVICE', `PCI device ${name} does not exist on this host`);
       }
+      const pciClass = Number(readAttr(ctx.root, `${BUS_DEVICES}/${name}/class`) ?? '0');
+      if (pciClass >> 8 === BRIDGE_CLASS) {
+        throw new PassthruError('CONFIG_UNSUPPORTED', `PCI device ${name} is a bridge: QEMU cannot be given it`);
+      }
+      if (pciClass >> 16 !== NETWORK_CLASS) {
+        // A GPU, its audio function, an NVMe controller: QEMU's `edu` device stands in, one per
+        // function, so the guest can count what it was given (docs/hostdev.md).
+        return { kind: 'emulated-device', model: 'edu' };
+      }
       const vf = vfIdentity(ctx, name);
       const row = vf ? table(ctx, vf.pf).vfs.find((r) => r.vf === vf.index) : undefined;
-      const mac = (row && row.mac !== ZERO_MAC ? row.mac : undefined) ?? netdevMac(ctx, name) ?? row?.netdevMac;
-      if (mac === undefined) {
-        throw new PassthruError(
-          'CONFIG_UNSUPPORTED',
-          `the sim host cannot present PCI device ${name} to QEMU: it is not a network function`,
-        );
-      }
-      return { kind: 'emulated-nic', model: 'e1000e', mac };
+      // A function of the profile (not a VF) keeps its factory MAC (what `ethtool -P` shows),
+      // also while vfio-pci holds it and its netdev is gone.
+      const factory = ctx.placed.get(name)?.spec.netdevs?.[0]?.mac as MacAddress | undefined;
+      const mac =
+        (row && row.mac !== ZERO_MAC ? row.mac : undefined) ?? netdevMac(ctx, name) ?? row?.netdevMac ?? factory;
+      if (mac !== undefined) return { kind: 'emulated-nic', model: 'e1000e', mac };
+      throw new PassthruError(
+        'CONFIG_UNSUPPORTED',
+        `the sim host cannot present PCI device ${name} to QEMU: it is a network function with no MAC to give its emulated NIC`,
+      );
     }, false);
   }
 }
+
+/** PCI base class 02h: network controller; 0604h: PCI-to-PCI bridge. */
+const NETWORK_CLASS = 0x02;
+const BRIDGE_CLASS = 0x0604;
 
 function netdevMac(ctx: Ctx, address: string): MacAddress | undefined {
   const [first] = list(ctx.root, `${BUS_DEVICES}/${address}/net`).sort();
