@@ -1,4 +1,5 @@
 import { domainCommands } from './commands/domain.ts';
+import { guestCommands } from './commands/guest.ts';
 import { localCommands, localGroups } from './commands/local.ts';
 import { nodedevCommands } from './commands/nodedev.ts';
 import type { CommandSpec, GroupSpec } from './spec.ts';
@@ -8,6 +9,11 @@ import type { CommandSpec, GroupSpec } from './spec.ts';
  * live in commands/<subject>.ts and load their implementation (run/<subject>.ts) only when run;
  * nothing imported here may pull in more than types and constants (see spec.ts).
  */
-export const COMMANDS: readonly CommandSpec[] = [...domainCommands, ...nodedevCommands, ...localCommands];
+export const COMMANDS: readonly CommandSpec[] = [
+  ...domainCommands,
+  ...guestCommands,
+  ...nodedevCommands,
+  ...localCommands,
+];
 
 export const GROUPS: readonly GroupSpec[] = [...localGroups];

@@ -1,3 +1,4 @@
+import type { GuestConsole } from './console.ts';
 import type {
   DomainSummary,
   NodedevChange,
@@ -20,6 +21,7 @@ export type Action =
   | { readonly kind: 'destroy'; readonly name: string }
   | { readonly kind: 'list' }
   | { readonly kind: 'dumpxml'; readonly name: string; readonly inactive: boolean }
+  | { readonly kind: 'console'; readonly name: string }
   // node devices (groups/nodedevs.ts)
   | { readonly kind: 'nodedevList'; readonly cap?: 'pci' | 'net' }
   | { readonly kind: 'nodedevDumpxml'; readonly name: string }
@@ -37,6 +39,8 @@ export interface ActionResults {
   destroy: DomainSummary;
   list: DomainSummary[];
   dumpxml: { xml: string };
+  /** The guest's serial console, to attach to (the API turns it into an upgraded stream). */
+  console: GuestConsole;
   nodedevList: NodeDeviceSummary[];
   nodedevDumpxml: { xml: string };
   nodedevVfTable: VfTable;
@@ -62,6 +66,7 @@ export const READ_ONLY = {
   destroy: false,
   list: true,
   dumpxml: true,
+  console: false,
   nodedevList: true,
   nodedevDumpxml: true,
   nodedevVfTable: true,
@@ -70,7 +75,7 @@ export const READ_ONLY = {
   nodedevReset: false,
   nodedevCheck: true,
   nodedevSriov: false,
-} as const satisfies { readonly [K in ActionKind]: boolean };
+} as const satisfies Readonly<Record<ActionKind, boolean>>;
 
 export function isReadOnly(action: Action): boolean {
   return READ_ONLY[action.kind];

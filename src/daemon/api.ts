@@ -1,3 +1,5 @@
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { asPassthruError, type ErrorCode } from '../conf/error.ts';
 import type { ErrorBody } from '../protocol/wire.ts';
@@ -42,16 +44,10 @@ export function buildApi(daemon: Daemon): FastifyInstance {
       const body: ErrorBody = { code: 'INVALID_ARG', message: `bad request: ${fe.message ?? 'invalid body'}` };
       return reply.status(400).send(body);
     }
-    const e = asPassthruError(err);
-    const body: ErrorBody = {
-      code: e.code,
-      message: e.message,
-      ...(e.hint === undefined ? {} : { hint: e.hint }),
-      ...(e.line === undefined ? {} : { line: e.line }),
-      ...(e.column === undefined ? {} : { column: e.column }),
-    };
-    return reply.status(HTTP_STATUS[e.code]).send(body);
+    const { status, body } = errorReply(err);
+    return reply.status(status).send(body);
   });
+  serveConsoles(app, daemon);
   app.setNotFoundHandler((req, reply) => {
     const body: ErrorBody = { code: 'INVALID_ARG', message: `no such API path: ${req.method} ${req.url}` };
     return reply.status(404).send(body);
@@ -144,4 +140,57 @@ export function buildApi(daemon: Daemon): FastifyInstance {
     req.raw.on('close', unsubscribe);
   });
   return app;
+}
+
+function errorReply(err: unknown): { status: number; body: ErrorBody } {
+  const e = asPassthruError(err);
+  const body: ErrorBody = {
+    code: e.code,
+    message: e.message,
+    ...(e.hint === undefined ? {} : { hint: e.hint }),
+    ...(e.line === undefined ? {} : { line: e.line }),
+    ...(e.column === undefined ? {} : { column: e.column }),
+  };
+  return { status: HTTP_STATUS[e.code], body };
+}
+
+const CONSOLE_PATH = /^\/domains\/([^/?]+)\/console$/;
+
+/**
+ * `GET /domains/:name/console` with `Upgrade: passthru-console`: the connection becomes the
+ * guest's serial console, raw bytes both ways (101 Switching Protocols), until either side
+ * closes. Before the switch, an error is an ordinary JSON error reply.
+ */
+function serveConsoles(app: FastifyInstance, daemon: Daemon): void {
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const m = CONSOLE_PATH.exec(req.url ?? '');
+    const refuse = (status: number, body: ErrorBody): void => {
+      const text = JSON.stringify(body);
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+      );
+    };
+    if (!m?.[1] || req.headers.upgrade !== 'passthru-console') {
+      refuse(404, { code: 'INVALID_ARG', message: `no such API path for an upgrade: ${req.url ?? ''}` });
+      return;
+    }
+    const name = decodeURIComponent(m[1]);
+    daemon.handle({ kind: 'console', name }).then(
+      (console) => {
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: passthru-console\r\nconnection: Upgrade\r\n\r\n');
+        if (head.length > 0) console.write(head);
+        const unsubscribe = console.subscribe(
+          (chunk) => socket.write(chunk),
+          () => socket.end(),
+        );
+        socket.on('data', (d: Buffer) => console.write(d));
+        socket.on('close', unsubscribe);
+        socket.on('error', unsubscribe);
+      },
+      (err: unknown) => {
+        const { status, body } = errorReply(err);
+        refuse(status, body);
+      },
+    );
+  });
 }

@@ -19,6 +19,9 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'undefine':
       if (state !== 'shutoff' && state !== 'crashed') refuse(`it is ${state}; destroy it first`);
       return;
+    case 'console':
+      if (state !== 'running') refuse('it is not running');
+      return;
     case 'define': // as libvirt: a running domain's new definition applies at its next start
     case 'dumpxml':
     case 'list':

@@ -3,6 +3,7 @@ import { diskImages } from '../host/disk-images.ts';
 import type { HostdevManager } from '../hostdev/manager.ts';
 import type { Logger } from '../lib/logger.ts';
 import { attachQemu, type QemuProcess } from '../qemu/process.ts';
+import { GuestConsole } from './console.ts';
 import { parseDefinition } from './definitions.ts';
 import type { ImageClaims } from './image-claims.ts';
 import type { DomainStatus, Store } from './store.ts';
@@ -13,6 +14,8 @@ export interface Running {
   readonly pid: number;
   readonly proc: QemuProcess;
   readonly status: DomainStatus;
+  /** The serial console the daemon holds (absent when the definition sends it to a file). */
+  readonly console?: GuestConsole;
   /** Forget the process without stopping it (daemon shutdown: QEMU keeps running). */
   detach(): void;
 }
@@ -52,7 +55,14 @@ export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: O
     return undefined;
   }
   deps.images.claim(status.name, await diskImages(live), { force: true });
-  return watchRun(live, proc, status, onExit);
+  const console =
+    status.consoleSocket === undefined
+      ? undefined
+      : await GuestConsole.open(status.consoleSocket, status.consoleLog).catch((err: unknown) => {
+          deps.log.warn({ domain: status.name, err }, 'the guest console could not be taken back');
+          return undefined;
+        });
+  return watchRun(live, proc, status, onExit, console);
 }
 
 export async function destroyRun(deps: RunDeps, run: Running): Promise<void> {
@@ -68,7 +78,13 @@ export async function cleanupRun(deps: RunDeps, run: Running): Promise<void> {
 }
 
 /** A Running that reports QEMU's exit (unless detached first). */
-export function watchRun(live: DomainDef, proc: QemuProcess, status: DomainStatus, onExit: OnExit): Running {
+export function watchRun(
+  live: DomainDef,
+  proc: QemuProcess,
+  status: DomainStatus,
+  onExit: OnExit,
+  console?: GuestConsole,
+): Running {
   let detached = false;
   void proc.waitExit().then(
     (st) => {
@@ -82,8 +98,10 @@ export function watchRun(live: DomainDef, proc: QemuProcess, status: DomainStatu
     pid: proc.pid,
     proc,
     status,
+    ...(console ? { console } : {}),
     detach: () => {
       detached = true;
+      console?.close();
       void proc.qmp.close();
     },
   };

@@ -7,9 +7,10 @@ import type { DevicePresentation } from '../host/types.ts';
 import { type HostdevRequest, hostdevRequests } from '../hostdev/request.ts';
 import { crashPoint } from '../lib/crash-point.ts';
 import { chooseAccel, readProcModules } from '../qemu/accel.ts';
-import { buildArgv } from '../qemu/argv.ts';
+import { buildArgv, usesConsoleFallback } from '../qemu/argv.ts';
 import { prepareLiveDef } from '../qemu/live-def.ts';
 import { launchQemu, type QemuProcess } from '../qemu/process.ts';
+import { GuestConsole } from './console.ts';
 import { formatDefinition } from './definitions.ts';
 import { checkRunnable } from './runnable.ts';
 import { type OnExit, type RunDeps, type Running, watchRun } from './runs.ts';
@@ -24,6 +25,7 @@ interface StartState {
   requests?: HostdevRequest[];
   presentations?: Map<string, DevicePresentation>;
   proc?: QemuProcess;
+  console?: GuestConsole;
   status?: DomainStatus;
 }
 
@@ -115,7 +117,7 @@ export async function startDomain(deps: RunDeps, def: DomainDef, onExit: OnExit)
     for (const stage of done.reverse()) await stage.undo?.(s, deps);
     throw err;
   }
-  return watchRun(need(s.live), need(s.proc), need(s.status), onExit);
+  return watchRun(need(s.live), need(s.proc), need(s.status), onExit, s.console);
 }
 
 async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
@@ -130,8 +132,9 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
     pidfile: join(dir, 'qemu.pid'),
     logFile: join(dir, 'qemu.log'),
   };
+  const consoleSocket = join(dir, 'console.sock');
   const accel = chooseAccel(await readProcModules());
-  const argv = buildArgv(live, { accel, ...paths, hostDevices: need(s.presentations) });
+  const argv = buildArgv(live, { accel, ...paths, consoleSocket, hostDevices: need(s.presentations) });
   log.info({ domain: s.def.name, argv }, 'starting QEMU');
   // Written before QEMU exists, with pid 0 until it runs: a daemon killed in between finds
   // the QEMU through its pidfile and knows the start never finished (reattach kills it).
@@ -142,6 +145,7 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
     qmpSocket: paths.qmpSocket,
     pidfile: paths.pidfile,
     consoleLog: paths.consoleLog,
+    ...(usesConsoleFallback(live) ? { consoleSocket } : {}),
     liveXml: formatDefinition(live, false),
     startedAt: new Date().toISOString(),
   };
@@ -153,12 +157,16 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
     name: `QEMU of domain ${s.def.name}`,
   });
   crashPoint('qemu-launched');
+  // The console's client is connected before the guest runs, so its log misses nothing.
+  if (starting.consoleSocket !== undefined)
+    s.console = await GuestConsole.open(starting.consoleSocket, paths.consoleLog);
   await s.proc.qmp.execute('cont');
   s.status = { ...starting, pid: s.proc.pid };
   await store.saveStatus(s.status);
 }
 
 async function killAfterFailure(s: StartState, deps: RunDeps): Promise<void> {
+  s.console?.close();
   if (s.proc) await s.proc.destroy().catch(() => undefined);
   await deps.store.removeStatus(s.def.name).catch(() => undefined);
 }

@@ -15,6 +15,8 @@ export interface DomainStatus {
   readonly qmpSocket: string;
   readonly pidfile: string;
   readonly consoleLog: string;
+  /** The unix socket QEMU serves the serial console on, when the daemon keeps the console. */
+  readonly consoleSocket?: string;
   readonly liveXml: string;
   readonly startedAt: string;
 }

@@ -1,6 +1,7 @@
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { isErrorCode, PassthruError } from '../conf/error.ts';
 import type { DaemonEvent, ErrorBody } from './wire.ts';
 
@@ -107,6 +108,30 @@ export class Client {
       },
       onResponse,
     );
+  }
+
+  /** Opens an upgraded stream (the guest console): resolves with the raw connection once the
+   *  daemon has switched protocols, rejects with the daemon's error otherwise. */
+  upgrade(path: string, protocol: string): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const req = this.#request({ path, headers: { connection: 'Upgrade', upgrade: protocol } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            reject(errorFromBody(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+          } catch {
+            reject(new PassthruError('INTERNAL', `the daemon refused ${path} with status ${res.statusCode ?? '?'}`));
+          }
+        });
+      });
+      req.on('upgrade', (_res, socket: Duplex, head: Buffer) => {
+        if (head.length > 0) socket.unshift(head);
+        resolve(socket);
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => reject(this.#unreachable(err)));
+      req.end();
+    });
   }
 
   #call<T>(method: string, path: string, body: unknown, o: CallOptions = {}): Promise<T> {

@@ -25,6 +25,9 @@ export interface ArgvContext {
   readonly qmpSocket: string;
   /** Where the guest's serial console goes when the definition does not name a file. */
   readonly consoleLog: string;
+  /** Instead of consoleLog: a unix socket QEMU serves the console on (the daemon is its client,
+   *  keeps the log and lets `passthru console` attach). */
+  readonly consoleSocket?: string;
   readonly pidfile: string;
   /** How each host device is given to QEMU, by device alias (hostdevN); the host decides. */
   readonly hostDevices: ReadonlyMap<string, DevicePresentation>;
@@ -90,7 +93,7 @@ export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
     a.push('-netdev', JSON.stringify(netdevProps(iface)));
     device(a, nicProps(iface, buses));
   }
-  serialArgs(a, def.devices.serials, ctx.consoleLog);
+  serialArgs(a, def.devices.serials, ctx);
   for (const props of hostdevDeviceProps(def, ctx.hostDevices, buses)) device(a, props);
   if (ctx.incoming) a.push('-incoming', 'defer');
   a.push('-msg', 'timestamp=on');
@@ -138,8 +141,9 @@ function device(a: string[], props: DeviceProps): void {
 }
 
 /** Serial ports as files. A port of another type (pty) and a domain without any serial port
- *  both log to ctx.consoleLog: the daemon always has the console to read. */
-function serialArgs(a: string[], serials: readonly CharDevDef[], consoleLog: string): void {
+ *  both go to the daemon's console (ctx.consoleSocket) or to ctx.consoleLog: the daemon always
+ *  has the console to read. */
+function serialArgs(a: string[], serials: readonly CharDevDef[], ctx: ArgvContext): void {
   const ports = serials.length > 0 ? serials : [{ type: 'file', alias: 'serial0', targetPort: 0 } as const];
   let fallbackUsed = false;
   for (const [i, s] of ports.entries()) {
@@ -151,11 +155,21 @@ function serialArgs(a: string[], serials: readonly CharDevDef[], consoleLog: str
       chardev = `file,id=char${alias},path=${optValue(s.path)}${s.append ? ',append=on' : ''}`;
     } else if (!fallbackUsed) {
       fallbackUsed = true;
-      chardev = `file,id=char${alias},path=${optValue(consoleLog)}`;
+      chardev =
+        ctx.consoleSocket === undefined
+          ? `file,id=char${alias},path=${optValue(ctx.consoleLog)}`
+          : `socket,id=char${alias},path=${optValue(ctx.consoleSocket)},server=on,wait=off`;
     } else chardev = `null,id=char${alias}`;
     a.push('-chardev', chardev);
     device(a, serialProps(alias, index));
   }
+}
+
+/** Whether a serial port goes to ctx.consoleSocket / consoleLog (one that is not a file or null,
+ *  or the port added for a domain without any). */
+export function usesConsoleFallback(def: DomainDef): boolean {
+  const serials = def.devices.serials;
+  return serials.length === 0 || serials.some((s) => s.type !== 'null' && !(s.type === 'file' && s.path !== undefined));
 }
 
 /** A value inside QEMU's key=value option syntax: a comma is written twice (libvirt does the same). */

@@ -2,6 +2,7 @@ import { asPassthruError, PassthruError } from '../../conf/error.ts';
 import type { ActionOf } from '../actions.ts';
 import type { DaemonContext, HandlerGroup } from '../context.ts';
 import { formatDefinition, parseDefinition, withUuid } from '../definitions.ts';
+import { checkAllowed } from '../lifecycle.ts';
 import { cleanupRun, destroyRun, reattachRun } from '../runs.ts';
 import { spareOption, startDomain } from '../start.ts';
 import { completeDefinition } from '../../qemu/define-def.ts';
@@ -46,7 +47,19 @@ export const domainHandlers = {
     const def = !a.inactive && obj.run ? obj.run.live : obj.def;
     return { xml: formatDefinition(def, a.inactive || !obj.run) };
   },
-} satisfies HandlerGroup<'define' | 'undefine' | 'start' | 'destroy' | 'list' | 'dumpxml'>;
+  console: (a, ctx) => {
+    // Not under the domain's lock: a session lasts as long as the user stays attached.
+    const obj = ctx.domains.get(a.name);
+    checkAllowed(a, a.name, obj.state);
+    const console = obj.run?.console;
+    if (console === undefined || console.ended) {
+      throw new PassthruError('OPERATION_INVALID', `domain ${a.name} has no console passthrud holds`, {
+        hint: "its <serial> goes to a file; a <serial type='pty'> (or none) gives a console",
+      });
+    }
+    return console;
+  },
+} satisfies HandlerGroup<'define' | 'undefine' | 'start' | 'destroy' | 'list' | 'dumpxml' | 'console'>;
 
 async function define(action: ActionOf<'define'>, ctx: DaemonContext) {
   // What libvirt's QEMU driver fills in at define (addresses, implicit devices) is written
