@@ -1,6 +1,7 @@
 import { domainCommands } from './commands/domain.ts';
 import { guestCommands } from './commands/guest.ts';
 import { localCommands, localGroups } from './commands/local.ts';
+import { networkCommands } from './commands/network.ts';
 import { nodedevCommands } from './commands/nodedev.ts';
 import type { CommandSpec, GroupSpec } from './spec.ts';
 
@@ -13,6 +14,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...domainCommands,
   ...guestCommands,
   ...nodedevCommands,
+  ...networkCommands,
   ...localCommands,
 ];
 

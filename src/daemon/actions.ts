@@ -1,9 +1,13 @@
 import type { GuestConsole } from './console.ts';
 import type {
+  DomainHostdev,
   DomainSummary,
   NodedevChange,
   NodedevCheck,
   NodeDeviceSummary,
+  PoolInfo,
+  PoolKind,
+  PoolSummary,
   SriovChange,
   VfTable,
 } from '../protocol/wire.ts';
@@ -30,7 +34,17 @@ export type Action =
   | { readonly kind: 'nodedevReattach'; readonly name: string }
   | { readonly kind: 'nodedevReset'; readonly name: string }
   | { readonly kind: 'nodedevCheck'; readonly name: string }
-  | { readonly kind: 'nodedevSriov'; readonly name: string; readonly numVfs: number; readonly autoprobe?: boolean };
+  | { readonly kind: 'nodedevSriov'; readonly name: string; readonly numVfs: number; readonly autoprobe?: boolean }
+  | { readonly kind: 'nodedevRelease'; readonly name: string }
+  | { readonly kind: 'domhostdev'; readonly name: string }
+  | { readonly kind: 'poolDefine'; readonly pool: PoolKind; readonly xml: string }
+  | { readonly kind: 'poolUndefine'; readonly pool: PoolKind; readonly name: string }
+  | { readonly kind: 'poolStart'; readonly pool: PoolKind; readonly name: string }
+  | { readonly kind: 'poolDestroy'; readonly pool: PoolKind; readonly name: string }
+  | { readonly kind: 'poolAutostart'; readonly pool: PoolKind; readonly name: string; readonly enable: boolean }
+  | { readonly kind: 'poolList'; readonly pool: PoolKind }
+  | { readonly kind: 'poolDumpxml'; readonly pool: PoolKind; readonly name: string; readonly inactive: boolean }
+  | { readonly kind: 'poolInfo'; readonly pool: PoolKind; readonly name: string };
 
 export interface ActionResults {
   define: DomainSummary;
@@ -49,6 +63,16 @@ export interface ActionResults {
   nodedevReset: NodedevChange;
   nodedevCheck: NodedevCheck;
   nodedevSriov: SriovChange;
+  nodedevRelease: { pools: string[] };
+  domhostdev: DomainHostdev[];
+  poolDefine: PoolSummary;
+  poolUndefine: Record<string, never>;
+  poolStart: PoolSummary;
+  poolDestroy: PoolSummary;
+  poolAutostart: PoolSummary;
+  poolList: PoolSummary[];
+  poolDumpxml: { xml: string };
+  poolInfo: PoolInfo;
 }
 
 export type ActionKind = Action['kind'];
@@ -75,6 +99,16 @@ export const READ_ONLY = {
   nodedevReset: false,
   nodedevCheck: true,
   nodedevSriov: false,
+  nodedevRelease: false,
+  domhostdev: true,
+  poolDefine: false,
+  poolUndefine: false,
+  poolStart: false,
+  poolDestroy: false,
+  poolAutostart: false,
+  poolList: true,
+  poolDumpxml: true,
+  poolInfo: true,
 } as const satisfies Readonly<Record<ActionKind, boolean>>;
 
 export function isReadOnly(action: Action): boolean {

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { asPassthruError, type ErrorCode } from '../conf/error.ts';
 import type { ErrorBody } from '../protocol/wire.ts';
 import type { Action } from './actions.ts';
+import { poolRoutes } from './api-pools.ts';
 import type { Daemon } from './daemon.ts';
 
 /** Error code -> HTTP status: the one table. */
@@ -126,6 +127,8 @@ export function buildApi(daemon: Daemon): FastifyInstance {
         ...(req.body.autoprobe === undefined ? {} : { autoprobe: req.body.autoprobe }),
       }),
   );
+
+  poolRoutes(app, run);
 
   app.get<{ Headers: { 'last-event-id'?: string } }>('/events', (req, reply) => {
     reply.hijack();

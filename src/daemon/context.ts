@@ -1,4 +1,5 @@
 import type { Logger } from '../lib/logger.ts';
+import type { Pools } from '../network/pools.ts';
 import type { ActionKind, ActionOf, ActionResults } from './actions.ts';
 import type { DomainTable } from './domain-table.ts';
 import type { EventBus } from './events.ts';
@@ -14,6 +15,8 @@ export interface DaemonContext {
   /** Starting, taking back and stopping QEMU (start.ts, runs.ts). */
   readonly runs: RunDeps;
   readonly nodedevs: NodeDevices;
+  /** Networks and device pools (src/network); also in `runs`, which allocates from them. */
+  readonly pools: Pools;
   readonly log: Logger;
 }
 

@@ -3,6 +3,7 @@ import type { DaemonContext } from './context.ts';
 import { DomainTable } from './domain-table.ts';
 import type { EventBus } from './events.ts';
 import { loadDomains } from './groups/domains.ts';
+import { loadPools } from './pools-load.ts';
 import { dispatch } from './groups/index.ts';
 
 export type DaemonParts = Omit<DaemonContext, 'domains'>;
@@ -28,7 +29,8 @@ export class Daemon {
    *  changes are followed. */
   async load(): Promise<void> {
     await loadDomains(this.#ctx);
-    this.#unfollow = await this.#ctx.nodedevs.follow();
+    await loadPools(this.#ctx);
+    this.#unfollow = await this.#ctx.nodedevs.follow((inv) => this.#ctx.runs.hostViews.update(inv));
   }
 
   handle<A extends Action>(action: A): Promise<ActionResults[A['kind']]> {

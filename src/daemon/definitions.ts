@@ -18,3 +18,10 @@ export function withUuid(def: DomainDef, existing: DomainDef | undefined): Domai
 export function formatDefinition(def: DomainDef, inactive: boolean): string {
   return formatDomainXml(def, inactive ? { inactive: true } : { live: true });
 }
+
+/** The daemon's own record of a running domain (status XML): the live definition with each
+ *  network interface as defined plus the `<actual>` device it got, so that a daemon restart
+ *  knows which network gave which VF (the live form shows only the VF). */
+export function formatStatus(def: DomainDef): string {
+  return formatDomainXml(def, { status: true });
+}

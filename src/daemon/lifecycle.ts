@@ -33,6 +33,16 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'nodedevReset':
     case 'nodedevCheck':
     case 'nodedevSriov':
+    case 'nodedevRelease':
+    case 'domhostdev':
+    case 'poolDefine':
+    case 'poolUndefine':
+    case 'poolStart':
+    case 'poolDestroy':
+    case 'poolAutostart':
+    case 'poolList':
+    case 'poolDumpxml':
+    case 'poolInfo':
       return;
     default:
       assertNever(action);

@@ -25,8 +25,8 @@ export class NodeDevices {
 
   /** Follows the host (VFs created or destroyed, drivers rebound, from us or anyone) and tells
    *  API clients, whoever made the change. */
-  async follow(): Promise<() => void> {
-    const watcher = (this.#watcher = await watchHost(this.#kernel, (changes) => {
+  async follow(onInventory?: (inv: Inventory) => void): Promise<() => void> {
+    const watcher = (this.#watcher = await watchHost(this.#kernel, (changes, inv) => {
       for (const c of changes) {
         this.#events.emit({
           type: 'nodedev',
@@ -35,6 +35,7 @@ export class NodeDevices {
           ...(c.fields ? { fields: c.fields } : {}),
         });
       }
+      onInventory?.(inv);
     }));
     return () => {
       watcher.stop();

@@ -10,6 +10,8 @@ import { ImageClaims } from './image-claims.ts';
 import { EventBus } from './events.ts';
 import { parseHostSpec } from './host-backend.ts';
 import { NodeDevices } from './nodedevs.ts';
+import { HostViews } from './host-views.ts';
+import { Pools } from '../network/pools.ts';
 import { Store } from './store.ts';
 
 export interface DaemonOptions {
@@ -29,16 +31,44 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
   const store = new Store(o.stateDir);
   await store.init();
   const hostdevs = await HostdevManager.open(hostOps(kernel), o.stateDir, o.log);
+  const pools = await Pools.open(o.stateDir, o.log);
+  const hostViews = new HostViews(kernel);
   const runs = {
     store,
     hostdevs,
+    pools,
+    hostViews,
     log: o.log,
     emulator: o.emulator ?? process.env['PASSTHRU_QEMU'] ?? 'qemu-system-x86_64',
     ...(o.spareRootPorts === undefined ? {} : { spareRootPorts: o.spareRootPorts }),
     images: new ImageClaims(),
   };
   const events = new EventBus();
-  const daemon = new Daemon({ store, events, runs, nodedevs: new NodeDevices(kernel, hostdevs, events), log: o.log });
+  pools.onChange((c) =>
+    events.emit({
+      type: 'pool-device',
+      event: c.event,
+      kind: c.ref.kind,
+      name: c.ref.name,
+      device: c.device,
+      domain: c.domain,
+      ...(c.label === undefined ? {} : { label: c.label }),
+      ...(c.quarantined === undefined ? {} : { quarantined: c.quarantined }),
+    }),
+  );
+  // Our own changes to the set of devices (nodedev-sriov) come without fields: look again at
+  // once rather than when the watcher gets to it.
+  events.subscribe((_id, e) => {
+    if (e.type === 'nodedev' && e.fields === undefined) hostViews.invalidate();
+  });
+  const daemon = new Daemon({
+    store,
+    events,
+    runs,
+    pools,
+    nodedevs: new NodeDevices(kernel, hostdevs, events),
+    log: o.log,
+  });
   await daemon.load();
   return daemon;
 }

@@ -16,15 +16,18 @@ export function checkRunnable(def: DomainDef): void {
     );
   };
   for (const n of def.devices.interfaces) {
-    if (n.type !== 'hostdev' && n.type !== 'user')
-      refuse(`<interface type='${n.type}'>`, n.line, 'hostdev and user interfaces run today');
+    if (n.type !== 'hostdev' && n.type !== 'user' && n.type !== 'network')
+      refuse(
+        `<interface type='${n.type}'>`,
+        n.line,
+        'hostdev, network (hostdev networks) and user interfaces run today',
+      );
     if (n.virtualport)
       refuse(`<virtualport type='${n.virtualport.type ?? ''}'> on <interface type='${n.type}'>`, n.line);
   }
   for (const h of def.devices.hostdevs) {
     if (h.netdevs?.length) refuse('<netdev port=...> on a <hostdev>', h.line);
   }
-  for (const p of def.devices.poolHostdevs ?? []) refuse(`<hostdev> from device pool '${p.pool}'`, p.line);
   for (const d of carriedDisks(def.devices)) {
     refuse(
       '<disk>',

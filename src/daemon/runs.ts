@@ -2,10 +2,12 @@ import type { DomainDef } from '../conf/domain/types.ts';
 import { diskImages } from '../host/disk-images.ts';
 import type { HostdevManager } from '../hostdev/manager.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { Pools } from '../network/pools.ts';
 import { attachQemu, type QemuProcess } from '../qemu/process.ts';
 import { GuestConsole } from './console.ts';
 import { parseDefinition } from './definitions.ts';
 import type { ImageClaims } from './image-claims.ts';
+import type { HostViews } from './host-views.ts';
 import type { DomainStatus, Store } from './store.ts';
 
 /** A domain's running QEMU, with its live definition. */
@@ -24,6 +26,9 @@ export interface Running {
 export interface RunDeps {
   readonly store: Store;
   readonly hostdevs: HostdevManager;
+  /** Where `<interface type='network'>` and pool hostdevs get their device at start. */
+  readonly pools: Pools;
+  readonly hostViews: HostViews;
   readonly log: Logger;
   /** QEMU binary when the domain has no <emulator>. */
   readonly emulator: string;
@@ -51,6 +56,7 @@ export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: O
   }
   if (!proc || status.pid === 0) {
     await deps.hostdevs.release(status.name);
+    await releasePoolDevices(deps, status.name);
     await deps.store.removeStatus(status.name);
     return undefined;
   }
@@ -74,7 +80,16 @@ export async function destroyRun(deps: RunDeps, run: Running): Promise<void> {
 export async function cleanupRun(deps: RunDeps, run: Running): Promise<void> {
   deps.images.release(run.live.name);
   await deps.hostdevs.release(run.live.name);
+  // Only once the device manager has the VF back on its host driver may another guest get it.
+  await releasePoolDevices(deps, run.live.name);
   await deps.store.removeStatus(run.live.name);
+}
+
+/** Gives a domain's pool devices back, and looks at them again on the host (their driver
+ *  changed under the pools' cached view). */
+export async function releasePoolDevices(deps: RunDeps, domain: string): Promise<void> {
+  const released = await deps.pools.release(domain);
+  await deps.hostViews.refresh(released.map((r) => r.device));
 }
 
 /** A Running that reports QEMU's exit (unless detached first). */

@@ -11,9 +11,11 @@ import { buildArgv, usesConsoleFallback } from '../qemu/argv.ts';
 import { prepareLiveDef } from '../qemu/live-def.ts';
 import { launchQemu, type QemuProcess } from '../qemu/process.ts';
 import { GuestConsole } from './console.ts';
-import { formatDefinition } from './definitions.ts';
+import { poolWants, withGrants } from '../network/actual.ts';
+import { guestNumaNodes } from '../network/numa.ts';
+import { formatStatus } from './definitions.ts';
 import { checkRunnable } from './runnable.ts';
-import { type OnExit, type RunDeps, type Running, watchRun } from './runs.ts';
+import { type OnExit, releasePoolDevices, type RunDeps, type Running, watchRun } from './runs.ts';
 import type { DomainStatus } from './store.ts';
 
 /** What the stages of one start hand each other. Each stage fills in its part. */
@@ -21,6 +23,8 @@ interface StartState {
   readonly def: DomainDef;
   /** The definition with its disks' backing chains. */
   withChains?: DomainDef;
+  /** The definition with the devices its pools gave (allocate). */
+  pooled?: DomainDef;
   live?: DomainDef;
   requests?: HostdevRequest[];
   presentations?: Map<string, DevicePresentation>;
@@ -61,14 +65,38 @@ const storage: Stage = {
   },
 };
 
-// allocate: VFs from pools for <interface type='network'> are taken here, before the live
-// definition (which names the chosen devices), with an undo that gives them back.
+/**
+ * A device from its pool for each `<interface type='network'>` and `<hostdev><source pool>`,
+ * all or none, before the live definition (a VF interface takes a hostdevN alias). The pools
+ * reserve before their first await, so concurrent starts never get one device twice; the
+ * device manager then takes the lease (prepare).
+ */
+const allocate: Stage = {
+  name: 'allocate',
+  run: async (s, deps) => {
+    const wants = poolWants(s.def, guestNumaNodes(s.def, await deps.hostViews.cpuNodes()));
+    if (wants.length === 0) return;
+    const view = await deps.hostViews.get();
+    const grants = await deps.pools.allocate(s.def.name, wants, view, (bdf) => deps.hostdevs.holder(bdf));
+    try {
+      s.pooled = withGrants(need(s.withChains), grants, deps.pools.defs());
+    } catch (err) {
+      await deps.pools.release(s.def.name);
+      throw err;
+    }
+  },
+  undo: async (s, deps) => {
+    await releasePoolDevices(deps, s.def.name).catch((e: unknown) => {
+      deps.log.error({ domain: s.def.name, err: asPassthruError(e).message }, 'pool release after failed start failed');
+    });
+  },
+};
 
 /** libvirt's start-time fill-in: aliases and guest addresses (qemu/live-def). */
 const liveDefinition: Stage = {
   name: 'live definition',
   run: (s, deps) => {
-    s.live = prepareLiveDef(need(s.withChains), spareOption(deps));
+    s.live = prepareLiveDef(s.pooled ?? need(s.withChains), spareOption(deps));
     s.requests = hostdevRequests(s.live);
   },
 };
@@ -102,7 +130,7 @@ const launch: Stage = {
 };
 
 /** The start, in libvirt's order. A feature that needs a step at start adds a stage here. */
-const STAGES: readonly Stage[] = [check, storage, liveDefinition, prepare, launch];
+const STAGES: readonly Stage[] = [check, storage, allocate, liveDefinition, prepare, launch];
 
 /** Starts QEMU for a domain; any failure gives back everything the earlier stages took. */
 export async function startDomain(deps: RunDeps, def: DomainDef, onExit: OnExit): Promise<Running> {
@@ -146,7 +174,7 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
     pidfile: paths.pidfile,
     consoleLog: paths.consoleLog,
     ...(usesConsoleFallback(live) ? { consoleSocket } : {}),
-    liveXml: formatDefinition(live, false),
+    liveXml: formatStatus(live),
     startedAt: new Date().toISOString(),
   };
   await store.saveStatus(starting);

@@ -165,6 +165,12 @@ export class HostdevManager {
     return this.#host.check(address, this.#holder());
   }
 
+  /** The domain holding a device, or the detach marker, as the leases say now (the pools skip
+   *  what the device manager holds for a plain hostdev or a nodedev-detach). */
+  holder(bdf: string): string | undefined {
+    return this.#holder()(bdf);
+  }
+
   #holder(): (bdf: string) => string | undefined {
     return holderOf(this.#journal.state);
   }

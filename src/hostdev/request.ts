@@ -55,6 +55,23 @@ export function hostdevRequests(def: DomainDef): HostdevRequest[] {
     });
   });
   def.devices.interfaces.forEach((n, i) => {
+    if (n.type === 'network' && n.actual) {
+      // A VF a hostdev network gave: its settings are the merged ones the network put in <actual>.
+      const a = n.actual;
+      requests.push({
+        alias: n.alias ?? `net-${i}`,
+        address: a.source.address,
+        managed: a.source.managed,
+        stub: a.source.driver?.model ?? 'vfio-pci',
+        assigned: true,
+        net: {
+          ...(n.mac ? { mac: n.mac } : {}),
+          ...(a.vlan ? { vlan: a.vlan } : {}),
+          ...(a.trustGuestRxFilters === undefined ? {} : { trust: a.trustGuestRxFilters }),
+        },
+      });
+      return;
+    }
     if (n.type !== 'hostdev') return;
     requests.push({
       alias: n.alias ?? `net-${i}`,

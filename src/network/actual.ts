@@ -30,17 +30,26 @@ export function poolWants(def: DomainDef, numaNodes: ReadonlySet<number>): PoolW
     wants.push({
       ref: { kind: 'network', name: i.network },
       request: { numaNodes },
-      label: i.mac === undefined ? `interface on network '${i.network}'` : `interface ${i.mac}`,
+      label: interfaceLabel(i),
     });
   }
   for (const h of def.devices.poolHostdevs ?? []) {
     wants.push({
       ref: { kind: 'devicepool', name: h.pool },
       request: { numaNodes, ...(h.tags ? { requireTags: h.tags } : {}) },
-      label: h.alias === undefined ? `hostdev of pool '${h.pool}'` : `hostdev ${h.alias}`,
+      label: poolHostdevLabel(h.pool),
     });
   }
   return wants;
+}
+
+/** How events and errors name a domain's device that holds a pool member. */
+export function interfaceLabel(i: NetworkInterfaceDef): string {
+  return i.mac === undefined ? `interface on network '${i.network}'` : `interface ${i.mac}`;
+}
+
+export function poolHostdevLabel(pool: string): string {
+  return `hostdev of pool '${pool}'`;
 }
 
 /** libvirt accepts only 802.1Qbg/802.1Qbh port profiles on a VF given by a hostdev network. */

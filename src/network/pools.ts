@@ -2,7 +2,7 @@ import { asPassthruError, PassthruError } from '../conf/error.ts';
 import { formatPciAddress, parsePciAddress } from '../conf/pci-address.ts';
 import type { Logger } from '../lib/logger.ts';
 import { chooseMember, type PoolFacts, type PoolRef, poolLabel } from './allocate.ts';
-import type { PoolWant } from './actual.ts';
+import type { PoolDefs, PoolWant } from './actual.ts';
 import { memberProblem } from './health.ts';
 import type { HostView, Member } from './members.ts';
 import { formatDef, healthRules, membersOf, parseDef, type PoolDef, quarantines } from './pool-def.ts';
@@ -13,8 +13,7 @@ interface Entry {
   /** The definition in force while active (a redefinition applies at the next start). */
   running: PoolDef | undefined;
   autostart: boolean;
-  /** bdf -> domain */
-  readonly allocations: Map<string, string>;
+  readonly allocations: Map<string, Allocation>;
   readonly quarantined: Set<string>;
   writing: Promise<void>;
   queued: Promise<void> | undefined;
@@ -36,12 +35,24 @@ export interface PoolInfo extends PoolSummary {
   readonly unhealthy: readonly { readonly device: string; readonly problem: string }[];
 }
 
-export interface Released {
+/** Who holds a member: the domain, and which of its devices ("interface 52:54:00:aa:00:01"). */
+export interface Allocation {
+  readonly domain: string;
+  readonly label?: string;
+}
+
+/** A member changing hands, for the daemon's events. */
+export interface PoolChange {
+  readonly event: 'allocated' | 'released';
   readonly ref: PoolRef;
   readonly device: string;
   readonly domain: string;
-  readonly quarantined: boolean;
+  readonly label?: string;
+  /** released into quarantine */
+  readonly quarantined?: boolean;
 }
+
+export type Released = PoolChange & { readonly quarantined: boolean };
 
 /** Another holder of a device than the pools: the device manager's leases (a plain `<hostdev>`
  *  of some domain, or a device detached with nodedev-detach). */
@@ -59,10 +70,16 @@ export class Pools {
   readonly #store: PoolStore;
   readonly #log: Logger;
   readonly #entries = new Map<string, Entry>();
+  #listener: (c: PoolChange) => void = () => undefined;
 
   private constructor(store: PoolStore, log: Logger) {
     this.#store = store;
     this.#log = log;
+  }
+
+  /** Where allocations and releases are told (the daemon's event bus). */
+  onChange(listener: (c: PoolChange) => void): void {
+    this.#listener = listener;
   }
 
   static async open(stateDir: string, log: Logger): Promise<Pools> {
@@ -78,7 +95,12 @@ export class Pools {
             def,
             running: rt?.active ? def : undefined,
             autostart: c.autostart,
-            allocations: new Map((rt?.allocations ?? []).map((a) => [a.bdf, a.domain])),
+            allocations: new Map(
+              (rt?.allocations ?? []).map((a) => [
+                a.bdf,
+                { domain: a.domain, ...(a.label === undefined ? {} : { label: a.label }) },
+              ]),
+            ),
             quarantined: new Set(rt?.quarantined ?? []),
             writing: Promise.resolve(),
             queued: undefined,
@@ -139,7 +161,7 @@ export class Pools {
     const e = this.#get(ref);
     if (!e.running) throw refuse(ref, 'destroy', 'it is not active');
     if (e.allocations.size > 0) {
-      const users = [...new Set(e.allocations.values())].sort();
+      const users = [...new Set([...e.allocations.values()].map((a) => a.domain))].sort();
       throw new PassthruError('DEVICE_IN_USE', `${poolLabel(ref)} is in use by domain ${users.join(', ')}`, {
         hint: 'stop those domains first',
       });
@@ -174,6 +196,23 @@ export class Pools {
     return [...this.#entries.values()]
       .filter((e) => e.autostart && !e.running)
       .map((e) => ({ kind: e.def.kind, name: e.def.def.name }));
+  }
+
+  /** The running definitions, for building a domain's live definition (actual.ts). */
+  defs(): PoolDefs {
+    return {
+      network: (name) => {
+        const d = this.definition({ kind: 'network', name });
+        if (d.kind !== 'network') throw new PassthruError('INTERNAL', `internal error: ${name} is not a network`);
+        return d.def;
+      },
+      devicePool: (name) => {
+        const d = this.definition({ kind: 'devicepool', name });
+        if (d.kind !== 'devicepool')
+          throw new PassthruError('INTERNAL', `internal error: ${name} is not a device pool`);
+        return d.def;
+      },
+    };
   }
 
   definition(ref: PoolRef): PoolDef {
@@ -217,8 +256,8 @@ export class Pools {
   /** The domain a pool gave the device to, whichever pool. */
   holder(bdf: string): string | undefined {
     for (const e of this.#entries.values()) {
-      const d = e.allocations.get(bdf);
-      if (d !== undefined) return d;
+      const a = e.allocations.get(bdf);
+      if (a !== undefined) return a.domain;
     }
     return undefined;
   }
@@ -251,7 +290,7 @@ export class Pools {
           problem: (m) => memberProblem(m, view, healthRules(def)),
         };
         const m = chooseMember(w.ref, membersOf(def, view), facts, w.request);
-        e.allocations.set(m.bdf, domain);
+        e.allocations.set(m.bdf, { domain, label: w.label });
         taken.push({ e, bdf: m.bdf });
         grants.push(m);
       }
@@ -265,6 +304,10 @@ export class Pools {
       undo();
       throw err;
     }
+    wants.forEach((w, i) => {
+      const g = grants[i];
+      if (g) this.#listener({ event: 'allocated', ref: w.ref, device: g.bdf, domain, label: w.label });
+    });
     return grants;
   }
 
@@ -274,16 +317,24 @@ export class Pools {
     const out: Released[] = [];
     const touched = new Set<Entry>();
     for (const e of this.#entries.values()) {
-      for (const [bdf, d] of e.allocations) {
-        if (d !== domain || (devices !== undefined && !devices.includes(bdf))) continue;
+      for (const [bdf, a] of e.allocations) {
+        if (a.domain !== domain || (devices !== undefined && !devices.includes(bdf))) continue;
         e.allocations.delete(bdf);
         const quarantine = quarantines(e.running ?? e.def);
         if (quarantine) e.quarantined.add(bdf);
         touched.add(e);
-        out.push({ ref: refOf(e), device: bdf, domain, quarantined: quarantine });
+        out.push({
+          event: 'released',
+          ref: refOf(e),
+          device: bdf,
+          domain,
+          ...(a.label === undefined ? {} : { label: a.label }),
+          quarantined: quarantine,
+        });
       }
     }
     await Promise.all([...touched].map((e) => this.#save(refOf(e), e)));
+    for (const r of out) this.#listener(r);
     return out;
   }
 
@@ -307,7 +358,9 @@ export class Pools {
    * device that the state file gave to a domain that no longer runs goes back (or into
    * quarantine, for a quarantine pool: a guest had it).
    */
-  async rebuild(claims: readonly { domain: string; ref: PoolRef; device: string }[]): Promise<PassthruError[]> {
+  async rebuild(
+    claims: readonly { domain: string; ref: PoolRef; device: string; label?: string }[],
+  ): Promise<PassthruError[]> {
     const errors: PassthruError[] = [];
     const before = new Map([...this.#entries.values()].map((e) => [e, new Map(e.allocations)]));
     for (const e of this.#entries.values()) e.allocations.clear();
@@ -335,7 +388,7 @@ export class Pools {
         continue;
       }
       e.running ??= e.def;
-      e.allocations.set(c.device, c.domain);
+      e.allocations.set(c.device, { domain: c.domain, ...(c.label === undefined ? {} : { label: c.label }) });
     }
     for (const [e, old] of before) {
       if (quarantines(e.def)) for (const bdf of old.keys()) if (!e.allocations.has(bdf)) e.quarantined.add(bdf);
@@ -373,7 +426,7 @@ export class Pools {
       await this.#store.saveRuntime(ref.kind, ref.name, {
         version: 1,
         active: !!e.running,
-        allocations: [...e.allocations].map(([bdf, domain]) => ({ bdf, domain })),
+        allocations: [...e.allocations].map(([bdf, a]) => ({ bdf, ...a })),
         quarantined: [...e.quarantined],
       });
     };

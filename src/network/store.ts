@@ -17,7 +17,7 @@ export type PoolKind = 'network' | 'devicepool';
 export interface PoolRuntime {
   readonly version: 1;
   readonly active: boolean;
-  readonly allocations: readonly { readonly bdf: string; readonly domain: string }[];
+  readonly allocations: readonly { readonly bdf: string; readonly domain: string; readonly label?: string }[];
   readonly quarantined: readonly string[];
 }
 

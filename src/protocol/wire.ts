@@ -15,6 +15,15 @@
  *   POST   /nodedevs/:name/reset          -> NodedevChange
  *   GET    /nodedevs/:name/check          -> NodedevCheck
  *   POST   /nodedevs/:name/sriov {numVfs, autoprobe?} -> SriovChange
+ *   GET    /domains/:name/hostdevs        -> DomainHostdev[]      (domhostdev)
+ *   POST   /nodedevs/:name/release        -> {pools}              (out of quarantine)
+ *   GET    /networks | /devpools          -> PoolSummary[]        (the same routes for both kinds)
+ *   POST   /networks           {xml}      -> PoolSummary          (define)
+ *   DELETE /networks/:name                -> {}                   (undefine)
+ *   POST   /networks/:name/start | destroy -> PoolSummary
+ *   POST   /networks/:name/autostart {enable} -> PoolSummary
+ *   GET    /networks/:name/xml?inactive=1 -> {xml}
+ *   GET    /networks/:name/info           -> PoolInfo
  *   GET    /events                        -> text/event-stream of DaemonEvent
  *
  * Errors: any status >= 400 with an ErrorBody.
@@ -82,7 +91,60 @@ export type DaemonEvent =
       readonly event: 'created' | 'deleted' | 'updated';
       readonly name: string;
       readonly fields?: readonly string[];
+    }
+  /** A network or device pool was defined, undefined, started or stopped. */
+  | {
+      readonly type: 'pool';
+      readonly event: 'defined' | 'undefined' | 'started' | 'stopped';
+      readonly kind: PoolKind;
+      readonly name: string;
+    }
+  /** A pool member (a VF of a network, a device of a pool) given to a domain or given back. */
+  | {
+      readonly type: 'pool-device';
+      readonly event: 'allocated' | 'released';
+      readonly kind: PoolKind;
+      /** The network or device pool. */
+      readonly name: string;
+      readonly device: string;
+      readonly domain: string;
+      /** Which device of the domain: "interface 52:54:00:aa:00:01". */
+      readonly label?: string;
+      readonly quarantined?: boolean;
     };
+
+/** A hostdev network (`net-*` commands) or a device pool (`devpool-*`). */
+export type PoolKind = 'network' | 'devicepool';
+
+export interface PoolSummary {
+  readonly kind: PoolKind;
+  readonly name: string;
+  readonly uuid?: string;
+  readonly active: boolean;
+  readonly autostart: boolean;
+}
+
+/** net-info / devpool-info: the pool on this host now. The wire copy of network/pools.ts's
+ *  PoolInfo (protocol imports nothing of the daemon's rooms); ActionResults makes the compiler
+ *  check that the two stay the same shape. */
+export interface PoolInfo extends PoolSummary {
+  readonly size: number;
+  readonly free: number;
+  readonly inUse: readonly { readonly device: string; readonly domain: string }[];
+  readonly quarantined: readonly string[];
+  readonly unhealthy: readonly { readonly device: string; readonly problem: string }[];
+}
+
+/** domhostdev: one PCI device a domain holds, and where it came from. */
+export interface DomainHostdev {
+  readonly alias: string;
+  /** undefined while a pool device is not given yet (domain not running). */
+  readonly device?: string;
+  readonly element: 'hostdev' | 'interface';
+  readonly network?: string;
+  readonly pool?: string;
+  readonly mac?: string;
+}
 
 export const DEFAULT_SOCKET = '/run/passthru/passthru.sock';
 export const DEFAULT_STATE_DIR = '/var/lib/passthru';

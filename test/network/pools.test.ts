@@ -102,7 +102,9 @@ test('quarantine: a released device is held out until nodedev-release, across a 
   const [first] = await pools.allocate('g1', [want(once)], view, noLeases);
   assert.equal(first?.bdf, '0000:06:0a.0');
   const released = await pools.release('g1');
-  assert.deepEqual(released, [{ ref: once, device: '0000:06:0a.0', domain: 'g1', quarantined: true }]);
+  assert.deepEqual(released, [
+    { event: 'released', ref: once, device: '0000:06:0a.0', domain: 'g1', label: 'test', quarantined: true },
+  ]);
   const [second] = await pools.allocate('g2', [want(once)], view, noLeases);
   assert.equal(second?.bdf, '0000:06:0a.1', 'the quarantined VF is not handed out again');
   await pools.release('g2');

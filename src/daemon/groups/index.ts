@@ -1,6 +1,7 @@
 import type { Action, ActionKind, ActionResults } from '../actions.ts';
 import type { DaemonContext, Handler } from '../context.ts';
 import { domainHandlers } from './domains.ts';
+import { networkHandlers } from './networks.ts';
 import { nodedevHandlers } from './nodedevs.ts';
 
 /**
@@ -11,6 +12,7 @@ import { nodedevHandlers } from './nodedevs.ts';
 export const HANDLERS = {
   ...domainHandlers,
   ...nodedevHandlers,
+  ...networkHandlers,
 } satisfies { readonly [K in ActionKind]: Handler<K> };
 
 /** Runs the handler of the action's kind; whatever it throws comes back as a rejection. */

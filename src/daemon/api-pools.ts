@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify';
+import type { PoolKind } from '../protocol/wire.ts';
+import type { Action } from './actions.ts';
+
+const nameParam = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', minLength: 1 } },
+} as const;
+
+const PREFIX: Record<PoolKind, string> = { network: '/networks', devicepool: '/devpools' };
+
+/** The routes of networks and device pools (the same for both kinds), domhostdev and
+ *  nodedev-release: thin adapters that turn a request into an Action. */
+export function poolRoutes(app: FastifyInstance, run: (a: Action) => Promise<unknown>): void {
+  for (const pool of ['network', 'devicepool'] as const) {
+    const base = PREFIX[pool];
+    app.get(base, () => run({ kind: 'poolList', pool }));
+    app.post<{ Body: { xml: string } }>(
+      base,
+      { schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } } },
+      (req) => run({ kind: 'poolDefine', pool, xml: req.body.xml }),
+    );
+    app.delete<{ Params: { name: string } }>(`${base}/:name`, { schema: { params: nameParam } }, (req) =>
+      run({ kind: 'poolUndefine', pool, name: req.params.name }),
+    );
+    app.post<{ Params: { name: string } }>(`${base}/:name/start`, { schema: { params: nameParam } }, (req) =>
+      run({ kind: 'poolStart', pool, name: req.params.name }),
+    );
+    app.post<{ Params: { name: string } }>(`${base}/:name/destroy`, { schema: { params: nameParam } }, (req) =>
+      run({ kind: 'poolDestroy', pool, name: req.params.name }),
+    );
+    app.post<{ Params: { name: string }; Body: { enable: boolean } }>(
+      `${base}/:name/autostart`,
+      {
+        schema: {
+          params: nameParam,
+          body: {
+            type: 'object',
+            required: ['enable'],
+            additionalProperties: false,
+            properties: { enable: { type: 'boolean' } },
+          },
+        },
+      },
+      (req) => run({ kind: 'poolAutostart', pool, name: req.params.name, enable: req.body.enable }),
+    );
+    app.get<{ Params: { name: string }; Querystring: { inactive?: string } }>(
+      `${base}/:name/xml`,
+      { schema: { params: nameParam } },
+      (req) => run({ kind: 'poolDumpxml', pool, name: req.params.name, inactive: req.query.inactive === '1' }),
+    );
+    app.get<{ Params: { name: string } }>(`${base}/:name/info`, { schema: { params: nameParam } }, (req) =>
+      run({ kind: 'poolInfo', pool, name: req.params.name }),
+    );
+  }
+  app.get<{ Params: { name: string } }>('/domains/:name/hostdevs', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'domhostdev', name: req.params.name }),
+  );
+  app.post<{ Params: { name: string } }>('/nodedevs/:name/release', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'nodedevRelease', name: req.params.name }),
+  );
+}

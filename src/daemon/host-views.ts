@@ -1,0 +1,76 @@
+import { PassthruError } from '../conf/error.ts';
+import { parsePciAddress } from '../conf/pci-address.ts';
+import { type Inventory, type PciDevice, readInventory, readPciDevice } from '../host/inventory.ts';
+import { readCpuNodes } from '../host/numa.ts';
+import type { Kernel } from '../host/types.ts';
+import { type HostView, hostView } from '../network/members.ts';
+
+/**
+ * The host as the pools see it, kept between allocations: reading the inventory of a host with
+ * 4096 VFs takes seconds, an allocation must take far less. The host watcher hands over each
+ * inventory it reads (it reads one on every change anyway); an action of ours that changes the
+ * set of devices (nodedev-sriov) drops it so the next look reads the host again.
+ */
+export class HostViews {
+  readonly #kernel: Kernel;
+  #inv: Promise<Inventory> | undefined;
+  #view: Promise<HostView> | undefined;
+  #cpuNodes: Promise<Map<number, number>> | undefined;
+
+  constructor(kernel: Kernel) {
+    this.#kernel = kernel;
+  }
+
+  get(): Promise<HostView> {
+    if (!this.#view) {
+      const inv = this.#inv ?? readInventory(this.#kernel.sysfs);
+      const p = inv.then(hostView);
+      this.#inv = inv;
+      this.#view = p;
+      // A failed read is not kept: the next look tries again.
+      p.catch(() => {
+        if (this.#view === p) this.invalidate();
+      });
+    }
+    return this.#view;
+  }
+
+  update(inv: Inventory): void {
+    this.#inv = Promise.resolve(inv);
+    this.#view = undefined;
+  }
+
+  invalidate(): void {
+    this.#inv = undefined;
+    this.#view = undefined;
+  }
+
+  /** Re-reads a few devices whose driver we just changed (a release), so the next allocation
+   *  does not see them as they were while a guest had them. */
+  async refresh(bdfs: readonly string[]): Promise<void> {
+    if (bdfs.length === 0 || !this.#inv) return;
+    const fresh = new Map<string, PciDevice | undefined>();
+    for (const bdf of bdfs) {
+      fresh.set(
+        bdf,
+        await readPciDevice(this.#kernel.sysfs, parsePciAddress(bdf)).catch((err: unknown) => {
+          if (err instanceof PassthruError && err.code === 'NO_DEVICE') return undefined;
+          throw err;
+        }),
+      );
+    }
+    const inv = await this.#inv;
+    const devices = inv.devices.flatMap((d) => {
+      if (!fresh.has(d.name)) return [d];
+      const f = fresh.get(d.name);
+      return f ? [f] : [];
+    });
+    this.update({ devices });
+  }
+
+  /** Host CPU -> NUMA node; CPUs do not come and go under a running daemon. */
+  cpuNodes(): Promise<Map<number, number>> {
+    this.#cpuNodes ??= readCpuNodes(this.#kernel.sysfs);
+    return this.#cpuNodes;
+  }
+}
