@@ -2,12 +2,13 @@ import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMac } from '../../src/conf/mac.ts';
-import { readInventory } from '../../src/host/inventory.ts';
+import { readInventory, refreshInventory } from '../../src/host/inventory.ts';
 import { parseLinkShow } from '../../src/host/linux/iproute2.ts';
 import { decodeVf, encodeVf } from '../../src/host/linux/netlink.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import { openSimHost } from '../../src/host/sim/kernel.ts';
 import { DirSysfs } from '../../src/host/sysfs.ts';
+import { diffInventory, watchHost } from '../../src/host/watch.ts';
 import { type Figure, repeat, samples } from '../lib/figure.ts';
 
 /**
@@ -77,6 +78,49 @@ export default [
       });
       ctx.note(`${first} functions read; tree under ${base()}`);
       return samples('ms', xs);
+    },
+  },
+  {
+    id: 'inventory.change',
+    title: 'one VF changes (driver_override): until the watcher reports it, on scale-16x256',
+    target: { max: 5, text: '<= 5 ms' },
+    measure: async (ctx) => {
+      const kernel = await openSimHost(await scaleHost());
+      const vf = '0000:10:02.4';
+      let seen: (() => void) | undefined;
+      const w = await watchHost(kernel, (changes) => {
+        if (changes.some((c) => c.name === vf)) seen?.();
+      });
+      try {
+        // From the moment the kernel operation returned to the watcher's report of it (the
+        // sim's own write is not ours to count).
+        const xs: number[] = [];
+        for (let i = 0; i < ctx.rounds(15) + 1; i++) {
+          const reported = new Promise<void>((r) => (seen = r));
+          await kernel.writeSysfs(`/sys/bus/pci/devices/${vf}/driver_override`, i % 2 === 0 ? 'vfio-pci' : '\n');
+          const t = performance.now();
+          await reported;
+          if (i > 0) xs.push(performance.now() - t);
+        }
+        ctx.note('inotify on the sim change log, then one VF re-read and diffed');
+        return samples('ms', xs);
+      } finally {
+        w.stop();
+      }
+    },
+  },
+  {
+    id: 'inventory.refresh-one',
+    title: 'one VF re-read and diffed against 4,128 functions (refreshInventory + diff)',
+    measure: async (ctx) => {
+      const sysfs = new DirSysfs(await scaleHost());
+      const before = await readInventory(sysfs);
+      return samples(
+        'ms',
+        await repeat(ctx.rounds(15), async () =>
+          diffInventory(before, await refreshInventory(sysfs, before, ['0000:10:02.4'])),
+        ),
+      );
     },
   },
   {

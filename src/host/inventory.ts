@@ -70,6 +70,14 @@ export interface Inventory {
 }
 
 const DEVICES = '/sys/bus/pci/devices';
+
+/** The PCI function a sysfs path or devpath is in: its last BDF ('/devices/pci0000:00/
+ *  0000:00:03.0/0000:06:10.2/net/eth3' is in 0000:06:10.2). */
+export function functionOfPath(path: string): string | undefined {
+  let last: string | undefined;
+  for (const m of path.matchAll(/[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]/g)) last = m[0];
+  return last;
+}
 const BDF = /^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 
 const num = (v: string | undefined): number | undefined => {
@@ -78,39 +86,112 @@ const num = (v: string | undefined): number | undefined => {
   return Number.isFinite(n) ? n : undefined;
 };
 
-function compareAddress(a: PciAddress, b: PciAddress): number {
+export function compareAddress(a: PciAddress, b: PciAddress): number {
   return a.domain - b.domain || a.bus - b.bus || a.slot - b.slot || a.function - b.function;
 }
 
+/** BDF names in address order (a domain may have more than 4 hex digits). */
+const compareName = (a: string, b: string): number => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+
 export async function readInventory(sysfs: Sysfs): Promise<Inventory> {
-  const names = (await sysfs.list(DEVICES)).filter((n) => BDF.test(n));
-  const raw = await mapLimit(names, 32, (n) => readRaw(sysfs, n));
-  // A VF's index comes from its PF's virtfnN links, read once per PF here.
-  const index = new Map<string, { pf: PciAddress; index: number }>();
-  for (const d of raw) {
-    d.sriov?.vfs.forEach((vf, i) => index.set(formatPciAddress(vf), { pf: d.address, index: i }));
+  // In address order, one at a time: a VF's address is above its PF's (First VF Offset >= 1),
+  // so each VF is reached after its PF's virtfnN links are known, and needs neither physfn nor
+  // the sriov_* attributes a VF does not have (an absent attribute costs a failed read). The
+  // reads are synchronous under the promises (sysfs.ts), so running them side by side would
+  // gain nothing.
+  const names = (await sysfs.list(DEVICES)).filter((n) => BDF.test(n)).sort(compareName);
+  const groups: GroupCache = new Map();
+  const vfs = new Set<string>();
+  const raw: Raw[] = [];
+  for (const n of names) {
+    const d = await readRaw(sysfs, n, vfs.has(n), groups);
+    if (d === undefined) continue;
+    for (const vf of d.sriov?.vfs ?? []) vfs.add(formatPciAddress(vf));
+    raw.push(d);
   }
-  const devices = raw.map((d) => {
-    const vf = d.physfnName === undefined ? undefined : index.get(d.name);
-    const rest: PciDevice = withoutPhysfn(d);
-    return vf === undefined ? rest : { ...rest, physfn: vf };
-  });
-  return { devices: devices.sort((a, b) => compareAddress(a.address, b.address)) };
+  return assemble(raw);
 }
 
-/** Reads devices a few dozen at a time: each device reads a dozen files at once, and 4096 VFs
- *  at once would open more files than the process may (EMFILE). */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
+/**
+ * The inventory after a change of the named functions: only those are read again (a function
+ * that is gone is dropped, a new one added); every other device is `before`'s own object, so a
+ * diff can pass over it by identity. What a watcher does with the kernel's word on what changed
+ * (a uevent's devpath, the sim's change log): one VF changing among 4,096 costs one VF's reads.
+ * A PF whose VFs changed brings its old and new VFs into the read.
+ */
+export async function refreshInventory(sysfs: Sysfs, before: Inventory, names: Iterable<string>): Promise<Inventory> {
+  const at = new Map<string, number>();
+  before.devices.forEach((d, i) => at.set(d.name, i));
+  const old = (n: string): PciDevice | undefined => before.devices[at.get(n) ?? -1];
+  const wanted = new Set<string>();
+  const want = (n: string): void => {
+    if (wanted.has(n) || !BDF.test(n)) return;
+    wanted.add(n);
+    // A function joining or leaving an IOMMU group changes the member list of the others in it.
+    for (const m of old(n)?.iommuGroupMembers ?? []) want(formatPciAddress(m));
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
+  for (const n of names) want(n);
+  const groups: GroupCache = new Map();
+  // VFs of the PFs read again, by name; a VF whose PF was not read again keeps its PF and index.
+  const index: VfIndex = new Map();
+  const fresh: Raw[] = [];
+  // In address order, so PFs come before their VFs; a PF's old and new VFs join the queue.
+  for (let queue = [...wanted].sort(compareName); queue.length > 0; ) {
+    const next: string[] = [];
+    for (const n of queue) {
+      const knownVf = index.has(n) || old(n)?.physfn !== undefined;
+      const d = await readRaw(sysfs, n, knownVf ? true : undefined, groups);
+      if (d !== undefined) fresh.push(d);
+      const now = d?.sriov?.vfs ?? [];
+      now.forEach((vf, i) => index.set(formatPciAddress(vf), { pf: d?.address ?? vf, index: i }));
+      for (const vf of [...(old(n)?.sriov?.vfs ?? []), ...now].map(formatPciAddress)) {
+        if (!wanted.has(vf)) {
+          wanted.add(vf);
+          next.push(vf);
+        }
+      }
+    }
+    queue = next.sort(compareName);
+  }
+  // Replace in place; sort only when a function came or went.
+  const devices = [...before.devices];
+  let moved = false;
+  for (const d of fresh) {
+    const vf = d.isVf ? (index.get(d.name) ?? old(d.name)?.physfn) : undefined;
+    const rest = withoutPhysfn(d);
+    const dev = vf === undefined ? rest : { ...rest, physfn: vf };
+    const i = at.get(d.name);
+    if (i === undefined) {
+      devices.push(dev);
+      moved = true;
+    } else devices[i] = dev;
+  }
+  const read = new Set(fresh.map((d) => d.name));
+  const gone = new Set([...wanted].filter((n) => at.has(n) && !read.has(n)));
+  if (gone.size > 0) moved = true;
+  const kept = gone.size > 0 ? devices.filter((d) => !gone.has(d.name)) : devices;
+  return { devices: moved ? kept.sort((a, b) => compareAddress(a.address, b.address)) : kept };
+}
+
+type VfIndex = Map<string, { pf: PciAddress; index: number }>;
+
+function vfIndex(devices: readonly { readonly address: PciAddress; readonly sriov?: Sriov }[]): VfIndex {
+  const index: VfIndex = new Map();
+  for (const d of devices)
+    d.sriov?.vfs.forEach((vf, i) => index.set(formatPciAddress(vf), { pf: d.address, index: i }));
+  return index;
+}
+
+function withIndex(d: Raw, index: VfIndex): PciDevice {
+  const vf = d.isVf ? index.get(d.name) : undefined;
+  const rest = withoutPhysfn(d);
+  return vf === undefined ? rest : { ...rest, physfn: vf };
+}
+
+/** Sets each VF's index from its PF's virtfnN links (read once per PF), and sorts. */
+function assemble(raw: readonly Raw[]): Inventory {
+  const index = vfIndex(raw);
+  return { devices: raw.map((d) => withIndex(d, index)).sort((a, b) => compareAddress(a.address, b.address)) };
 }
 
 export function findDevice(inv: Inventory, address: PciAddress): PciDevice | undefined {
@@ -120,91 +201,155 @@ export function findDevice(inv: Inventory, address: PciAddress): PciDevice | und
 /** One device, with its VF index when it is a VF. NO_DEVICE when the host has no such function. */
 export async function readPciDevice(sysfs: Sysfs, address: PciAddress): Promise<PciDevice> {
   const name = formatPciAddress(address);
-  if (!(await sysfs.exists(`${DEVICES}/${name}`))) {
-    throw new PassthruError('NO_DEVICE', `PCI device ${name} does not exist on this host`);
-  }
-  const d = await readRaw(sysfs, name);
-  const physfnName = d.physfnName;
+  const d = await readRaw(sysfs, name, undefined, new Map());
+  if (d === undefined) throw new PassthruError('NO_DEVICE', `PCI device ${name} does not exist on this host`);
   const rest = withoutPhysfn(d);
-  if (physfnName === undefined) return rest;
+  const physfn = d.isVf ? await sysfs.readLink(`${DEVICES}/${name}/physfn`) : undefined;
+  if (physfn === undefined) return rest;
+  const physfnName = basename(physfn);
   const pfLinks = await readVirtfns(sysfs, physfnName);
   const i = pfLinks.findIndex((a) => formatPciAddress(a) === name);
   return i < 0 ? rest : { ...rest, physfn: { pf: parsePciAddress(physfnName), index: i } };
 }
 
-type Raw = Omit<PciDevice, 'physfn'> & { physfnName: string | undefined };
+/** A device as read, before its VF index is known (from its PF's links). */
+type Raw = Omit<PciDevice, 'physfn'> & { isVf: boolean };
+
+/** IOMMU group member lists, read once per group during one read of the host. */
+type GroupCache = Map<number, Promise<PciAddress[]>>;
 
 function withoutPhysfn(d: Raw): PciDevice {
   const copy: Partial<Raw> = { ...d };
-  delete copy.physfnName;
+  delete copy.isVf;
   return copy as PciDevice;
 }
 
-async function readRaw(sysfs: Sysfs, name: string): Promise<Raw> {
-  const dir = `${DEVICES}/${name}`;
-  const [
+/** What a PCI device's `uevent` says (drivers/pci/pci-driver.c pci_uevent, plus the driver
+ *  core's DRIVER=): identity, class, modalias and driver in one read instead of seven. */
+interface Identity {
+  readonly vendor: number | undefined;
+  readonly device: number | undefined;
+  readonly subsystemVendor: number | undefined;
+  readonly subsystemDevice: number | undefined;
+  readonly class: number | undefined;
+  readonly modalias: string | undefined;
+  readonly driver: string | undefined;
+}
+
+export function parsePciUevent(text: string): Identity | undefined {
+  const vars = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) vars.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  const id = vars.get('PCI_ID');
+  if (id === undefined) return undefined;
+  const pair = (v: string | undefined): [number | undefined, number | undefined] => {
+    const m = v === undefined ? null : /^([0-9A-Fa-f]{1,4}):([0-9A-Fa-f]{1,4})$/.exec(v);
+    return m ? [Number.parseInt(m[1] ?? '', 16), Number.parseInt(m[2] ?? '', 16)] : [undefined, undefined];
+  };
+  const [vendor, device] = pair(id);
+  const [subsystemVendor, subsystemDevice] = pair(vars.get('PCI_SUBSYS_ID'));
+  const klass = vars.get('PCI_CLASS');
+  return {
     vendor,
     device,
-    subVendor,
-    subDevice,
-    klass,
-    numa,
-    override,
-    modalias,
-    driverLink,
-    groupLink,
-    devLink,
-    physfn,
-  ] = await Promise.all([
+    subsystemVendor,
+    subsystemDevice,
+    // "%04X" of the 24-bit class: "20000" is 0x020000.
+    class: klass !== undefined && /^[0-9A-Fa-f]+$/.test(klass) ? Number.parseInt(klass, 16) : undefined,
+    modalias: vars.get('MODALIAS'),
+    driver: vars.get('DRIVER'),
+  };
+}
+
+/** The same facts from the one-value attributes, for a tree without `uevent`. */
+async function readIdentity(sysfs: Sysfs, dir: string): Promise<Identity> {
+  const [vendor, device, subVendor, subDevice, klass, modalias, driverLink] = await Promise.all([
     sysfs.read(`${dir}/vendor`),
     sysfs.read(`${dir}/device`),
     sysfs.read(`${dir}/subsystem_vendor`),
     sysfs.read(`${dir}/subsystem_device`),
     sysfs.read(`${dir}/class`),
-    sysfs.read(`${dir}/numa_node`),
-    sysfs.read(`${dir}/driver_override`),
     sysfs.read(`${dir}/modalias`),
     sysfs.readLink(`${dir}/driver`),
-    sysfs.readLink(`${dir}/iommu_group`),
-    sysfs.readLink(dir),
-    sysfs.readLink(`${dir}/physfn`),
   ]);
-  const configBytes = await sysfs.readBytes(`${dir}/config`);
+  return {
+    vendor: num(vendor),
+    device: num(device),
+    subsystemVendor: num(subVendor),
+    subsystemDevice: num(subDevice),
+    class: num(klass),
+    modalias,
+    driver: driverLink === undefined ? undefined : basename(driverLink),
+  };
+}
+
+/**
+ * One function's facts, or undefined when it is gone. `isVf` when the caller knows (from the
+ * PF's links): a VF has no sriov_* attributes and its physfn is not needed, so neither is read.
+ */
+async function readRaw(
+  sysfs: Sysfs,
+  name: string,
+  isVf: boolean | undefined,
+  groups: GroupCache,
+): Promise<Raw | undefined> {
+  const dir = `${DEVICES}/${name}`;
+  const devLink = await sysfs.readLink(dir);
+  if (devLink === undefined) return undefined;
+  const uevent = await sysfs.read(`${dir}/uevent`);
+  const [id, numa, override, groupLink, configBytes] = await Promise.all([
+    (uevent === undefined ? undefined : parsePciUevent(uevent)) ?? readIdentity(sysfs, dir),
+    sysfs.read(`${dir}/numa_node`),
+    sysfs.read(`${dir}/driver_override`),
+    sysfs.readLink(`${dir}/iommu_group`),
+    sysfs.readBytes(`${dir}/config`),
+  ]);
   const config = configBytes === undefined ? undefined : parsePciConfig(configBytes);
   const iommuGroup = groupLink === undefined ? undefined : num(basename(groupLink));
-  const members =
-    iommuGroup === undefined
-      ? []
-      : (await sysfs.list(`/sys/kernel/iommu_groups/${iommuGroup}/devices`))
-          .filter((n) => BDF.test(n))
-          .map(parsePciAddress)
-          .sort(compareAddress);
-  const parentName = devLink === undefined ? undefined : basename(devLink.replace(/\/[^/]+$/, ''));
+  const members = iommuGroup === undefined ? [] : await groupMembers(sysfs, iommuGroup, groups);
+  const parentName = basename(devLink.replace(/\/[^/]+$/, ''));
   const numaNode = num(numa);
-  const sriov = await readSriov(sysfs, name);
+  const vf = isVf ?? (await sysfs.readLink(`${dir}/physfn`)) !== undefined;
+  const sriov = vf ? undefined : await readSriov(sysfs, name);
   return {
     address: parsePciAddress(name),
     name,
-    path: devLink === undefined ? dir : posix.resolve(DEVICES, devLink),
-    vendor: num(vendor) ?? config?.vendor ?? 0,
-    device: num(device) ?? config?.device ?? 0,
-    subsystemVendor: num(subVendor),
-    subsystemDevice: num(subDevice),
-    class: num(klass) ?? config?.class ?? 0,
-    driver: driverLink === undefined ? undefined : basename(driverLink),
+    path: posix.resolve(DEVICES, devLink),
+    vendor: id.vendor ?? config?.vendor ?? 0,
+    device: id.device ?? config?.device ?? 0,
+    subsystemVendor: id.subsystemVendor,
+    subsystemDevice: id.subsystemDevice,
+    class: id.class ?? config?.class ?? 0,
+    driver: id.driver,
     driverOverride: override === undefined || override === '(null)' || override === '' ? undefined : override,
     iommuGroup,
     iommuGroupMembers: members,
     numaNode: numaNode === undefined || numaNode < 0 ? undefined : numaNode,
     headerType: config?.headerType ?? 'endpoint',
     multifunction: config?.multifunction ?? false,
-    parent: parentName !== undefined && BDF.test(parentName) ? parsePciAddress(parentName) : undefined,
+    parent: BDF.test(parentName) ? parsePciAddress(parentName) : undefined,
     config,
-    modalias,
+    modalias: id.modalias,
     ...(sriov === undefined ? {} : { sriov }),
-    physfnName: physfn === undefined ? undefined : basename(physfn),
+    isVf: vf,
     netdevs: await readNetdevs(sysfs, dir),
   };
+}
+
+function groupMembers(sysfs: Sysfs, group: number, cache: GroupCache): Promise<PciAddress[]> {
+  let members = cache.get(group);
+  if (!members) {
+    members = sysfs.list(`/sys/kernel/iommu_groups/${group}/devices`).then((names) =>
+      names
+        .filter((n) => BDF.test(n))
+        .map(parsePciAddress)
+        .sort(compareAddress),
+    );
+    cache.set(group, members);
+  }
+  return members;
 }
 
 /** virtfnN links in index order, by the number in the name: a glob sorts virtfn10 before

@@ -1,7 +1,15 @@
-import { type FSWatcher, watch } from 'node:fs';
+import { closeSync, type FSWatcher, fstatSync, openSync, readSync, statSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { formatPciAddress, type PciAddress } from '../conf/pci-address.ts';
-import { type Inventory, type PciDevice, readInventory } from './inventory.ts';
+import {
+  compareAddress,
+  functionOfPath,
+  type Inventory,
+  type PciDevice,
+  readInventory,
+  refreshInventory,
+} from './inventory.ts';
+import { CHANGE_LOG } from './sim/tree.ts';
 import type { Kernel } from './types.ts';
 
 /**
@@ -11,7 +19,9 @@ import type { Kernel } from './types.ts';
  * that directory sees them all; on linux the kernel's link events come through rtnetlink (when
  * the netlink package loads) and a slow poll catches what has no event (a PCI driver rebind of
  * a function without netdev). Either way the inventory is re-read and diffed, so the events
- * say what changed, not just that something did.
+ * say what changed, not just that something did. Where the host says which functions changed
+ * (a uevent's devpath, the sim's change log) only those are read again (refreshInventory), at
+ * once; a change without names (a link event, the poll) reads everything after a short quiet.
  */
 export interface HostChange {
   readonly kind: 'added' | 'removed' | 'changed';
@@ -21,21 +31,33 @@ export interface HostChange {
   readonly fields?: readonly string[];
 }
 
+/** What changed between two inventories, in address order. Both are sorted by address, so one
+ *  walk pairs them up; a device that is the same object in both was not read again
+ *  (refreshInventory) and is passed over. */
 export function diffInventory(before: Inventory, after: Inventory): HostChange[] {
-  const old = new Map(before.devices.map((d) => [d.name, d]));
-  const now = new Map(after.devices.map((d) => [d.name, d]));
   const out: HostChange[] = [];
-  for (const [name, d] of now) {
-    const o = old.get(name);
-    if (!o) {
-      out.push({ kind: 'added', address: d.address, name });
-      continue;
+  const a = before.devices;
+  const b = after.devices;
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const o = a[i];
+    const d = b[j];
+    if (o !== undefined && o.name === d?.name) {
+      i++;
+      j++;
+      if (o === d) continue;
+      const fields = changedFields(o, d);
+      if (fields.length > 0) out.push({ kind: 'changed', address: d.address, name: d.name, fields });
+    } else if (d !== undefined && (o === undefined || compareAddress(d.address, o.address) < 0)) {
+      j++;
+      out.push({ kind: 'added', address: d.address, name: d.name });
+    } else if (o !== undefined) {
+      i++;
+      out.push({ kind: 'removed', address: o.address, name: o.name });
     }
-    const fields = changedFields(o, d);
-    if (fields.length > 0) out.push({ kind: 'changed', address: d.address, name, fields });
   }
-  for (const [name, d] of old) if (!now.has(name)) out.push({ kind: 'removed', address: d.address, name });
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+  return out;
 }
 
 function changedFields(a: PciDevice, b: PciDevice): string[] {
@@ -74,12 +96,27 @@ export async function watchHost(
   onChange: (changes: readonly HostChange[], inventory: Inventory) => void,
   opts: WatchOptions = {},
 ): Promise<HostWatcher> {
+  const log = kernel.backend === 'sim' ? new ChangeLog(join(kernel.sysfs.root, 'sim', CHANGE_LOG)) : undefined;
   let inv = await readInventory(kernel.sysfs);
   let timer: NodeJS.Timeout | undefined;
+  let due = Number.POSITIVE_INFINITY;
   let running = false;
   let again = false;
   let stopped = false;
   let failures = 0;
+  // What the next read covers: the functions named so far, or everything.
+  let pending: Set<string> | 'all' = new Set();
+  const want = (names: Iterable<string> | 'all'): void => {
+    if (pending === 'all') return;
+    if (names === 'all') pending = 'all';
+    else for (const n of names) pending.add(n);
+  };
+  const take = (): Set<string> | 'all' => {
+    if (log) want(log.drain());
+    const what = pending;
+    pending = new Set();
+    return what;
+  };
   // Reads are numbered as they start; sync() waits for a read numbered after its call to end.
   let started = 0;
   let waiters: { readonly after: number; readonly resolve: () => void }[] = [];
@@ -89,16 +126,25 @@ export async function watchHost(
     for (const w of due) w.resolve();
   };
   const refresh = async (): Promise<void> => {
+    clearTimeout(timer);
+    due = Number.POSITIVE_INFINITY;
     if (running) {
       again = true;
       return;
     }
     running = true;
+    let what: Set<string> | 'all' = new Set();
     try {
       do {
         again = false;
         const n = ++started;
-        const next = await readInventory(kernel.sysfs);
+        what = take();
+        const next =
+          what === 'all'
+            ? await readInventory(kernel.sysfs)
+            : what.size === 0
+              ? inv
+              : await refreshInventory(kernel.sysfs, inv, what);
         const changes = diffInventory(inv, next);
         inv = next;
         failures = 0;
@@ -109,48 +155,69 @@ export async function watchHost(
       // The host changed under the read (a VF vanished mid-read). The change that did it may
       // have signalled while this read ran, so nothing else will come: read again, backing off
       // while the failures go on.
+      want(what);
       failures++;
-      if (!stopped) {
-        clearTimeout(timer);
-        timer = setTimeout(() => void refresh(), Math.min(5000, 50 * 2 ** failures));
-      }
+      if (!stopped) schedule(Math.min(5000, 50 * 2 ** failures));
     } finally {
       running = false;
     }
   };
-  const poke = (): void => {
-    if (stopped) return;
+  /** Runs a read in `ms`, or sooner if one is due sooner. */
+  const schedule = (ms: number): void => {
+    if (stopped || Date.now() + ms >= due) return;
     clearTimeout(timer);
-    timer = setTimeout(() => void refresh(), opts.debounceMs ?? 50);
+    due = Date.now() + ms;
+    timer = setTimeout(() => void refresh(), ms);
+  };
+  /** Something changed: read the named functions at once, or everything after a quiet spell
+   *  (events without names come in bursts: a VF count change is dozens of them). */
+  const poke = (names: Iterable<string> | 'all'): void => {
+    want(names);
+    schedule(names === 'all' ? (opts.debounceMs ?? 50) : 0);
   };
   const stops: (() => void)[] = [];
   // Events say when to look; a slow poll is the floor under them. inotify can drop events (its
   // queue overflows on a loaded host; CI saw a sim change go unnoticed), and on linux some
   // changes have no event at all.
-  const poll = setInterval(poke, opts.pollMs ?? (kernel.backend === 'sim' ? 10_000 : 5000));
+  const poll = setInterval(
+    () => {
+      poke('all');
+    },
+    opts.pollMs ?? (kernel.backend === 'sim' ? 10_000 : 5000),
+  );
   poll.unref();
   stops.push(() => {
     clearInterval(poll);
   });
-  if (kernel.backend === 'sim') {
-    // Every changing operation rewrites sim/generation (reads only take the lock).
+  if (log) {
+    // Every changing operation appends the functions it touched to the change log, then
+    // rewrites sim/generation (reads only take the lock).
     const w: FSWatcher = watch(join(kernel.sysfs.root, 'sim'), (_event, file) => {
-      if (file === 'generation' || file === null) poke();
+      if (file === 'generation' || file === null) poke([]);
     });
     stops.push(() => {
       w.close();
     });
   } else {
-    const unsub = await linkEvents(poke);
+    const unsub = await linkEvents(() => {
+      poke('all');
+    });
     if (unsub) stops.push(unsub);
-    // PCI functions appearing and drivers binding have no link event: the kernel's uevents.
-    const unsubUevents = await pciUevents(poke);
+    // PCI functions appearing and drivers binding have no link event: the kernel's uevents,
+    // whose devpath names the function.
+    const unsubUevents = await pciUevents((devpath) => {
+      const name = functionOfPath(devpath);
+      poke(name === undefined ? 'all' : [name]);
+    });
     if (unsubUevents) stops.push(unsubUevents);
   }
   return {
     current: () => inv,
     sync(maxMs = 5000) {
       if (stopped) return Promise.resolve();
+      // The sim's change log names what the caller changed; linux's uevents may still be on
+      // their way, so there a sync reads everything.
+      if (!log) want('all');
       return new Promise<void>((resolve) => {
         const cap = setTimeout(resolve, maxMs);
         waiters.push({
@@ -160,7 +227,6 @@ export async function watchHost(
             resolve();
           },
         });
-        clearTimeout(timer);
         void refresh();
       });
     },
@@ -171,6 +237,56 @@ export async function watchHost(
       settle(started);
     },
   };
+}
+
+/** The sim's change log, read from where the last read stopped. A log that shrank (a new sim
+ *  tree in the same place) or cannot be read means everything may have changed. */
+class ChangeLog {
+  readonly #path: string;
+  #offset: number;
+  #partial = '';
+
+  constructor(path: string) {
+    this.#path = path;
+    this.#offset = size(path);
+  }
+
+  drain(): Set<string> | 'all' {
+    let fd: number | undefined;
+    try {
+      fd = openSync(this.#path, 'r');
+      const end = fstatSync(fd).size;
+      if (end < this.#offset) {
+        this.#offset = end;
+        this.#partial = '';
+        return 'all';
+      }
+      const buf = Buffer.alloc(end - this.#offset);
+      const got = buf.length === 0 ? 0 : readSync(fd, buf, 0, buf.length, this.#offset);
+      this.#offset += got;
+      const text = this.#partial + buf.subarray(0, got).toString('utf8');
+      const cut = text.lastIndexOf('\n');
+      this.#partial = text.slice(cut + 1);
+      return new Set(
+        text
+          .slice(0, cut + 1)
+          .split(/\s+/)
+          .filter((n) => n !== ''),
+      );
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ENOENT' ? new Set() : 'all';
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+}
+
+function size(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 /** rtnetlink RTNLGRP_LINK: netdevs appearing, vanishing, changing; undefined without the package. */
@@ -220,7 +336,7 @@ export function parseUevent(msg: Buffer): Uevent | undefined {
 const NETLINK_KOBJECT_UEVENT = 15;
 
 /** NETLINK_KOBJECT_UEVENT group 1, filtered to PCI and net: add, remove, bind, unbind, change. */
-async function pciUevents(onEvent: () => void): Promise<(() => void) | undefined> {
+async function pciUevents(onEvent: (devpath: string) => void): Promise<(() => void) | undefined> {
   try {
     const mod = (await import('netlink')) as unknown as {
       RawNetlinkSocket: new (
@@ -237,7 +353,7 @@ async function pciUevents(onEvent: () => void): Promise<(() => void) | undefined
     s.addMembership(1);
     s.on('message', (msg) => {
       const ev = parseUevent(msg);
-      if (ev && (ev.subsystem === 'pci' || ev.subsystem === 'net')) onEvent();
+      if (ev && (ev.subsystem === 'pci' || ev.subsystem === 'net')) onEvent(ev.devpath);
     });
     s.on('error', () => undefined);
     s.unref();

@@ -15,7 +15,9 @@ export async function simSnapshot(dir: string): Promise<Map<string, string>> {
       const p = join(d, e.name);
       const rel = relative(dir, p);
       if (rel === join('sim', 'faults.json') || rel.startsWith(join('sim', 'lock'))) continue;
-      if (rel === join('sim', 'generation') || /\/net\/[^/]+\/(ifindex|iflink)$/.test(rel)) continue;
+      // generation and the change log tell watchers that (and where) the host changed: not host state.
+      if (rel === join('sim', 'generation') || rel === join('sim', 'changes')) continue;
+      if (/\/net\/[^/]+\/(ifindex|iflink)$/.test(rel)) continue;
       if (/\/net\/[^/]+\/address$/.test(rel) && (await isVf(join(p, '..', '..', '..')))) continue;
       if (e.isSymbolicLink()) out.set(rel, `-> ${await readlink(p)}`);
       else if (e.isDirectory()) await walk(p);

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { formatPciAddress, parsePciAddress } from '../../src/conf/pci-address.ts';
 import { formatNodeDevice } from '../../src/conf/nodedev/format.ts';
 import { parseNodeDevice } from '../../src/conf/nodedev/parse.ts';
-import { findDevice, readInventory, readPciDevice } from '../../src/host/inventory.ts';
+import { findDevice, parsePciUevent, readInventory, readPciDevice } from '../../src/host/inventory.ts';
+import { DirSysfs } from '../../src/host/sysfs.ts';
 import { nodeDevices } from '../../src/host/nodedev.ts';
 import { hostError, simHost } from './helpers.ts';
 
@@ -144,6 +147,34 @@ test('node devices of the profile: libvirt XML of a PF, a VF and a netdev', asyn
     // What we write reads back to the same definition.
     for (const d of [pf, vf, rp, net])
       assert.equal(formatNodeDevice(parseNodeDevice(formatNodeDevice(d))), formatNodeDevice(d));
+  } finally {
+    done();
+  }
+});
+
+test("a device's uevent gives identity, class, modalias and driver in one read; without it the one-value files say the same", async () => {
+  const { dir, kernel, done } = await simHost();
+  try {
+    const sysfs = kernel.sysfs;
+    const vf = '/sys/bus/pci/devices/0000:06:02.0';
+    const uevent = (await sysfs.read(`${vf}/uevent`)) ?? '';
+    // The kernel's layout (pci_uevent): class "%04X", ids "%04X:%04X"; DRIVER= first.
+    assert.match(
+      uevent,
+      /^DRIVER=iavf\nPCI_CLASS=20000\nPCI_ID=8086:154C\nPCI_SUBSYS_ID=8086:0000\nPCI_SLOT_NAME=0000:06:02.0\nMODALIAS=pci:v00008086d0000154Csv00008086sd00000000bc02sc00i00$/,
+    );
+    assert.deepEqual(parsePciUevent(uevent), {
+      vendor: 0x8086,
+      device: 0x154c,
+      subsystemVendor: 0x8086,
+      subsystemDevice: 0,
+      class: 0x020000,
+      modalias: 'pci:v00008086d0000154Csv00008086sd00000000bc02sc00i00',
+      driver: 'iavf',
+    });
+    const withUevent = await readInventory(sysfs);
+    for (const d of withUevent.devices) rmSync(join(dir, 'sys', 'bus', 'pci', 'devices', d.name, 'uevent'));
+    assert.deepEqual(await readInventory(new DirSysfs(dir)), withUevent);
   } finally {
     done();
   }

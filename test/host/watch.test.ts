@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parsePciAddress } from '../../src/conf/pci-address.ts';
 import { bindToStub } from '../../src/host/bind.ts';
-import type { Inventory } from '../../src/host/inventory.ts';
+import { functionOfPath, type Inventory, readInventory, refreshInventory } from '../../src/host/inventory.ts';
 import { openSimHost } from '../../src/host/sim/kernel.ts';
 import type { Kernel } from '../../src/host/types.ts';
-import { type HostChange, parseUevent, watchHost } from '../../src/host/watch.ts';
+import { diffInventory, type HostChange, parseUevent, watchHost } from '../../src/host/watch.ts';
 import { simHost } from './helpers.ts';
 
 /** Collects changes (a burst may come in several batches) until `want` holds for them. */
@@ -162,6 +162,49 @@ test('sync: the state a caller just made is read before it returns, so a change 
     );
   } finally {
     w.stop();
+    done();
+  }
+});
+
+test('the sim names what each operation touched, and the watcher re-reads only that: the same inventory as a full read', async () => {
+  const { dir, kernel, done } = await simHost('intel-82576');
+  const w = await watchHost(kernel, () => undefined, { pollMs: 3_600_000 });
+  try {
+    const other = await openSimHost(dir);
+    await bindToStub(other, parsePciAddress('0000:01:10.2'));
+    await w.sync();
+    // What the next diff starts from is exactly what a full read of the host says now.
+    assert.deepEqual(w.current(), await readInventory(kernel.sysfs));
+    await kernel.writeSysfs('/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs', '0');
+    await w.sync();
+    assert.deepEqual(w.current(), await readInventory(kernel.sysfs));
+    await kernel.writeSysfs('/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs', '2');
+    await w.sync();
+    assert.deepEqual(w.current(), await readInventory(kernel.sysfs));
+    assert.equal(w.current().devices.filter((d) => d.physfn?.pf.bus === 1 && d.physfn.pf.function === 0).length, 2);
+  } finally {
+    w.stop();
+    done();
+  }
+});
+
+test('refreshInventory: only the named functions are read again; a PF brings its VFs; a gone function is dropped', async () => {
+  const { kernel, done } = await simHost('intel-82576');
+  try {
+    const before = await readInventory(kernel.sysfs);
+    const vf = '0000:01:10.2';
+    const same = await refreshInventory(kernel.sysfs, before, [vf]);
+    assert.deepEqual(same, before);
+    // Untouched devices are the same objects, so a diff passes over them.
+    assert.equal(same.devices.filter((d, i) => d !== before.devices[i]).length, 1);
+    assert.deepEqual(diffInventory(before, same), []);
+    await kernel.writeSysfs('/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs', '0');
+    const after = await refreshInventory(kernel.sysfs, before, ['0000:01:00.0']);
+    assert.deepEqual(after, await readInventory(kernel.sysfs));
+    assert.equal(diffInventory(before, after).filter((c) => c.kind === 'removed').length, 7);
+    assert.equal(functionOfPath('/devices/pci0000:00/0000:00:01.0/0000:01:10.2/net/eth3'), vf);
+    assert.equal(functionOfPath('/devices/virtual/net/lo'), undefined);
+  } finally {
     done();
   }
 });

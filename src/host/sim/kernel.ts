@@ -1,4 +1,4 @@
-import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { PassthruError } from '../../conf/error.ts';
 import { type MacAddress, ZERO_MAC } from '../../conf/mac.ts';
@@ -32,7 +32,18 @@ import { checkFault } from './faults.ts';
 import { withSimLock } from './lock.ts';
 import { applyLateMacs, fail, pfOfNetdev, portProfileKey, setVfAttribute, setVfPort, vfPortStatus } from './vf.ts';
 import { readHostState, readSwitchConfig, writeHostState, writeNetlink } from './state.ts';
-import { BUS_DEVICES, CLASS_NET, deviceDir, driverOf, list, readAttr, resolveLink, writeAttr } from './tree.ts';
+import {
+  BUS_DEVICES,
+  CHANGE_LOG,
+  CLASS_NET,
+  deviceDir,
+  driverOf,
+  list,
+  readAttr,
+  recordTouches,
+  resolveLink,
+  writeAttr,
+} from './tree.ts';
 
 /** Opens an existing sim host (made by createSimHost). */
 export async function openSimHost(dir: string): Promise<SimKernel> {
@@ -66,10 +77,13 @@ export class SimKernel implements Kernel {
       withSimLock(this.root, async () => {
         const ctx = newCtx(this.root, readHostState(this.root));
         const before = JSON.stringify(ctx.state);
-        applyPendingMacs(ctx);
-        applyLateMacs(ctx);
+        const touched = new Set<string>();
         try {
-          return fn(ctx);
+          return recordTouches(touched, () => {
+            applyPendingMacs(ctx);
+            applyLateMacs(ctx);
+            return fn(ctx);
+          });
         } finally {
           const stateChanged = JSON.stringify(ctx.state) !== before;
           if (stateChanged) await writeHostState(this.root, ctx.state);
@@ -78,7 +92,9 @@ export class SimKernel implements Kernel {
             if (t) await writeNetlink(this.root, t);
           }
           // What watchers of this sim host (watch.ts, any process) wait for.
-          if (mutating || stateChanged)
+          // Which functions changed, for watchers to re-read only those (one line per operation).
+          if (touched.size > 0) appendFileSync(join(this.root, 'sim', CHANGE_LOG), `${[...touched].join(' ')}\n`);
+          if (mutating || stateChanged || touched.size > 0)
             writeFileSync(join(this.root, 'sim', 'generation'), `${Date.now()} ${process.pid}\n`);
         }
       });

@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { formatPciAddress, type PciAddress } from '../../conf/pci-address.ts';
+import { functionOfPath } from '../inventory.ts';
 
 /**
  * The sim tree's primitive edits, each leaving it shaped as the kernel's: relative symlinks
@@ -38,7 +39,37 @@ function inDir<T>(path: string, make: () => T): T {
   }
 }
 
+/**
+ * The PCI functions the edits of one kernel operation touched, by name: the sim's word on what
+ * changed, as a uevent's devpath is the kernel's (watch.ts re-reads only those). A path names
+ * the function it is in by its last BDF ('sys/devices/pci0000:00/0000:00:03.0/0000:06:10.2/net/x').
+ */
+let touched: Set<string> | undefined;
+
+/** `<dir>/sim/<CHANGE_LOG>`: one line per kernel operation, the names of the functions it touched. */
+export const CHANGE_LOG = 'changes';
+
+function touch(rel: string): void {
+  if (touched === undefined) return;
+  const name = functionOfPath(rel);
+  if (name !== undefined) touched.add(name);
+}
+
+/** Runs `fn` (synchronous edits) and adds the functions it touched to `into`, even when it
+ *  throws half way (what it did edit has changed). */
+export function recordTouches<T>(into: Set<string>, fn: () => T): T {
+  const outer = touched;
+  touched = into;
+  try {
+    return fn();
+  } finally {
+    touched = outer;
+    for (const n of into) outer?.add(n);
+  }
+}
+
 export function writeAttr(root: string, rel: string, value: string | Buffer, mode = 0o644): void {
+  touch(rel);
   const p = join(root, rel);
   inDir(p, () => {
     writeFileSync(p, typeof value === 'string' ? `${value}\n` : value, { mode });
@@ -55,6 +86,8 @@ export function readAttr(root: string, rel: string): string | undefined {
 
 /** A symlink at `linkRel` pointing at `targetRel`, written relative as the kernel does. */
 export function link(root: string, linkRel: string, targetRel: string): void {
+  touch(linkRel);
+  touch(targetRel);
   const p = join(root, linkRel);
   const target = relative(dirname(p), join(root, targetRel));
   inDir(p, () => {
@@ -69,6 +102,7 @@ export function link(root: string, linkRel: string, targetRel: string): void {
 }
 
 export function unlink(root: string, rel: string): void {
+  touch(rel);
   rmSync(join(root, rel), { force: true, recursive: true });
 }
 
@@ -142,11 +176,22 @@ export function addPciDevice(root: string, d: NewPciDevice): void {
   const [bc, sc, pi] = [(c >> 16) & 0xff, (c >> 8) & 0xff, c & 0xff].map((x) =>
     x.toString(16).toUpperCase().padStart(2, '0'),
   );
+  const modalias = `pci:v${up8(d.vendor)}d${up8(d.device)}sv${up8(d.vendor)}sd${up8(0)}bc${bc}sc${sc}i${pi}`;
+  writeAttr(root, `${d.dir}/modalias`, modalias, 0o444);
+  // The kernel builds uevent when it is read (pci_uevent, plus DRIVER= from the driver core);
+  // the sim keeps it written, and attachDriver/detachDriver keep its DRIVER= line true.
+  const up4 = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
   writeAttr(
     root,
-    `${d.dir}/modalias`,
-    `pci:v${up8(d.vendor)}d${up8(d.device)}sv${up8(d.vendor)}sd${up8(0)}bc${bc}sc${sc}i${pi}`,
-    0o444,
+    `${d.dir}/uevent`,
+    [
+      `PCI_CLASS=${up4(c)}`,
+      `PCI_ID=${up4(d.vendor)}:${up4(d.device)}`,
+      `PCI_SUBSYS_ID=${up4(d.vendor)}:${up4(0)}`,
+      `PCI_SLOT_NAME=${name}`,
+      `MODALIAS=${modalias}`,
+    ].join('\n'),
+    0o644,
   );
   link(root, `${d.dir}/subsystem`, 'sys/bus/pci');
   link(root, `${BUS_DEVICES}/${name}`, d.dir);
@@ -189,6 +234,15 @@ export function attachDriver(root: string, address: string, driver: string): voi
   ensureDriver(root, driver);
   link(root, `${dir}/driver`, `${DRIVERS}/${driver}`);
   link(root, `${DRIVERS}/${driver}/${address}`, dir);
+  setUeventDriver(root, dir, driver);
+}
+
+/** The DRIVER= line of a device's uevent: first, as the driver core adds it before the bus's. */
+function setUeventDriver(root: string, dir: string, driver: string | undefined): void {
+  const text = readAttr(root, `${dir}/uevent`);
+  if (text === undefined) return;
+  const lines = text.split('\n').filter((l) => l !== '' && !l.startsWith('DRIVER='));
+  writeAttr(root, `${dir}/uevent`, [...(driver === undefined ? [] : [`DRIVER=${driver}`]), ...lines].join('\n'), 0o644);
 }
 
 export function detachDriver(root: string, address: string): void {
@@ -197,6 +251,7 @@ export function detachDriver(root: string, address: string): void {
   if (driver === undefined || dir === undefined) return;
   unlink(root, `${dir}/driver`);
   unlink(root, `${DRIVERS}/${driver}/${address}`);
+  setUeventDriver(root, dir, undefined);
 }
 
 export interface NewNetdev {
