@@ -1,5 +1,5 @@
 import type { PciAddress } from '../conf/pci-address.ts';
-import type { DevicePresentation, VfConfig, VfSettings } from '../host/types.ts';
+import type { DevicePresentation, VfConfig, VfPortProfile, VfSettings } from '../host/types.ts';
 
 /** What the device manager needs to know about a PCI function to plan its assignment. */
 export interface DeviceFacts {
@@ -15,7 +15,21 @@ export interface DeviceFacts {
     readonly endpoint: boolean;
   }[];
   /** Set when the function is an SR-IOV VF. */
-  readonly vf: { readonly pf: PciAddress; readonly pfNetdev: string | undefined; readonly index: number } | undefined;
+  readonly vf: VfFacts | undefined;
+}
+
+export interface VfFacts {
+  readonly pf: PciAddress;
+  /** The PF's uplink netdev (its first port). */
+  readonly pfNetdev: string | undefined;
+  readonly index: number;
+  /** The PF's driver: what it can set on a VF is host/vf-caps.ts's vfCapabilities(pfDriver). */
+  readonly pfDriver?: string | undefined;
+  /** Whether the PF's netdevs are up (IFF_UP), by name. */
+  readonly pfUp?: Readonly<Record<string, boolean | undefined>>;
+  /** The PF's ports (uplink netdevs, not switchdev representors) by dev_port: port N of a
+   *  `<netdev port='N'>` is the one with devPort N-1. */
+  readonly pfPorts?: readonly { readonly name: string; readonly devPort: number }[];
 }
 
 /** The host operations the device manager performs; host/ implements them for both backends. */
@@ -23,6 +37,10 @@ export interface HostOps {
   facts(address: PciAddress): Promise<DeviceFacts | undefined>;
   vfRow(pfNetdev: string, vf: number): Promise<VfConfig | undefined>;
   setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void>;
+  /** 802.1Qbh/802.1Qbg: (pre)associate the VF's port and wait for the switch's answer; a
+   *  refusal leaves the port as it was (host/port-profile.ts). */
+  associatePort(pfNetdev: string, vf: number, profile: VfPortProfile, incoming: boolean): Promise<void>;
+  disassociatePort(pfNetdev: string, vf: number, profile: VfPortProfile): Promise<void>;
   bindStub(address: PciAddress, stub: string): Promise<{ changed: boolean; previousDriver?: string }>;
   /** Back to `hostDriver` (the one it had before) when given, else whatever the kernel probes. */
   rebindHostDriver(address: PciAddress, hostDriver?: string): Promise<void>;

@@ -5,9 +5,10 @@ import { type PciDevice, readPciDevice } from '../host/inventory.ts';
 import { resetDevice } from '../host/reset.ts';
 import { setVfCount } from '../host/sriov.ts';
 import type { Kernel, VfConfig } from '../host/types.ts';
-import { applyVfSettings } from '../host/vf-apply.ts';
+import { associatePort, disassociatePort } from '../host/port-profile.ts';
+import { applyVfSettings, pfIsUp } from '../host/vf-apply.ts';
 import { checkAssignable } from './check.ts';
-import type { DeviceFacts, HostOps } from './facts.ts';
+import type { DeviceFacts, HostOps, VfFacts } from './facts.ts';
 
 /** The PF's uplink netdev: the first port that is not a switchdev representor. */
 export function uplinkNetdev(pf: PciDevice): string | undefined {
@@ -21,6 +22,27 @@ async function tryRead(kernel: Kernel, address: PciAddress): Promise<PciDevice |
     if (err instanceof PassthruError && err.code === 'NO_DEVICE') return undefined;
     throw err;
   }
+}
+
+async function vfFacts(
+  kernel: Kernel,
+  pfAddress: PciAddress,
+  index: number,
+  pf: PciDevice | undefined,
+): Promise<VfFacts> {
+  const ports = (pf?.netdevs ?? [])
+    .filter((n) => !n.representor)
+    .map((n) => ({ name: n.name, devPort: n.devPort }))
+    .sort((a, b) => a.devPort - b.devPort);
+  const up = await Promise.all(ports.map(async (p) => [p.name, await pfIsUp(kernel.sysfs, p.name)] as const));
+  return {
+    pf: pfAddress,
+    pfNetdev: pf ? uplinkNetdev(pf) : undefined,
+    index,
+    pfDriver: pf?.driver,
+    pfUp: Object.fromEntries(up),
+    pfPorts: ports,
+  };
 }
 
 /** HostOps over a host backend: the facts come from the shared inventory code, the changes
@@ -42,9 +64,7 @@ export function hostOps(kernel: Kernel): HostOps {
         groupPeers: peers
           .filter((p): p is PciDevice => p !== undefined)
           .map((p) => ({ address: p.address, driver: p.driver, endpoint: p.headerType === 'endpoint' })),
-        vf: d.physfn
-          ? { pf: d.physfn.pf, pfNetdev: pf ? uplinkNetdev(pf) : undefined, index: d.physfn.index }
-          : undefined,
+        vf: d.physfn ? await vfFacts(kernel, d.physfn.pf, d.physfn.index, pf) : undefined,
       };
     },
     async vfRow(pfNetdev, vf): Promise<VfConfig | undefined> {
@@ -53,6 +73,10 @@ export function hostOps(kernel: Kernel): HostOps {
     setVf: async (pfNetdev, vf, settings) => {
       await applyVfSettings(kernel, pfNetdev, vf, settings);
     },
+    associatePort: async (pfNetdev, vf, profile, incoming) => {
+      await associatePort(kernel, pfNetdev, vf, profile, incoming);
+    },
+    disassociatePort: (pfNetdev, vf, profile) => disassociatePort(kernel, pfNetdev, vf, profile),
     bindStub: (address, stub) => bindToStub(kernel, address, stub),
     rebindHostDriver: (address, hostDriver) => rebindHostDriver(kernel, address, hostDriver),
     check: (address, holder) => checkAssignable(kernel, holder, address),

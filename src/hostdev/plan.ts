@@ -1,6 +1,9 @@
 import { PassthruError } from '../conf/error.ts';
 import { formatPciAddress } from '../conf/pci-address.ts';
-import { isVfioDriver, type DeviceFacts } from './facts.ts';
+import { describeProfile } from '../host/port-profile.ts';
+import { pfDownError } from '../host/vf-apply.ts';
+import { refuseUnsupported, vfCapabilities } from '../host/vf-caps.ts';
+import { isVfioDriver, type DeviceFacts, type VfFacts } from './facts.ts';
 import type { Holder } from './leases.ts';
 import type { HostdevRequest, VfNetConfig } from './request.ts';
 import type { VfSettings } from '../host/types.ts';
@@ -35,6 +38,7 @@ export function planPrepare(
   const saves: Step[] = [];
   const binds: Step[] = [];
   const sets: Step[] = [];
+  const ports: Step[] = [];
   for (const [bdf, r] of wanted) {
     const vf = facts.get(bdf)?.vf;
     const driver = facts.get(bdf)?.driver;
@@ -50,21 +54,30 @@ export function planPrepare(
         ...(driver === undefined ? {} : { previousDriver: driver }),
       });
     }
-    if (r.net && vf?.pfNetdev !== undefined) {
-      saves.push({ kind: 'save-vf-config', alias: r.alias, address: bdf, pfNetdev: vf.pfNetdev, vf: vf.index });
-      sets.push({
-        kind: 'set-vf-config',
-        alias: r.alias,
-        address: bdf,
-        pfNetdev: vf.pfNetdev,
-        vf: vf.index,
-        settings: vfSettings(r.net),
-      });
+    for (const { pfNetdev, net } of vf ? vfTargets(r, vf) : []) {
+      const at = { alias: r.alias, address: bdf, pfNetdev, vf: vf?.index ?? 0 };
+      saves.push({ kind: 'save-vf-config', ...at });
+      sets.push({ kind: 'set-vf-config', ...at, settings: vfSettings(net) });
+      if (net.portProfile)
+        ports.push({ kind: 'associate-port', ...at, profile: net.portProfile, incoming: r.incoming === true });
     }
   }
   // Save before detaching, while the VF's own netdev can still be read (libvirt cceada57);
-  // program MAC/VLAN after the VF sits on vfio-pci.
-  return [...saves, ...binds, ...sets];
+  // program MAC/VLAN after the VF sits on vfio-pci; associate port profiles last, with the
+  // MAC in place (libvirt sends the MAC in the association request).
+  return [...saves, ...binds, ...sets, ...ports];
+}
+
+/** The PF netdevs a request programs the VF through, each with what it gets: the uplink for an
+ *  interface, port N's netdev (dev_port N-1) for each `<netdev port='N'>`. */
+function vfTargets(r: HostdevRequest, vf: VfFacts): { pfNetdev: string; net: VfNetConfig }[] {
+  const out: { pfNetdev: string; net: VfNetConfig }[] = [];
+  if (r.net && vf.pfNetdev !== undefined) out.push({ pfNetdev: vf.pfNetdev, net: r.net });
+  for (const p of r.ports ?? []) {
+    const netdev = vf.pfPorts?.find((n) => n.devPort === p.port - 1)?.name;
+    if (netdev !== undefined) out.push({ pfNetdev: netdev, net: p.net });
+  }
+  return out;
 }
 
 /** The request in rtnetlink's terms. The VLAN is always set: id 0 clears a tag the VF kept. */
@@ -81,6 +94,40 @@ function vfSettings(net: VfNetConfig): VfSettings {
     ...(net.linkState === undefined ? {} : { linkState: net.linkState }),
     ...(net.rate === undefined ? {} : { rate: net.rate }),
   };
+}
+
+/** `<netdev port='N'>`: every port named must be one the VF has. */
+function checkPorts(bdf: string, r: HostdevRequest, vf: VfFacts): void {
+  const have = (vf.pfPorts ?? []).map((p) => p.devPort + 1);
+  const missing = (r.ports ?? []).filter((p) => !have.includes(p.port)).map((p) => p.port);
+  if (missing.length === 0) return;
+  throw new PassthruError(
+    'CONFIG_UNSUPPORTED',
+    `${r.alias}: VF ${bdf} has no port ${missing.join(', ')}: it has ${have.length === 1 ? 'port' : 'ports'} ${have.join(', ') || 'none'}`,
+    { hint: "a <netdev port='N'> names the PF netdev whose dev_port is N-1" },
+  );
+}
+
+/** What must hold before anything changes: one VLAN tag, no VLAN beside a port profile (libvirt's
+ *  rule and words), every attribute one the PF's driver can set, the PF up where it must be. */
+function checkVfNet(bdf: string, alias: string, pfNetdev: string, net: VfNetConfig, vf: VfFacts): void {
+  const vlan = net.vlan;
+  if (vlan && (vlan.trunk || vlan.tags.length > 1)) {
+    throw new PassthruError(
+      'CONFIG_UNSUPPORTED',
+      `vlan trunking is not supported by SR-IOV network devices (${alias})`,
+    );
+  }
+  if (vlan && net.portProfile) {
+    throw new PassthruError(
+      'CONFIG_UNSUPPORTED',
+      `direct setting of the vlan tag is not allowed for hostdev devices using ${net.portProfile.type} mode`,
+    );
+  }
+  const caps = vfCapabilities(vf.pfDriver);
+  const who = `${alias}: VF ${vf.index} (${bdf}) of PF ${pfNetdev}`;
+  refuseUnsupported(caps, vfSettings(net), who, net.portProfile && describeProfile(net.portProfile));
+  if (caps.pfMustBeUp && vf.pfUp?.[pfNetdev] === false) throw pfDownError(pfNetdev, vf.index);
 }
 
 function name(bdf: string, f: DeviceFacts | undefined): string {
@@ -131,7 +178,7 @@ function checkOne(
       );
     }
   }
-  if (r.net) {
+  if (r.net || r.ports) {
     if (!f.vf) {
       throw new PassthruError(
         'DEVICE_NOT_ASSIGNABLE',
@@ -144,13 +191,8 @@ function checkOne(
         `The PF ${formatPciAddress(f.vf.pf)} of VF ${bdf} has no network device, so its admin MAC and VLAN cannot be set`,
       );
     }
-    const vlan = r.net.vlan;
-    if (vlan && (vlan.trunk || vlan.tags.length > 1)) {
-      throw new PassthruError(
-        'CONFIG_UNSUPPORTED',
-        `vlan trunking is not supported by SR-IOV network devices (${r.alias})`,
-      );
-    }
+    checkPorts(bdf, r, f.vf);
+    for (const { pfNetdev, net } of vfTargets(r, f.vf)) checkVfNet(bdf, r.alias, pfNetdev, net, f.vf);
   }
   if (!r.managed && !isVfioDriver(f.driver)) {
     throw new PassthruError(

@@ -1,7 +1,10 @@
-import type { DomainDef } from '../conf/domain/types.ts';
+import { kibPerSecToMbps } from '../conf/domain/parse-parts.ts';
+import type { DomainDef, VfAttributesDef, VirtualPortDef } from '../conf/domain/types.ts';
+import { PassthruError } from '../conf/error.ts';
 import type { MacAddress } from '../conf/mac.ts';
 import type { PciAddress } from '../conf/pci-address.ts';
 import type { Vlan } from '../conf/vlan.ts';
+import type { VfPortProfile } from '../host/types.ts';
 
 /** One host PCI device a domain asks for, whichever element it came from. */
 export interface HostdevRequest {
@@ -18,6 +21,11 @@ export interface HostdevRequest {
   /** For an interface of type hostdev (or a network's VF): what to program on the VF through its
    *  PF. Plain `<hostdev>` never gets it, as in libvirt (virHostdevIsPCINetDevice). */
   readonly net?: VfNetConfig;
+  /** [seed] `<netdev port='N'>` of a `<hostdev>`: what to program on each port of a multi-port
+   *  VF (port N = the PF netdev whose dev_port is N-1). */
+  readonly ports?: readonly { readonly port: number; readonly net: VfNetConfig }[];
+  /** The domain is the target of an incoming migration: port profiles are pre-associated. */
+  readonly incoming?: boolean;
 }
 
 /**
@@ -39,12 +47,73 @@ export interface VfNetConfig {
   readonly linkState?: 'auto' | 'enable' | 'disable';
   /** IFLA_VF_RATE, Mbit/s; 0 = no limit. */
   readonly rate?: { readonly minTx: number; readonly maxTx: number };
+  /** `<virtualport>` 802.1Qbh / 802.1Qbg: associated through the PF after the MAC is set. */
+  readonly portProfile?: VfPortProfile;
+}
+
+/** The definition's words for a VF (docs/vf-attributes.md) in the host's terms. */
+export function vfNetConfig(
+  mac: MacAddress | undefined,
+  vlan: Vlan | undefined,
+  a: VfAttributesDef,
+  portProfile?: VfPortProfile,
+): VfNetConfig {
+  const tag = vlan?.tags[0];
+  const out = a.bandwidth?.outbound;
+  return {
+    ...(mac === undefined ? {} : { mac }),
+    ...(vlan === undefined ? {} : { vlan }),
+    ...(tag?.qos === undefined ? {} : { vlanQos: tag.qos }),
+    ...(tag?.protocol === undefined ? {} : { vlanProto: tag.protocol }),
+    ...(a.spoofCheck === undefined ? {} : { spoofchk: a.spoofCheck }),
+    ...(a.trustGuestRxFilters === undefined ? {} : { trust: a.trustGuestRxFilters }),
+    ...(a.linkState === undefined ? {} : { linkState: a.linkState === 'up' ? 'enable' : 'disable' }),
+    ...(out === undefined
+      ? {}
+      : { rate: { minTx: kibPerSecToMbps(out.floor ?? 0), maxTx: kibPerSecToMbps(out.average ?? 0) } }),
+    ...(portProfile === undefined ? {} : { portProfile }),
+  };
+}
+
+/** A `<virtualport>` of a hostdev interface as the PF carries it. libvirt fills a missing
+ *  802.1Qbg instanceid itself (VIR_VPORT_XML_GENERATE_MISSING_DEFAULTS); passthru asks for it,
+ *  since a made-up one would differ at every start. */
+export function portProfileOf(
+  v: VirtualPortDef | undefined,
+  domainUuid: string | undefined,
+  alias: string,
+): VfPortProfile | undefined {
+  if (v === undefined || (v.type !== '802.1Qbh' && v.type !== '802.1Qbg')) return undefined;
+  const missing = (what: string): PassthruError =>
+    new PassthruError('XML_INVALID', `${alias}: <virtualport type='${v.type}'> needs ${what}`, {
+      ...(v.line === undefined ? {} : { line: v.line }),
+    });
+  if (v.type === '802.1Qbh') {
+    if (v.profileid === undefined) throw missing("<parameters profileid='...'/>");
+    if (domainUuid === undefined) throw missing('a domain <uuid> (the instance UUID of 802.1Qbh)');
+    return { type: '802.1Qbh', profileid: v.profileid, instanceUuid: domainUuid };
+  }
+  if (
+    v.managerid === undefined ||
+    v.typeid === undefined ||
+    v.typeidversion === undefined ||
+    v.instanceid === undefined
+  )
+    throw missing('managerid, typeid, typeidversion and instanceid');
+  return {
+    type: '802.1Qbg',
+    managerid: v.managerid,
+    typeid: v.typeid,
+    typeidversion: v.typeidversion,
+    instanceUuid: v.instanceid,
+  };
 }
 
 /** The host devices of a live definition (aliases assigned), in libvirt's order: interfaces of
  *  type hostdev are hostdevs too. */
-export function hostdevRequests(def: DomainDef): HostdevRequest[] {
+export function hostdevRequests(def: DomainDef, opts: { readonly incoming?: boolean } = {}): HostdevRequest[] {
   const requests: HostdevRequest[] = [];
+  const incoming = opts.incoming === true ? { incoming: true } : {};
   def.devices.hostdevs.forEach((h, i) => {
     requests.push({
       alias: h.alias ?? `hostdev-${i}`,
@@ -52,6 +121,10 @@ export function hostdevRequests(def: DomainDef): HostdevRequest[] {
       managed: h.source.managed,
       stub: h.source.driver?.model ?? 'vfio-pci',
       assigned: h.assigned !== false && h.guestAddress?.type !== 'unassigned',
+      ...incoming,
+      ...(h.netdevs && h.netdevs.length > 0
+        ? { ports: h.netdevs.map((n) => ({ port: n.port, net: vfNetConfig(n.mac, n.vlan, n) })) }
+        : {}),
     });
   });
   def.devices.interfaces.forEach((n, i) => {
@@ -79,7 +152,8 @@ export function hostdevRequests(def: DomainDef): HostdevRequest[] {
       managed: n.source.managed,
       stub: n.source.driver?.model ?? 'vfio-pci',
       assigned: true,
-      net: { ...(n.mac ? { mac: n.mac } : {}), ...(n.vlan ? { vlan: n.vlan } : {}) },
+      ...incoming,
+      net: vfNetConfig(n.mac, n.vlan, n, portProfileOf(n.virtualport, def.uuid, n.alias ?? `net-${i}`)),
     });
   });
   return requests;

@@ -33,6 +33,9 @@ export async function runStep(host: HostOps, step: Step): Promise<Step> {
     case 'set-vf-config':
       await host.setVf(step.pfNetdev, step.vf, step.settings);
       return step;
+    case 'associate-port':
+      await host.associatePort(step.pfNetdev, step.vf, step.profile, step.incoming);
+      return step;
   }
 }
 
@@ -56,6 +59,9 @@ export async function undoStep(host: HostOps, step: Step, all: readonly Step[]):
       return;
     case 'bind-stub':
       if (step.changed) await host.rebindHostDriver(parsePciAddress(step.address), step.previousDriver);
+      return;
+    case 'associate-port':
+      await host.disassociatePort(step.pfNetdev, step.vf, step.profile);
       return;
     case 'set-vf-config': {
       const save = all.find(

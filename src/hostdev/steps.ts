@@ -1,4 +1,4 @@
-import type { DevicePresentation, VfConfig, VfSettings } from '../host/types.ts';
+import type { DevicePresentation, VfConfig, VfPortProfile, VfSettings } from '../host/types.ts';
 
 /**
  * The host changes of a prepare, as an ordered list of steps (libvirt's
@@ -11,7 +11,7 @@ import type { DevicePresentation, VfConfig, VfSettings } from '../host/types.ts'
  * A new kind of step is added here, in run-step.ts (run and undo) and in plan.ts; the crash
  * tier enumerates its kill points from the plan, so it is covered without being listed.
  */
-export type Step = SaveVfStep | BindStubStep | SetVfStep;
+export type Step = SaveVfStep | BindStubStep | SetVfStep | AssociatePortStep;
 
 export interface SaveVfStep {
   readonly kind: 'save-vf-config';
@@ -45,6 +45,19 @@ export interface SetVfStep {
    *  does when the interface has no <vlan>); the undo restores every field given here from the
    *  row its save step read. */
   readonly settings: VfSettings;
+}
+
+/** 802.1Qbh / 802.1Qbg: the VF's port (pre)associated with a profile through its PF, after its
+ *  MAC is set; the undo disassociates it. */
+export interface AssociatePortStep {
+  readonly kind: 'associate-port';
+  readonly alias: string;
+  readonly address: string;
+  readonly pfNetdev: string;
+  readonly vf: number;
+  readonly profile: VfPortProfile;
+  /** Pre-associate only, for an incoming migration (PREASSOCIATE_RR / PREASSOCIATE). */
+  readonly incoming: boolean;
 }
 
 /** planned -> running -> done when prepared; -> undone while released. */
