@@ -3,12 +3,19 @@ import { formatPciAddress, type PciAddress, parsePciAddress, pciNodeDeviceName }
 import { type Inventory, type PciDevice, readInventory, readPciDevice } from '../host/inventory.ts';
 import { formatNodeDevice } from '../conf/nodedev/format.ts';
 import { nodeDevices } from '../host/nodedev.ts';
-import type { Kernel } from '../host/types.ts';
+import type { Kernel, VfConfig } from '../host/types.ts';
 import { type HostWatcher, watchHost } from '../host/watch.ts';
 import { uplinkNetdev } from '../hostdev/host-ops.ts';
 import type { HostdevManager } from '../hostdev/manager.ts';
 import type { EventBus } from './events.ts';
-import type { NodedevChange, NodedevCheck, NodeDeviceSummary, SriovChange, VfTable } from '../protocol/wire.ts';
+import type {
+  NodedevChange,
+  NodedevCheck,
+  NodeDeviceSummary,
+  SriovChange,
+  VfPortRow,
+  VfTable,
+} from '../protocol/wire.ts';
 
 /** The node-device part of the API, read fresh from the host on each call. */
 export class NodeDevices {
@@ -119,17 +126,27 @@ export class NodeDevices {
     if (pfNetdev === undefined) {
       throw new PassthruError('NO_DEVICE', `PF ${pf.name} has no network device, so it has no VF table`);
     }
-    const rows = await this.#kernel.vfTable(pfNetdev);
+    // One VF table per PF port (a dual-port ConnectX-3 PF has two netdevs and two tables).
+    const ports = pf.netdevs.filter((n) => !n.representor).sort((a, b) => a.devPort - b.devPort);
+    const tables = await Promise.all(ports.map(async (p) => ({ p, rows: await this.#kernel.vfTable(p.name) })));
     const byAddress = new Map(inv.devices.map((d) => [d.name, d]));
+    const first = tables[0]?.rows ?? [];
     return {
       pf: pf.name,
       pfNetdev,
-      vfs: rows.map((r) => {
+      vfs: first.map((r) => {
         const addr = pf.sriov?.vfs[r.vf];
-        const vf = addr ? byAddress.get(formatPciAddress(addr)) : undefined;
+        const bdf = addr ? formatPciAddress(addr) : undefined;
+        const vf = bdf ? byAddress.get(bdf) : undefined;
+        const domain = bdf ? this.#hostdevs.heldBy(bdf) : undefined;
+        const vfPorts = tables.flatMap(({ p, rows }) => {
+          const row = rows.find((x) => x.vf === r.vf);
+          const netdev = vf?.netdevs.find((n) => n.devPort === p.devPort)?.name;
+          return row ? [portRow(p.devPort + 1, p.name, netdev, row)] : [];
+        });
         return {
           vf: r.vf,
-          address: addr ? formatPciAddress(addr) : '-',
+          address: bdf ?? '-',
           mac: r.mac,
           vlan: r.vlan,
           qos: r.qos,
@@ -137,10 +154,29 @@ export class NodeDevices {
           ...(r.trust === undefined ? {} : { trust: r.trust }),
           ...(vf?.driver ? { driver: vf.driver } : {}),
           ...(vf?.netdevs[0] ? { netdev: vf.netdevs[0].name } : {}),
+          ...(domain === undefined ? {} : { domain }),
+          ports: vfPorts,
         };
       }),
     };
   }
+}
+
+function portRow(port: number, pfNetdev: string, netdev: string | undefined, r: VfConfig): VfPortRow {
+  return {
+    port,
+    pfNetdev,
+    ...(netdev === undefined ? {} : { netdev }),
+    mac: r.mac,
+    vlan: r.vlan,
+    qos: r.qos,
+    proto: r.vlanProto ?? '802.1Q',
+    ...(r.spoofchk === undefined ? {} : { spoofchk: r.spoofchk }),
+    ...(r.trust === undefined ? {} : { trust: r.trust }),
+    ...(r.linkState === undefined ? {} : { linkState: r.linkState }),
+    minTxRate: r.minTxRate ?? 0,
+    maxTxRate: r.maxTxRate ?? 0,
+  };
 }
 
 function noDevice(name: string): PassthruError {

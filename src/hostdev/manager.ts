@@ -161,6 +161,11 @@ export class HostdevManager {
     });
   }
 
+  /** The domain holding a PCI function (DDDD:BB:SS.F), if one does (nodedev-vfs shows it). */
+  heldBy(bdf: string): string | undefined {
+    return this.#holder()(bdf);
+  }
+
   check(address: PciAddress): Promise<AssignabilityReport> {
     return this.#host.check(address, this.#holder());
   }

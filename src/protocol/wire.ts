@@ -47,6 +47,8 @@ export interface NodeDeviceSummary {
   readonly detail?: string;
 }
 
+/** A VF of `nodedev-vfs`. mac ... netdev are its first port's (kept for older clients);
+ *  `ports` has every port (two on a dual-port ConnectX-3 VF). */
 export interface VfRow {
   readonly vf: number;
   readonly address: string;
@@ -57,6 +59,29 @@ export interface VfRow {
   readonly trust?: boolean;
   readonly driver?: string;
   readonly netdev?: string;
+  /** The domain holding the VF (its lease). */
+  readonly domain?: string;
+  readonly ports: readonly VfPortRow[];
+}
+
+/** One port of a VF, as its PF netdev's VF table reports it. */
+export interface VfPortRow {
+  /** 1-based, as `<netdev port='N'>`: the PF netdev whose dev_port is N-1. */
+  readonly port: number;
+  readonly pfNetdev: string;
+  /** The VF's own netdev on this port, when its driver is a net driver. */
+  readonly netdev?: string;
+  readonly mac: string;
+  readonly vlan: number;
+  readonly qos: number;
+  readonly proto: '802.1Q' | '802.1ad';
+  /** Absent when the driver does not report it. */
+  readonly spoofchk?: boolean;
+  readonly trust?: boolean;
+  readonly linkState?: 'auto' | 'enable' | 'disable';
+  /** Mbit/s; 0 = no limit. */
+  readonly minTxRate: number;
+  readonly maxTxRate: number;
 }
 
 export interface VfTable {

@@ -82,9 +82,47 @@ export function renderCheck(r: NodedevCheck): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** One line per VF port, the same columns as the JSON: a dual-port VF has two lines. */
 export function renderVfTable(t: VfTable): string {
+  const onOff = (b: boolean | undefined): string => (b === undefined ? '-' : b ? 'on' : 'off');
   return `PF ${t.pf} (${t.pfNetdev})\n${table(
-    ['VF', 'Address', 'Admin MAC', 'VLAN', 'Driver', 'Netdev'],
-    t.vfs.map((v) => [String(v.vf), v.address, v.mac, String(v.vlan), v.driver ?? '-', v.netdev ?? '-']),
+    [
+      'VF',
+      'Address',
+      'Port',
+      'PF netdev',
+      'Netdev',
+      'Admin MAC',
+      'VLAN',
+      'QoS',
+      'Proto',
+      'Spoofchk',
+      'Trust',
+      'Min TX',
+      'Max TX',
+      'Link',
+      'Driver',
+      'Domain',
+    ],
+    t.vfs.flatMap((v) =>
+      v.ports.map((p) => [
+        String(v.vf),
+        v.address,
+        String(p.port),
+        p.pfNetdev,
+        p.netdev ?? '-',
+        p.mac,
+        String(p.vlan),
+        String(p.qos),
+        p.proto,
+        onOff(p.spoofchk),
+        onOff(p.trust),
+        String(p.minTxRate),
+        String(p.maxTxRate),
+        p.linkState ?? '-',
+        v.driver ?? '-',
+        v.domain ?? '-',
+      ]),
+    ),
   )}`;
 }
