@@ -47,6 +47,7 @@ export function undoChangesHost(step: Step): boolean {
     case 'bind-stub':
       return step.changed !== false;
     case 'set-vf-config':
+    case 'associate-port':
       return true;
   }
 }

@@ -9,7 +9,8 @@ import type { HostdevRequest } from '../../src/hostdev/request.ts';
  * The crash tier's host and domain: the rich domain of issue 7 on one sim host made of three
  * built-in profiles (their root ports sit on different slots and buses):
  *   mellanox-cx5            three VFs: MAC; VLAN + QoS + 802.1ad; trust + spoofchk + rates + link
- *   mellanox-cx3-dualport   a VF with a netdev per port
+ *   mellanox-cx3-dualport   a VF with a netdev per port, both ports set (<netdev port='1|2'>)
+ *   mellanox-cx5 (again)    a VF with an 802.1Qbh port profile
  *   broadcom-bcm5719        a four-function card, one function assigned='no'
  */
 const PROFILES = ['mellanox-cx5', 'mellanox-cx3-dualport', 'broadcom-bcm5719'] as const;
@@ -66,16 +67,28 @@ export function richRequests(): HostdevRequest[] {
         linkState: 'enable',
       },
     },
-    // The dual-port VF: its second port's settings come with vfattr's <netdev port='N'>.
+    // The dual-port VF: <netdev port='1'> and <netdev port='2'>, each on its PF netdev.
     {
       ...vfio,
       alias: 'hostdev3',
       address: a('0000:04:00.1'),
-      net: { mac: parseMac('52:54:00:c3:00:01'), vlan: singleTag(7) },
+      ports: [
+        { port: 1, net: { mac: parseMac('52:54:00:c3:00:01'), vlan: singleTag(7) } },
+        { port: 2, net: { mac: parseMac('52:54:00:c3:00:02'), vlan: singleTag(8), trust: true } },
+      ],
     },
     { ...vfio, alias: 'hostdev4', address: a('0000:02:00.0') },
     { ...vfio, alias: 'hostdev5', address: a('0000:02:00.1') },
     { ...vfio, alias: 'hostdev6', address: a('0000:02:00.2') },
     { ...vfio, alias: 'hostdev7', address: a('0000:02:00.3'), assigned: false },
+    {
+      ...vfio,
+      alias: 'hostdev8',
+      address: a('0000:3b:00.5'),
+      net: {
+        mac: parseMac('52:54:00:c5:00:04'),
+        portProfile: { type: '802.1Qbh', profileid: 'finance', instanceUuid: 'c7a5fdbd-edaf-9455-926a-d65c16db1809' },
+      },
+    },
   ];
 }
