@@ -67,13 +67,15 @@ export async function repeat(n: number, fn: () => unknown, warmup = 1): Promise<
   return out;
 }
 
+/** One side of a comparison: `run` is timed, `after` (undoing what run did) is not. */
+export interface Side {
+  readonly label: string;
+  readonly run: () => unknown;
+  readonly after?: () => unknown;
+}
+
 /** A and B alternated n times (A B A B ...), each timed in ms. */
-export async function alternate(
-  n: number,
-  a: { label: string; run: () => unknown },
-  b: { label: string; run: () => unknown },
-  warmup = 1,
-): Promise<Result> {
+export async function alternate(n: number, a: Side, b: Side, warmup = 1): Promise<Result> {
   const ta: number[] = [];
   const tb: number[] = [];
   for (let i = 0; i < n + warmup; i++) {
@@ -84,6 +86,7 @@ export async function alternate(
       const t = performance.now();
       await side.run();
       if (i >= warmup) out.push(performance.now() - t);
+      await side.after?.();
     }
   }
   return { kind: 'pairs', unit: 'ms', a: { label: a.label, samples: ta }, b: { label: b.label, samples: tb } };

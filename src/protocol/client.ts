@@ -1,6 +1,5 @@
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { isErrorCode, PassthruError } from '../conf/error.ts';
 import type { DaemonEvent, ErrorBody } from './wire.ts';
@@ -93,7 +92,9 @@ export class Client {
     if (e.kind === 'unix') return httpRequest({ ...options, socketPath: e.path }, onResponse);
     const tls = this.#tls;
     if (!tls) throw new PassthruError('INTERNAL', `no TLS identity for ${this.target}`);
-    return httpsRequest(
+    // node:https (and tls under it) loads only for a tls:// daemon: a local command does not
+    // pay for it (docs/performance.md).
+    return process.getBuiltinModule('node:https').request(
       {
         ...options,
         host: e.host,

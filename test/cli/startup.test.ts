@@ -41,7 +41,7 @@ async function loads(...args: string[]): Promise<{ stdout: string; modules: stri
   assert.equal(r.status, 0, r.stderr);
   const modules = (await readFile(record, 'utf8'))
     .split('\n')
-    .filter((u) => u.startsWith('file://') && !u.includes('/node_modules/tsx/'))
+    .filter((u) => (u.startsWith('file://') || u.startsWith('node:')) && !u.includes('/node_modules/tsx/'))
     .map((u) => u.replace(/^file:\/\/.*?\/(src|node_modules)\//, '$1/'));
   return { stdout: r.stdout, modules };
 }
@@ -57,6 +57,8 @@ test('list loads the command table, the client and the list code, nothing of the
     modules.filter((m) => DAEMON_SIDE.test(m)),
     [],
   );
+  // TLS only for a tls:// daemon.
+  assert.ok(!modules.includes('node:https') && !modules.includes('node:tls'), modules.join('\n'));
   // No other command's implementation, and no XML reader.
   assert.deepEqual(modules.filter((m) => m.startsWith('src/cli/run/') || m.startsWith('src/conf/')).sort(), [
     'src/cli/run/domain.ts',
