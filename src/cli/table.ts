@@ -1,3 +1,4 @@
+import { deviceCommands } from './commands/device.ts';
 import { domainCommands } from './commands/domain.ts';
 import { guestCommands } from './commands/guest.ts';
 import { localCommands, localGroups } from './commands/local.ts';
@@ -15,6 +16,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...guestCommands,
   ...nodedevCommands,
   ...networkCommands,
+  ...deviceCommands,
   ...localCommands,
 ];
 

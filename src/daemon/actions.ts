@@ -1,7 +1,10 @@
 import type { GuestConsole } from './console.ts';
 import type {
   DomainHostdev,
+  DeviceChange,
   DomainSummary,
+  InterfaceRow,
+  NativeArgv,
   NodedevChange,
   NodedevCheck,
   NodeDeviceSummary,
@@ -26,6 +29,12 @@ export type Action =
   | { readonly kind: 'list' }
   | { readonly kind: 'dumpxml'; readonly name: string; readonly inactive: boolean }
   | { readonly kind: 'console'; readonly name: string }
+  | { readonly kind: 'domxmlToNative'; readonly xml: string }
+  // guest devices of a domain: hot-plug, hot-unplug, NICs (groups/devices.ts)
+  | ({ readonly kind: 'attachDevice'; readonly name: string; readonly xml: string } & DeviceFlags)
+  | ({ readonly kind: 'detachDevice'; readonly name: string; readonly xml: string } & DeviceFlags & UnplugWait)
+  | ({ readonly kind: 'detachDeviceAlias'; readonly name: string; readonly alias: string } & DeviceFlags & UnplugWait)
+  | { readonly kind: 'domiflist'; readonly name: string }
   // node devices (groups/nodedevs.ts)
   | { readonly kind: 'nodedevList'; readonly cap?: 'pci' | 'net' }
   | { readonly kind: 'nodedevDumpxml'; readonly name: string }
@@ -46,6 +55,17 @@ export type Action =
   | { readonly kind: 'poolDumpxml'; readonly pool: PoolKind; readonly name: string; readonly inactive: boolean }
   | { readonly kind: 'poolInfo'; readonly pool: PoolKind; readonly name: string };
 
+/** libvirt's --live / --config; neither means the running domain if it runs, else its definition. */
+export interface DeviceFlags {
+  readonly live?: boolean;
+  readonly config?: boolean;
+}
+
+export interface UnplugWait {
+  /** How long to wait for the guest to let go before answering unplug-pending (default 5000). */
+  readonly timeoutMs?: number;
+}
+
 export interface ActionResults {
   define: DomainSummary;
   undefine: Record<string, never>;
@@ -55,6 +75,11 @@ export interface ActionResults {
   dumpxml: { xml: string };
   /** The guest's serial console, to attach to (the API turns it into an upgraded stream). */
   console: GuestConsole;
+  domxmlToNative: NativeArgv;
+  attachDevice: DeviceChange;
+  detachDevice: DeviceChange;
+  detachDeviceAlias: DeviceChange;
+  domiflist: InterfaceRow[];
   nodedevList: NodeDeviceSummary[];
   nodedevDumpxml: { xml: string };
   nodedevVfTable: VfTable;
@@ -91,6 +116,11 @@ export const READ_ONLY = {
   list: true,
   dumpxml: true,
   console: false,
+  domxmlToNative: true,
+  attachDevice: false,
+  detachDevice: false,
+  detachDeviceAlias: false,
+  domiflist: true,
   nodedevList: true,
   nodedevDumpxml: true,
   nodedevVfTable: true,

@@ -5,6 +5,7 @@ import { asPassthruError, type ErrorCode } from '../conf/error.ts';
 import type { ErrorBody } from '../protocol/wire.ts';
 import type { Action } from './actions.ts';
 import { poolRoutes } from './api-pools.ts';
+import { deviceRoutes } from './api-devices.ts';
 import type { Daemon } from './daemon.ts';
 
 /** Error code -> HTTP status: the one table. */
@@ -129,6 +130,7 @@ export function buildApi(daemon: Daemon): FastifyInstance {
   );
 
   poolRoutes(app, run);
+  deviceRoutes(app, run);
 
   app.get<{ Headers: { 'last-event-id'?: string } }>('/events', (req, reply) => {
     reply.hijack();

@@ -22,6 +22,16 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'console':
       if (state !== 'running') refuse('it is not running');
       return;
+    case 'attachDevice':
+    case 'detachDevice':
+    case 'detachDeviceAlias':
+      // The live domain changes only while it runs; its definition at any settled state.
+      if (state === 'starting' || state === 'stopping') refuse(`it is ${state}`);
+      if (action.live === true && state !== 'running')
+        refuse('it is not running (use --config to change its definition)');
+      return;
+    case 'domiflist':
+    case 'domxmlToNative':
     case 'define': // as libvirt: a running domain's new definition applies at its next start
     case 'dumpxml':
     case 'list':

@@ -12,10 +12,11 @@ import type { DomainStatus, Store } from './store.ts';
 
 /** A domain's running QEMU, with its live definition. */
 export interface Running {
-  readonly live: DomainDef;
+  /** Replaced, with the status, by hot-plug and hot-unplug (devices.ts), under the domain lock. */
+  live: DomainDef;
   readonly pid: number;
   readonly proc: QemuProcess;
-  readonly status: DomainStatus;
+  status: DomainStatus;
   /** The serial console the daemon holds (absent when the definition sends it to a file). */
   readonly console?: GuestConsole;
   /** Forget the process without stopping it (daemon shutdown: QEMU keeps running). */

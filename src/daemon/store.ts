@@ -19,6 +19,10 @@ export interface DomainStatus {
   readonly consoleSocket?: string;
   readonly liveXml: string;
   readonly startedAt: string;
+  /** Devices QEMU was asked to unplug whose guest has not let go yet (held until it does). */
+  readonly unplugPending?: readonly string[];
+  /** Failover standbys (virtio aliases) whose guest negotiated: their primaries are visible. */
+  readonly failoverNegotiated?: readonly string[];
 }
 
 export class Store {

@@ -24,6 +24,11 @@
  *   POST   /networks/:name/autostart {enable} -> PoolSummary
  *   GET    /networks/:name/xml?inactive=1 -> {xml}
  *   GET    /networks/:name/info           -> PoolInfo
+ *   POST   /domains/:name/devices {xml, live?, config?}            -> DeviceChange (attach-device)
+ *   POST   /domains/:name/devices/detach {xml, live?, config?, timeoutMs?} -> DeviceChange
+ *   POST   /domains/:name/devices/:alias/detach {live?, config?, timeoutMs?} -> DeviceChange
+ *   GET    /domains/:name/interfaces      -> InterfaceRow[]       (domiflist)
+ *   POST   /native            {xml}      -> NativeArgv            (domxml-to-native)
  *   GET    /events                        -> text/event-stream of DaemonEvent
  *
  * Errors: any status >= 400 with an ErrorBody.
@@ -102,6 +107,57 @@ export interface ErrorBody {
   readonly column?: number;
 }
 
+/** One guest device of a hot-plug or hot-unplug: its alias (the QEMU id) and guest address. */
+export interface DeviceRef {
+  readonly alias: string;
+  /** The guest PCI address, 0000:01:00.0; absent for an unassigned function. */
+  readonly address?: string;
+  /** The host PCI function behind it, if it is a host device. */
+  readonly host?: string;
+}
+
+/**
+ * The answer to attach-device / detach-device. `unplug-pending`: QEMU asked the guest to let go
+ * and the guest has not yet; the devices stay in the live definition, held for this domain, and
+ * are given back when the guest releases them (a `device` event `removed` says so) or the domain
+ * is destroyed. The CLI exits 2 for it.
+ */
+export interface DeviceChange {
+  readonly domain: string;
+  readonly state: 'attached' | 'detached' | 'unplug-pending';
+  readonly devices: readonly DeviceRef[];
+  /** Which definitions changed. */
+  readonly live: boolean;
+  readonly config: boolean;
+  /** One sentence for a person. */
+  readonly message: string;
+}
+
+/** domiflist --json: one guest NIC. */
+export interface InterfaceRow {
+  /** <interface type=...>, or 'hostdev' for a <hostdev> whose host function is a NIC. */
+  readonly type: string;
+  readonly alias?: string;
+  readonly mac?: string;
+  readonly model?: string;
+  /** Guest PCI address. */
+  readonly address?: string;
+  /** The host PCI function (a VF) behind it. */
+  readonly vf?: string;
+  /** Failover pair: the virtio NIC is the standby (failover=on), the VF the primary. */
+  readonly failover?: 'standby' | 'primary';
+  /** Whether the guest can see it now: a failover primary is hidden until the guest's virtio
+   *  driver negotiates failover; a device being unplugged is still seen. */
+  readonly guestVisible: boolean;
+  readonly unplugPending?: boolean;
+}
+
+/** domxml-to-native: QEMU's command line for a definition, as the daemon would run it. */
+export interface NativeArgv {
+  readonly binary: string;
+  readonly argv: readonly string[];
+}
+
 export type DaemonEvent =
   | {
       readonly type: 'domain';
@@ -136,6 +192,16 @@ export type DaemonEvent =
       /** Which device of the domain: "interface 52:54:00:aa:00:01". */
       readonly label?: string;
       readonly quarantined?: boolean;
+    }
+  /** A guest device: plugged, gone (and given back to the host), asked to go but still held by
+   *  the guest, or (a failover primary) shown to the guest once its virtio driver negotiated. */
+  | {
+      readonly type: 'device';
+      readonly event: 'added' | 'removed' | 'unplug-pending' | 'failover-negotiated';
+      /** The domain. */
+      readonly name: string;
+      readonly alias: string;
+      readonly address?: string;
     };
 
 /** A hostdev network (`net-*` commands) or a device pool (`devpool-*`). */

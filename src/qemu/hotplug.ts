@@ -32,6 +32,86 @@ export function planHotplug(live: DomainDef, dev: HostdevDef | InterfaceDef): Ho
   return { ...named, guestAddress: hotplugAddress(live, alias, named.guestAddress) };
 }
 
+/** A device of a hot-plug: a `<hostdev>` or an `<interface>`. */
+export type PluggedDevice = HostdevDef | InterfaceDef;
+
+/**
+ * Places the devices a hot-plug adds (`withNew` is the live definition with them appended, as
+ * read): aliases first, then guest addresses. `unit` devices are the functions of one host
+ * multifunction device and share one guest slot: the lowest host function is guest function 0
+ * (multifunction='on' when there are more), the others follow in host order. Other devices each
+ * take their own free root port (q35) or slot (i440fx), as planHotplug.
+ */
+export function planHotplugDevices(
+  live: DomainDef,
+  withNew: DomainDef,
+  unit: boolean,
+): { readonly def: DomainDef; readonly added: readonly PluggedDevice[] } {
+  const named = assignAliases(withNew);
+  const nIfaces = live.devices.interfaces.length;
+  const nHostdevs = live.devices.hostdevs.length;
+  const taken = new Set([...live.devices.interfaces, ...live.devices.hostdevs].map((d) => d.alias));
+  const added = [...named.devices.interfaces.slice(nIfaces), ...named.devices.hostdevs.slice(nHostdevs)];
+  for (const d of added) {
+    if (taken.has(d.alias)) {
+      throw new PassthruError(
+        'OPERATION_INVALID',
+        `domain ${live.name} already has a device with alias ${d.alias ?? ''}`,
+      );
+    }
+  }
+  const placed = new Map<PluggedDevice, GuestAddress>();
+  let current = live;
+  const assignedOnes = added.filter((d) => d.guestAddress?.type !== 'unassigned' && !('assigned' in d && !d.assigned));
+  if (unit && assignedOnes.length > 0) {
+    const ordered = [...assignedOnes].sort((a, b) => hostFunction(a) - hostFunction(b));
+    const first = ordered[0];
+    const base = first === undefined ? undefined : hotplugAddress(live, first.alias ?? '', first.guestAddress);
+    if (base?.type === 'pci') {
+      ordered.forEach((d, i) => {
+        placed.set(d, { ...base, function: i, ...(i === 0 && ordered.length > 1 ? { multifunction: true } : {}) });
+      });
+    }
+  } else {
+    for (const d of assignedOnes) {
+      const at = hotplugAddress(current, d.alias ?? '', d.guestAddress);
+      placed.set(d, at);
+      current = withDevice(current, { ...d, guestAddress: at });
+    }
+  }
+  const put = <T extends PluggedDevice>(d: T): T => {
+    const at = placed.get(d);
+    return at === undefined ? d : { ...d, guestAddress: at };
+  };
+  const def: DomainDef = {
+    ...named,
+    devices: {
+      ...named.devices,
+      interfaces: named.devices.interfaces.map((d, i) => (i < nIfaces ? d : put(d))),
+      hostdevs: named.devices.hostdevs.map((d, i) => (i < nHostdevs ? d : put(d))),
+    },
+  };
+  return {
+    def,
+    added: [...def.devices.interfaces.slice(nIfaces), ...def.devices.hostdevs.slice(nHostdevs)],
+  };
+}
+
+function isHostdev(d: PluggedDevice): d is HostdevDef {
+  return 'mode' in d && d.type === 'pci';
+}
+
+function hostFunction(d: PluggedDevice): number {
+  if (isHostdev(d)) return d.source.address.function;
+  return d.type === 'hostdev' || d.type === 'hostdev-hybrid' ? d.source.address.function : 0;
+}
+
+function withDevice(def: DomainDef, d: PluggedDevice): DomainDef {
+  return isHostdev(d)
+    ? { ...def, devices: { ...def.devices, hostdevs: [...def.devices.hostdevs, d] } }
+    : { ...def, devices: { ...def.devices, interfaces: [...def.devices.interfaces, d] } };
+}
+
 function hotplugAddress(live: DomainDef, alias: string, wanted: GuestAddress | undefined): GuestAddress {
   const used = occupiedSlots(live);
   if (wanted?.type === 'pci') {

@@ -3,15 +3,21 @@ import type { DevicePresentation } from '../host/types.ts';
 import type { Accel } from './accel.ts';
 import { hostdevInterfaceSource, isHostdevInterface } from './aliases.ts';
 import { buildArgv } from './argv.ts';
+import { completeDefinition } from './define-def.ts';
 import { prepareLiveDef } from './live-def.ts';
 
 /**
- * `domxml-to-native`: the command line a linux host would run for a definition, with no daemon
- * and no host: every host device is presented as vfio-pci (the linux presentation), paths are
- * those a daemon with `stateDir` would use. The first element is the emulator.
+ * `domxml-to-native`: the command line a linux host would run for a definition, as if it were
+ * defined then started (define's fill-in, then the start's): every host device is presented as
+ * vfio-pci (the linux presentation), paths are those a daemon with `stateDir` would use. The
+ * first element is the emulator. The daemon answers with it, and `--offline` runs the same code.
  */
-export function nativeCommandLine(def: DomainDef, o: { stateDir: string; accel: Accel; emulator: string }): string[] {
-  const live = prepareLiveDef(def);
+export function nativeCommandLine(
+  def: DomainDef,
+  o: { stateDir: string; accel: Accel; emulator: string; spareRootPorts?: number },
+): string[] {
+  const spare = o.spareRootPorts === undefined ? {} : { spareRootPorts: o.spareRootPorts };
+  const live = prepareLiveDef(completeDefinition(def, spare), spare);
   const run = `${o.stateDir}/run/${def.name}`;
   return [
     def.devices.emulator ?? o.emulator,

@@ -61,8 +61,8 @@ test('sim create: a host tree, and clear refusals', async () => {
 
 const CONF = 'test/data/libvirt-9.0.0/domain/xml2argv';
 
-test('domxml-to-native: vfio-pci with the host address, as libvirt lays out its .args', () => {
-  const r = cli('domxml-to-native', `${CONF}/hostdev-vfio.xml`);
+test('domxml-to-native --offline: vfio-pci with the host address, as libvirt lays out its .args', () => {
+  const r = cli('domxml-to-native', '--offline', `${CONF}/hostdev-vfio.xml`);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^-device '\{"driver":"vfio-pci","host":"0000:06:12\.1","id":"hostdev0",[^\n]*\}' \\$/m);
   assert.match(r.stdout, /^-name guest=QEMUGuest2,debug-threads=on \\$/m);

@@ -18,6 +18,8 @@ import { read } from '../conf/conformance/libvirt.ts';
 import { formatDomainXml } from '../../src/conf/domain/format.ts';
 import { readDomainXml } from '../../src/conf/domain/read.ts';
 import { completeDefinition } from '../../src/qemu/define-def.ts';
+import { chooseAccel, readProcModules } from '../../src/qemu/accel.ts';
+import { nativeCommandLine } from '../../src/qemu/native.ts';
 
 /** The daemon in-process on a sim host, for everything that must fail before (or without) a
  *  QEMU: each refusal is checked to leave the host and the state as they were. */
@@ -134,6 +136,18 @@ test("define writes libvirt's fill-in (addresses, implicit devices) and keeps it
     await again.close();
   }
   await daemon.handle({ kind: 'undefine', name: 'delete' });
+});
+
+test('domxml-to-native: the daemon answers with the command line --offline computes (one function)', async () => {
+  const xml = read('domain/xml2argv', 'hostdev-vfio.xml');
+  const r = await daemon.handle({ kind: 'domxmlToNative', xml });
+  const offline = nativeCommandLine(readDomainXml(xml, 'x'), {
+    stateDir: join(dir, 'state'),
+    accel: chooseAccel(await readProcModules()),
+    emulator: 'qemu-system-x86_64',
+  });
+  assert.deepEqual([r.binary, ...r.argv], offline);
+  assert.ok(r.argv.some((a) => a.includes('"driver":"vfio-pci","host":"0000:06:12.1"')));
 });
 
 test('the API maps codes to statuses and refuses bad bodies', async () => {

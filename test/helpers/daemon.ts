@@ -1,10 +1,13 @@
 import type { ChildProcess } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { after, before } from 'node:test';
+import { createSimHost } from '../../src/host/sim/create.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '../../src/protocol/client.ts';
 import { spawnDaemon } from '../../src/cli/local.ts';
-import type { VfRow, VfTable } from '../../src/protocol/wire.ts';
+import type { DomainSummary, VfRow, VfTable } from '../../src/protocol/wire.ts';
 
 /** A passthrud child process on the sim host `<run>/host` with its state in `<run>/state`. */
 export interface TestDaemon {
@@ -57,4 +60,41 @@ export async function vfRow(client: Client, pf: string, vf: number): Promise<VfR
 /** What "restored exactly" compares: the PF's view of the VF and the VF's driver. */
 export function vfState(r: VfRow): { mac: string; vlan: number; qos: number; driver: string | undefined } {
   return { mac: r.mac, vlan: r.vlan, qos: r.qos, driver: r.driver };
+}
+
+/**
+ * A daemon on a fresh sim host for one test file: `before` creates it (unless `skip`), `after`
+ * destroys the domains still running and removes everything. `current()` follows restarts.
+ */
+export function simDaemonFixture(
+  prefix: string,
+  profile: string,
+  skip: boolean,
+): { dir(): string; current(): TestDaemon; replace(d: TestDaemon): void } {
+  let dir = '';
+  let daemon: TestDaemon | undefined;
+  before(async () => {
+    if (skip) return;
+    dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
+    await createSimHost(join(dir, 'host'), profile);
+    daemon = await startDaemon(dir);
+  });
+  after(async () => {
+    const client = daemon?.client;
+    for (const d of (await client?.get<DomainSummary[]>('/domains').catch(() => [])) ?? []) {
+      if (d.state === 'running') await client?.post(`/domains/${d.name}/destroy`).catch(() => undefined);
+    }
+    await daemon?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    dir: () => dir,
+    current: () => {
+      if (!daemon) throw new Error('no daemon (the fixture was skipped)');
+      return daemon;
+    },
+    replace: (d) => {
+      daemon = d;
+    },
+  };
 }

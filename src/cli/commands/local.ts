@@ -19,9 +19,10 @@ export const localCommands: readonly CommandSpec[] = [
   },
   {
     name: 'domxml-to-native',
-    description: 'print the QEMU command line for a domain XML, one argument per line (host devices as vfio-pci)',
+    description: 'print the QEMU command line passthrud would run for a domain XML (host devices as vfio-pci)',
     args: ['<file>'],
     options: [
+      { flags: '--offline', description: 'compute it here, without asking the daemon (same code)' },
       {
         flags: '--state-dir <dir>',
         description: 'the daemon state directory the paths refer to',

@@ -3,6 +3,7 @@ import { PassthruError } from '../../conf/error.ts';
 import { validateAnyXml } from '../../conf/validate-any.ts';
 import { chooseAccel, readProcModules } from '../../qemu/accel.ts';
 import { nativeCommandLine } from '../../qemu/native.ts';
+import type { NativeArgv } from '../../protocol/wire.ts';
 import type { Invocation } from '../spec.ts';
 import { readInput } from './domain.ts';
 
@@ -21,8 +22,16 @@ export async function validate({ ctx, args: [file = ''] }: Invocation): Promise<
   );
 }
 
+/** The daemon answers (its emulator, accelerator, state directory and spare root ports); with
+ *  --offline the same function runs here. */
 export async function domxmlToNative({ ctx, args: [file = ''], opts }: Invocation): Promise<void> {
-  const def = readDomainXml(await readInput(file), file);
+  const xml = await readInput(file);
+  if (!opts['offline']) {
+    const r = await ctx.client().post<NativeArgv>('/native', { xml });
+    ctx.out(argsLines([r.binary, ...r.argv]));
+    return;
+  }
+  const def = readDomainXml(xml, file);
   const argv = nativeCommandLine(def, {
     stateDir: String(opts['stateDir']),
     accel: chooseAccel(await readProcModules()),

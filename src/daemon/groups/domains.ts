@@ -3,9 +3,12 @@ import type { ActionOf } from '../actions.ts';
 import type { DaemonContext, HandlerGroup } from '../context.ts';
 import { formatDefinition, parseDefinition, withUuid } from '../definitions.ts';
 import { checkAllowed } from '../lifecycle.ts';
+import { followGuest } from '../hotplug.ts';
 import { cleanupRun, destroyRun, reattachRun } from '../runs.ts';
 import { spareOption, startDomain } from '../start.ts';
 import { completeDefinition } from '../../qemu/define-def.ts';
+import { chooseAccel, readProcModules } from '../../qemu/accel.ts';
+import { nativeCommandLine } from '../../qemu/native.ts';
 
 /** Domains: definitions and their lifecycle. Each action on one domain holds its lock. */
 export const domainHandlers = {
@@ -27,6 +30,7 @@ export const domainHandlers = {
         throw err;
       }
       obj.state = 'running';
+      followGuest(ctx, a.name, obj.run);
       ctx.events.emit({ type: 'domain', event: 'started', name: a.name });
       return ctx.domains.summary(a.name, obj);
     }),
@@ -41,6 +45,16 @@ export const domainHandlers = {
       ctx.events.emit({ type: 'domain', event: 'stopped', name: a.name, reason: 'destroyed' });
       return ctx.domains.summary(a.name, obj);
     }),
+  domxmlToNative: async (a, ctx) => {
+    const def = parseDefinition(a.xml, 'domain XML');
+    const argv = nativeCommandLine(def, {
+      stateDir: ctx.store.dir,
+      accel: chooseAccel(await readProcModules()),
+      emulator: ctx.runs.emulator,
+      ...spareOption(ctx.runs),
+    });
+    return { binary: argv[0] ?? ctx.runs.emulator, argv: argv.slice(1) };
+  },
   list: (_a, ctx) => ctx.domains.entries().map(([n, o]) => ctx.domains.summary(n, o)),
   dumpxml: (a, ctx) => {
     const obj = ctx.domains.get(a.name);
@@ -59,7 +73,9 @@ export const domainHandlers = {
     }
     return console;
   },
-} satisfies HandlerGroup<'define' | 'undefine' | 'start' | 'destroy' | 'list' | 'dumpxml' | 'console'>;
+} satisfies HandlerGroup<
+  'define' | 'undefine' | 'start' | 'destroy' | 'list' | 'dumpxml' | 'console' | 'domxmlToNative'
+>;
 
 async function define(action: ActionOf<'define'>, ctx: DaemonContext) {
   // What libvirt's QEMU driver fills in at define (addresses, implicit devices) is written
@@ -100,6 +116,7 @@ export async function loadDomains(ctx: DaemonContext): Promise<void> {
     if (!obj) continue;
     obj.run = await reattachRun(ctx.runs, status, (reason) => onExit(ctx, status.name, reason));
     obj.state = obj.run ? 'running' : 'shutoff';
+    if (obj.run) followGuest(ctx, status.name, obj.run);
   }
   const running = new Set(ctx.domains.entries().flatMap(([n, o]) => (o.run ? [n] : [])));
   for (const name of await ctx.runs.hostdevs.recover(running)) {

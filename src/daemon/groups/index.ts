@@ -1,5 +1,6 @@
 import type { Action, ActionKind, ActionResults } from '../actions.ts';
 import type { DaemonContext, Handler } from '../context.ts';
+import { deviceHandlers } from './devices.ts';
 import { domainHandlers } from './domains.ts';
 import { networkHandlers } from './networks.ts';
 import { nodedevHandlers } from './nodedevs.ts';
@@ -11,6 +12,7 @@ import { nodedevHandlers } from './nodedevs.ts';
  */
 export const HANDLERS = {
   ...domainHandlers,
+  ...deviceHandlers,
   ...nodedevHandlers,
   ...networkHandlers,
 } satisfies { readonly [K in ActionKind]: Handler<K> };
