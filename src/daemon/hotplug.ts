@@ -5,6 +5,7 @@ import type { Inventory } from '../host/inventory.ts';
 import { hostdevRequests } from '../hostdev/request.ts';
 import { busAliases, hostdevProps } from '../qemu/device-props.ts';
 import { hotplugDevice, type PluggedDevice, planHotplugDevices } from '../qemu/hotplug.ts';
+import { memlockBytes, setMemlock } from '../qemu/memlock.ts';
 import type { DeviceChange, DeviceRef } from '../protocol/wire.ts';
 import type { DaemonContext } from './context.ts';
 import { formatDefinition } from './definitions.ts';
@@ -41,6 +42,12 @@ export async function attachLive(ctx: DaemonContext, obj: DomainObj, withNew: Do
   const prepared = await ctx.runs.hostdevs.prepare(live.name, requests);
   const plugged: string[] = [];
   try {
+    // More VFIO devices may pin more (with a vIOMMU): raise the limit before QEMU maps them.
+    if (prepared.some((p) => p.presentation?.kind === 'vfio')) {
+      const vfio = hostdevRequests(live).filter((r) => r.assigned).length;
+      const bytes = memlockBytes(live, vfio);
+      if (bytes !== undefined) await setMemlock(run.pid, bytes);
+    }
     const buses = busAliases(live);
     // Function 0 last: the guest sees a multifunction slot when its function 0 arrives.
     const order = [...added].sort((a, b) => guestFunction(b) - guestFunction(a));

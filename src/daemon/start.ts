@@ -9,6 +9,7 @@ import { crashPoint } from '../lib/crash-point.ts';
 import { chooseAccel, readProcModules } from '../qemu/accel.ts';
 import { buildArgv, usesConsoleFallback } from '../qemu/argv.ts';
 import { prepareLiveDef } from '../qemu/live-def.ts';
+import { memlockBytes, withMemlock } from '../qemu/memlock.ts';
 import { launchQemu, type QemuProcess } from '../qemu/process.ts';
 import { GuestConsole } from './console.ts';
 import { poolWants, withGrants } from '../network/actual.ts';
@@ -178,9 +179,12 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
     startedAt: new Date().toISOString(),
   };
   await store.saveStatus(starting);
+  // VFIO pins guest RAM: the locked-memory limit is in place before QEMU exists.
+  const vfio = [...need(s.presentations).values()].filter((p) => p.kind === 'vfio').length;
+  const [binary, command] = withMemlock(s.def.devices.emulator ?? deps.emulator, argv, memlockBytes(live, vfio));
   s.proc = await launchQemu({
-    binary: s.def.devices.emulator ?? deps.emulator,
-    argv,
+    binary,
+    argv: command,
     ...paths,
     name: `QEMU of domain ${s.def.name}`,
   });
