@@ -204,3 +204,51 @@ test('kill -9 with two guests (one unplug pending): both still run, XML the same
   await client.post('/domains/hp-a/destroy');
   await client.post('/domains/hp-b/destroy');
 });
+
+test('failover pair through passthrud: domiflist shows the primary hidden, then seen once the guest negotiates', {
+  skip,
+}, async () => {
+  client = fixture.current().client;
+  if (typeof env === 'string') return;
+  const consoleF = join(dir(), 'f.console');
+  const mac = '52:54:00:fa:11:02';
+  const xml = `<domain type='kvm'><name>hp-f</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type><kernel>${env.kernel}</kernel><initrd>${env.initrd}</initrd>
+  <cmdline>console=ttyS0 quiet panic=-1</cmdline></os><devices>
+  <interface type='user'><mac address='${mac}'/><model type='virtio'/><teaming type='persistent'/><alias name='ua-backup0'/></interface>
+  <interface type='hostdev' managed='yes'><mac address='${mac}'/>
+    <source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x4'/></source>
+    <teaming type='transient' persistent='ua-backup0'/></interface>
+  <serial type='file'><source path='${consoleF}'/><target port='0'/></serial></devices></domain>`;
+  await client.post('/domains', { xml });
+  let opened: () => void = () => undefined;
+  const open = new Promise<void>((r) => (opened = r));
+  const negotiated = client.events(
+    (e) => e.type === 'device' && e.event === 'failover-negotiated' && e.name === 'hp-f',
+    opened,
+  );
+  await open;
+  let done = false;
+  void negotiated.then(() => (done = true));
+  await client.post('/domains/hp-f/start');
+  const early = await client.get<InterfaceRow[]>('/domains/hp-f/interfaces');
+  // QEMU keeps the primary from the guest until its virtio driver negotiates (seconds of boot).
+  if (!done) assert.equal(early.find((r) => r.failover === 'primary')?.guestVisible, false);
+  await negotiated;
+  const rows = await client.get<InterfaceRow[]>('/domains/hp-f/interfaces');
+  assert.deepEqual(
+    rows.map((r) => [r.type, r.alias, r.failover, r.guestVisible, r.vf]),
+    [
+      ['user', 'ua-backup0', 'standby', true, undefined],
+      ['hostdev', 'hostdev0', 'primary', true, '0000:06:02.4'],
+    ],
+  );
+  // The guest's net_failover enslaved the primary beside the standby.
+  for (let i = 0; i < 480; i++) {
+    const nics = parseGuestNics(await readFile(consoleF, 'utf8'));
+    if (nics.some((n) => n.driver === 'e1000e' && n.master !== '-')) break;
+    if (i === 479) throw new Error('the guest never enslaved the primary');
+    await sleep(250);
+  }
+  await client.post('/domains/hp-f/destroy');
+});
