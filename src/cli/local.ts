@@ -99,11 +99,13 @@ export function spawnDaemon(
   args: readonly string[],
   logFile: string,
   env: NodeJS.ProcessEnv = process.env,
+  /** Another passthrud entry point (the bench runs tsc's dist/ from a source checkout). */
+  entryPoint?: string,
 ): ChildProcess {
   const fromSource = import.meta.url.endsWith('.ts');
   // From the project root, not from this file: the installed CLI is a bundle in dist/cli/.
-  const entry = join(projectRoot(), fromSource ? 'src/daemon/main.ts' : 'dist/src/daemon/main.js');
-  const runtime = fromSource ? ['--import', 'tsx'] : [];
+  const entry = entryPoint ?? join(projectRoot(), fromSource ? 'src/daemon/main.ts' : 'dist/src/daemon/main.js');
+  const runtime = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
   const fd = openSync(logFile, 'a');
   return spawn(process.execPath, [...runtime, entry, ...args], { stdio: ['ignore', fd, fd], env });
 }

@@ -19,13 +19,14 @@ export interface TestDaemon {
   kill(): Promise<void>;
 }
 
-export async function startDaemon(run: string, env: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
+export async function startDaemon(run: string, env: NodeJS.ProcessEnv = {}, entryPoint?: string): Promise<TestDaemon> {
   const socket = join(run, 'api.sock');
   await rm(socket, { force: true });
   const proc = spawnDaemon(
     ['--host', `sim:${join(run, 'host')}`, '--state-dir', join(run, 'state'), '--socket', socket],
     join(run, 'passthrud.log'),
     { ...process.env, ...env },
+    entryPoint,
   );
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const end = async (signal: NodeJS.Signals): Promise<void> => {
