@@ -53,6 +53,7 @@ if ! grep -q passthru.noacpi /proc/cmdline; then
   mkdir -p /etc/acpi/PWRF
   printf '#!/bin/sh\necho "passthru-guest: power button: powering off"\npoweroff -f\n' >/etc/acpi/PWRF/00000080
   chmod +x /etc/acpi/PWRF/00000080
+  mkdir -p /var/log /var/run # acpid exits at once without its log and pid directories
   acpid -c /etc/acpi
 fi
 # A shell on the serial console, started again whenever it exits.

@@ -16,7 +16,8 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).then(
-  // A command may answer with another code than 0 (2: an unplug the guest has not finished).
+  // A command may answer with another code than 0 (2: an unplug the guest has not finished, a
+  // shutdown the guest did not do in time).
   () => process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0),
   (err: unknown) => {
     process.stderr.write(renderError(err));

@@ -2,9 +2,11 @@ import type { GuestConsole } from './console.ts';
 import type {
   DomainHostdev,
   DeviceChange,
+  DomainInfo,
   DomainSummary,
   InterfaceRow,
   NativeArgv,
+  ShutdownResult,
   NodedevChange,
   NodedevCheck,
   NodeDeviceSummary,
@@ -35,6 +37,13 @@ export type Action =
   | ({ readonly kind: 'detachDevice'; readonly name: string; readonly xml: string } & DeviceFlags & UnplugWait)
   | ({ readonly kind: 'detachDeviceAlias'; readonly name: string; readonly alias: string } & DeviceFlags & UnplugWait)
   | { readonly kind: 'domiflist'; readonly name: string }
+  // the running guest (groups/guest.ts)
+  | { readonly kind: 'shutdown'; readonly name: string; readonly timeoutMs: number }
+  | { readonly kind: 'reboot'; readonly name: string; readonly timeoutMs: number }
+  | { readonly kind: 'suspend'; readonly name: string }
+  | { readonly kind: 'resume'; readonly name: string }
+  | { readonly kind: 'dominfo'; readonly name: string }
+  | { readonly kind: 'autostart'; readonly name: string; readonly enable: boolean }
   // node devices (groups/nodedevs.ts)
   | { readonly kind: 'nodedevList'; readonly cap?: 'pci' | 'net' }
   | { readonly kind: 'nodedevDumpxml'; readonly name: string }
@@ -80,6 +89,12 @@ export interface ActionResults {
   detachDevice: DeviceChange;
   detachDeviceAlias: DeviceChange;
   domiflist: InterfaceRow[];
+  shutdown: ShutdownResult;
+  reboot: ShutdownResult;
+  suspend: DomainSummary;
+  resume: DomainSummary;
+  dominfo: DomainInfo;
+  autostart: DomainInfo;
   nodedevList: NodeDeviceSummary[];
   nodedevDumpxml: { xml: string };
   nodedevVfTable: VfTable;
@@ -121,6 +136,12 @@ export const READ_ONLY = {
   detachDevice: false,
   detachDeviceAlias: false,
   domiflist: true,
+  shutdown: false,
+  reboot: false,
+  suspend: false,
+  resume: false,
+  dominfo: true,
+  autostart: false,
   nodedevList: true,
   nodedevDumpxml: true,
   nodedevVfTable: true,

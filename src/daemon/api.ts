@@ -70,6 +70,45 @@ export function buildApi(daemon: Daemon): FastifyInstance {
   app.post<{ Params: { name: string } }>('/domains/:name/destroy', { schema: { params: nameParam } }, (req) =>
     run({ kind: 'destroy', name: req.params.name }),
   );
+  const waitBody = {
+    type: 'object',
+    additionalProperties: false,
+    properties: { timeoutMs: { type: 'integer', minimum: 0, maximum: 3_600_000 } },
+  } as const;
+  app.post<{ Params: { name: string }; Body: { timeoutMs?: number } | undefined }>(
+    '/domains/:name/shutdown',
+    { schema: { params: nameParam, body: waitBody } },
+    (req) => run({ kind: 'shutdown', name: req.params.name, timeoutMs: req.body?.timeoutMs ?? DEFAULT_WAIT_MS }),
+  );
+  app.post<{ Params: { name: string }; Body: { timeoutMs?: number } | undefined }>(
+    '/domains/:name/reboot',
+    { schema: { params: nameParam, body: waitBody } },
+    (req) => run({ kind: 'reboot', name: req.params.name, timeoutMs: req.body?.timeoutMs ?? DEFAULT_WAIT_MS }),
+  );
+  app.post<{ Params: { name: string } }>('/domains/:name/suspend', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'suspend', name: req.params.name }),
+  );
+  app.post<{ Params: { name: string } }>('/domains/:name/resume', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'resume', name: req.params.name }),
+  );
+  app.get<{ Params: { name: string } }>('/domains/:name/info', { schema: { params: nameParam } }, (req) =>
+    run({ kind: 'dominfo', name: req.params.name }),
+  );
+  app.post<{ Params: { name: string }; Body: { enable: boolean } }>(
+    '/domains/:name/autostart',
+    {
+      schema: {
+        params: nameParam,
+        body: {
+          type: 'object',
+          required: ['enable'],
+          additionalProperties: false,
+          properties: { enable: { type: 'boolean' } },
+        },
+      },
+    },
+    (req) => run({ kind: 'autostart', name: req.params.name, enable: req.body.enable }),
+  );
   app.get<{ Params: { name: string }; Querystring: { inactive?: string } }>(
     '/domains/:name/xml',
     { schema: { params: nameParam } },
@@ -158,6 +197,9 @@ function errorReply(err: unknown): { status: number; body: ErrorBody } {
   };
   return { status: HTTP_STATUS[e.code], body };
 }
+
+/** How long shutdown and reboot wait for the guest when the request does not say. */
+const DEFAULT_WAIT_MS = 120_000;
 
 const CONSOLE_PATH = /^\/domains\/([^/?]+)\/console$/;
 

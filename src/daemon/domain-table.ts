@@ -10,6 +10,10 @@ export interface DomainObj {
   def: DomainDef;
   state: DomainState;
   run: Running | undefined;
+  /** Why it is in its state (libvirt's reason words), once something happened to it. */
+  reason?: string;
+  /** Started when the daemon starts (autostart). */
+  autostart: boolean;
   /** One lock per domain: its actions run one after another. */
   queue: Promise<unknown>;
 }
@@ -19,7 +23,7 @@ export class DomainTable {
   readonly #domains = new Map<string, DomainObj>();
 
   add(def: DomainDef): DomainObj {
-    const obj: DomainObj = { def, state: 'shutoff', run: undefined, queue: Promise.resolve() };
+    const obj: DomainObj = { def, state: 'shutoff', run: undefined, autostart: false, queue: Promise.resolve() };
     this.#domains.set(def.name, obj);
     return obj;
   }
@@ -70,6 +74,7 @@ export class DomainTable {
       uuid: obj.def.uuid ?? '',
       state: obj.state,
       ...(obj.run ? { pid: obj.run.pid } : {}),
+      ...(obj.reason === undefined ? {} : { reason: obj.reason }),
     };
   }
 

@@ -12,7 +12,7 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'start':
       if (state !== 'shutoff' && state !== 'crashed') refuse(`it is ${state}`);
       return;
-    case 'destroy':
+    case 'destroy': // a paused guest too, as libvirt
       if (state === 'shutoff' || state === 'crashed') refuse('it is not running');
       if (state === 'stopping') refuse('it is already stopping');
       return;
@@ -20,7 +20,16 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
       if (state !== 'shutoff' && state !== 'crashed') refuse(`it is ${state}; destroy it first`);
       return;
     case 'console':
-      if (state !== 'running') refuse('it is not running');
+    case 'suspend':
+    case 'shutdown':
+    case 'reboot':
+      if (state !== 'running') refuse(state === 'paused' ? 'it is paused; resume it first' : 'it is not running');
+      return;
+    case 'resume':
+      if (state !== 'paused') refuse('it is not paused');
+      return;
+    case 'dominfo':
+    case 'autostart':
       return;
     case 'attachDevice':
     case 'detachDevice':

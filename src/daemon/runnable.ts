@@ -15,6 +15,17 @@ export function checkRunnable(def: DomainDef): void {
       hint === undefined ? {} : { hint },
     );
   };
+  // What a guest's poweroff, reboot and crash do: QEMU exits (destroy) or the daemon starts it
+  // again / QEMU resets it (restart). Keeping a dead guest (preserve) and core dumps are not run.
+  for (const [el, value] of [
+    ['on_poweroff', def.onPoweroff],
+    ['on_reboot', def.onReboot],
+    ['on_crash', def.onCrash],
+  ] as const) {
+    if (value !== undefined && value !== 'destroy' && value !== 'restart') {
+      refuse(`<${el}>${value}</${el}>`, undefined, 'destroy and restart run today');
+    }
+  }
   for (const n of def.devices.interfaces) {
     if (n.type !== 'hostdev' && n.type !== 'user' && n.type !== 'network')
       refuse(

@@ -3,7 +3,7 @@ import { diskImages } from '../host/disk-images.ts';
 import type { HostdevManager } from '../hostdev/manager.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Pools } from '../network/pools.ts';
-import { attachQemu, type QemuProcess } from '../qemu/process.ts';
+import { attachQemu, type ExitStatus, type QemuProcess } from '../qemu/process.ts';
 import { GuestConsole } from './console.ts';
 import { parseDefinition } from './definitions.ts';
 import type { ImageClaims } from './image-claims.ts';
@@ -39,7 +39,8 @@ export interface RunDeps {
   readonly images: ImageClaims;
 }
 
-export type OnExit = (reason: string) => void;
+/** QEMU went away by itself: the words for the event, and how it ended. */
+export type OnExit = (reason: string, status: ExitStatus) => void;
 
 /** After a daemon restart: take back a QEMU that still runs, or clean up after one that died. */
 export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: OnExit): Promise<Running | undefined> {
@@ -105,7 +106,7 @@ export function watchRun(
   void proc.waitExit().then(
     (st) => {
       if (!detached)
-        onExit(st.signal ? `killed by ${st.signal}` : st.code != null ? `exited with ${st.code}` : 'exited');
+        onExit(st.signal ? `killed by ${st.signal}` : st.code != null ? `exited with ${st.code}` : 'exited', st);
     },
     () => undefined,
   );

@@ -33,7 +33,8 @@ export class Store {
   }
 
   async init(): Promise<void> {
-    for (const sub of ['domains', 'run']) await mkdir(join(this.dir, sub), { recursive: true, mode: 0o700 });
+    for (const sub of ['domains', 'run', 'autostart'])
+      await mkdir(join(this.dir, sub), { recursive: true, mode: 0o700 });
   }
 
   runDir(name: string): string {
@@ -53,6 +54,17 @@ export class Store {
 
   removeConfig(name: string): Promise<void> {
     return removeDurably(join(this.dir, 'domains', `${name}.xml`));
+  }
+
+  /** libvirt's autostart links: a file autostart/NAME says "start NAME with the daemon". */
+  async setAutostart(name: string, on: boolean): Promise<void> {
+    const path = join(this.dir, 'autostart', name);
+    if (on) await atomicWriteFile(path, `${name}\n`);
+    else await removeDurably(path);
+  }
+
+  async autostarts(): Promise<Set<string>> {
+    return new Set(await readdir(join(this.dir, 'autostart')).catch(() => []));
   }
 
   saveStatus(status: DomainStatus): Promise<void> {

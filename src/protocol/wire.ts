@@ -7,6 +7,13 @@
  *   POST   /domains/:name/start           -> DomainSummary
  *   POST   /domains/:name/destroy         -> DomainSummary
  *   GET    /domains/:name/xml?inactive=1  -> {xml}
+ *   POST   /domains/:name/shutdown {timeoutMs?} -> ShutdownResult  (ACPI power button, waits)
+ *   POST   /domains/:name/reboot {timeoutMs?}   -> ShutdownResult
+ *   POST   /domains/:name/suspend         -> DomainSummary
+ *   POST   /domains/:name/resume          -> DomainSummary
+ *   GET    /domains/:name/info            -> DomainInfo
+ *   POST   /domains/:name/autostart {enable} -> DomainInfo
+ *   GET    /domains/:name/console (Upgrade: passthru-console) -> the serial console, raw
  *   GET    /nodedevs?cap=pci|net          -> NodeDeviceSummary[]
  *   GET    /nodedevs/:name/xml            -> {xml}
  *   GET    /nodedevs/:name/vfs            -> VfTable              (a PF's VF table)
@@ -34,7 +41,7 @@
  * Errors: any status >= 400 with an ErrorBody.
  */
 
-export type DomainState = 'shutoff' | 'starting' | 'running' | 'stopping' | 'crashed';
+export type DomainState = 'shutoff' | 'starting' | 'running' | 'paused' | 'stopping' | 'crashed';
 
 export interface DomainSummary {
   readonly name: string;
@@ -42,6 +49,29 @@ export interface DomainSummary {
   readonly state: DomainState;
   /** QEMU's pid while running. */
   readonly pid?: number;
+  /** Why it is in its state, in libvirt's words (domstate --reason): booted, unpaused, user,
+   *  shutdown, destroyed, crashed. */
+  readonly reason?: string;
+}
+
+/** dominfo. */
+export interface DomainInfo extends DomainSummary {
+  readonly vcpus: number;
+  readonly memoryKiB: number;
+  /** QEMU's CPU time (user + system), seconds; running domains only. */
+  readonly cpuTimeSeconds?: number;
+  readonly uptimeSeconds?: number;
+  readonly autostart: boolean;
+  /** The host PCI devices the guest holds, by guest alias. */
+  readonly hostDevices: readonly { readonly alias: string; readonly address: string }[];
+}
+
+/** shutdown / reboot: the ACPI power button was pressed; whether the guest acted on it in time. */
+export interface ShutdownResult {
+  readonly domain: DomainSummary;
+  /** false: the guest did not shut down (reboot: did not go down) within the timeout. */
+  readonly done: boolean;
+  readonly waitedMs: number;
 }
 
 export interface NodeDeviceSummary {
@@ -161,7 +191,7 @@ export interface NativeArgv {
 export type DaemonEvent =
   | {
       readonly type: 'domain';
-      readonly event: 'defined' | 'undefined' | 'started' | 'stopped' | 'crashed';
+      readonly event: 'defined' | 'undefined' | 'started' | 'stopped' | 'crashed' | 'suspended' | 'resumed';
       readonly name: string;
       readonly reason?: string;
     }

@@ -95,6 +95,8 @@ export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
   }
   serialArgs(a, def.devices.serials, ctx);
   for (const props of hostdevDeviceProps(def, ctx.hostDevices, buses)) device(a, props);
+  // <on_reboot>destroy: a guest reboot ends QEMU like a poweroff (libvirt: -no-reboot).
+  if (def.onReboot === 'destroy') a.push('-action', 'reboot=shutdown');
   if (ctx.incoming) a.push('-incoming', 'defer');
   a.push('-msg', 'timestamp=on');
   return a;

@@ -255,3 +255,16 @@ async function removeIfThere(path: string): Promise<void> {
 function shellWord(w: string): string {
   return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", `'\\''`)}'`;
 }
+
+/** A process's CPU time (user + system) in seconds, from /proc/PID/stat; undefined when gone. */
+export async function cpuTimeSeconds(pid: number): Promise<number | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  // The command name (field 2) may hold spaces; fields after its closing ')' are plain.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  return Number.isFinite(ticks) ? ticks / CLOCK_TICKS : undefined;
+}
+
+/** sysconf(_SC_CLK_TCK): 100 on every Linux architecture passthru runs on. */
+const CLOCK_TICKS = 100;

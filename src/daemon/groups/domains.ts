@@ -2,6 +2,7 @@ import { asPassthruError, PassthruError } from '../../conf/error.ts';
 import type { ActionOf } from '../actions.ts';
 import type { DaemonContext, HandlerGroup } from '../context.ts';
 import { formatDefinition, parseDefinition, withUuid } from '../definitions.ts';
+import type { ExitStatus } from '../../qemu/process.ts';
 import { checkAllowed } from '../lifecycle.ts';
 import { followGuest } from '../hotplug.ts';
 import { cleanupRun, destroyRun, reattachRun } from '../runs.ts';
@@ -16,6 +17,7 @@ export const domainHandlers = {
   undefine: (a, ctx) =>
     ctx.domains.locked(a, a.name, async () => {
       await ctx.store.removeConfig(a.name);
+      await ctx.store.setAutostart(a.name, false);
       ctx.domains.delete(a.name);
       ctx.events.emit({ type: 'domain', event: 'undefined', name: a.name });
       return {};
@@ -24,13 +26,14 @@ export const domainHandlers = {
     ctx.domains.locked(a, a.name, async (obj) => {
       obj.state = 'starting';
       try {
-        obj.run = await startDomain(ctx.runs, obj.def, (reason) => onExit(ctx, a.name, reason));
+        obj.run = await startDomain(ctx.runs, obj.def, (reason, st) => onExit(ctx, a.name, reason, st));
       } catch (err) {
         obj.state = 'shutoff';
         throw err;
       }
       obj.state = 'running';
       followGuest(ctx, a.name, obj.run);
+      obj.reason = 'booted';
       ctx.events.emit({ type: 'domain', event: 'started', name: a.name });
       return ctx.domains.summary(a.name, obj);
     }),
@@ -42,6 +45,7 @@ export const domainHandlers = {
       await destroyRun(ctx.runs, run);
       obj.run = undefined;
       obj.state = 'shutoff';
+      obj.reason = 'destroyed';
       ctx.events.emit({ type: 'domain', event: 'stopped', name: a.name, reason: 'destroyed' });
       return ctx.domains.summary(a.name, obj);
     }),
@@ -114,18 +118,37 @@ export async function loadDomains(ctx: DaemonContext): Promise<void> {
   for (const status of await ctx.store.statuses()) {
     const obj = ctx.domains.find(status.name);
     if (!obj) continue;
-    obj.run = await reattachRun(ctx.runs, status, (reason) => onExit(ctx, status.name, reason));
+    obj.run = await reattachRun(ctx.runs, status, (reason, st) => onExit(ctx, status.name, reason, st));
     obj.state = obj.run ? 'running' : 'shutoff';
     if (obj.run) followGuest(ctx, status.name, obj.run);
+    // A guest paused before the daemon restarted is still paused.
+    if (obj.run && ((await obj.run.proc.qmp.execute('query-status')) as { status: string }).status === 'paused') {
+      obj.state = 'paused';
+    }
   }
   const running = new Set(ctx.domains.entries().flatMap(([n, o]) => (o.run ? [n] : [])));
   for (const name of await ctx.runs.hostdevs.recover(running)) {
     ctx.log.warn({ domain: name }, 'gave back the host devices of a domain that was not running');
   }
+  // Autostart (libvirt's autostart links): a domain that should run and does not is started;
+  // one that cannot start is logged, and the daemon serves the others.
+  const autostarts = await ctx.store.autostarts();
+  for (const [name, obj] of ctx.domains.entries()) {
+    obj.autostart = autostarts.has(name);
+    if (!obj.autostart || obj.run) continue;
+    await domainHandlers.start({ kind: 'start', name }, ctx).then(
+      () => ctx.log.info({ domain: name }, 'autostarted'),
+      (err: unknown) => ctx.log.error({ domain: name, err: asPassthruError(err).message }, 'autostart failed'),
+    );
+  }
 }
 
-/** QEMU went away without destroy (guest poweroff, crash, kill). */
-function onExit(ctx: DaemonContext, name: string, reason: string): void {
+/**
+ * QEMU went away without destroy: the guest powered off (QEMU exits 0: reason 'shutdown') or
+ * QEMU died (a signal, an error: 'crashed'). `<on_poweroff>restart` starts it again, as libvirt
+ * does; `destroy` (the default) leaves it shut off.
+ */
+function onExit(ctx: DaemonContext, name: string, reason: string, st: ExitStatus): void {
   const obj = ctx.domains.find(name);
   if (!obj?.run) return;
   const run = obj.run;
@@ -136,7 +159,21 @@ function onExit(ctx: DaemonContext, name: string, reason: string): void {
       await cleanupRun(ctx.runs, run);
       obj.run = undefined;
       obj.state = 'shutoff';
+      const poweredOff = !st.signal && (st.code === 0 || st.code === undefined || st.code === null);
+      obj.reason = poweredOff ? 'shutdown' : 'crashed';
       ctx.events.emit({ type: 'domain', event: 'stopped', name, reason });
+      if (poweredOff && obj.def.onPoweroff === 'restart') {
+        obj.state = 'starting';
+        try {
+          obj.run = await startDomain(ctx.runs, obj.def, (r, s) => onExit(ctx, name, r, s));
+          obj.state = 'running';
+          obj.reason = 'booted';
+          ctx.events.emit({ type: 'domain', event: 'started', name });
+        } catch (err) {
+          obj.state = 'shutoff';
+          throw err;
+        }
+      }
     },
     (err) => ctx.log.error({ domain: name, err }, 'cleanup after QEMU exit failed'),
   );

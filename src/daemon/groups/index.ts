@@ -2,6 +2,7 @@ import type { Action, ActionKind, ActionResults } from '../actions.ts';
 import type { DaemonContext, Handler } from '../context.ts';
 import { deviceHandlers } from './devices.ts';
 import { domainHandlers } from './domains.ts';
+import { guestHandlers } from './guest.ts';
 import { networkHandlers } from './networks.ts';
 import { nodedevHandlers } from './nodedevs.ts';
 
@@ -13,6 +14,7 @@ import { nodedevHandlers } from './nodedevs.ts';
 export const HANDLERS = {
   ...domainHandlers,
   ...deviceHandlers,
+  ...guestHandlers,
   ...nodedevHandlers,
   ...networkHandlers,
 } satisfies { readonly [K in ActionKind]: Handler<K> };
