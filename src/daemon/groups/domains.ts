@@ -167,6 +167,7 @@ function onExit(ctx: DaemonContext, name: string, reason: string, st: ExitStatus
         try {
           obj.run = await startDomain(ctx.runs, obj.def, (r, s) => onExit(ctx, name, r, s));
           obj.state = 'running';
+          followGuest(ctx, name, obj.run);
           obj.reason = 'booted';
           ctx.events.emit({ type: 'domain', event: 'started', name });
         } catch (err) {
