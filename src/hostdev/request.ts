@@ -1,4 +1,5 @@
 import { kibPerSecToMbps } from '../conf/domain/parse-parts.ts';
+import { type HostdevInterface, hostDevices } from '../conf/domain/hostdevs.ts';
 import type { DomainDef, VfAttributesDef, VirtualPortDef } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
 import type { MacAddress } from '../conf/mac.ts';
@@ -109,52 +110,40 @@ export function portProfileOf(
   };
 }
 
-/** The host devices of a live definition (aliases assigned), in libvirt's order: interfaces of
- *  type hostdev are hostdevs too. */
+/** The device requests of a live definition (aliases assigned): one per host device of conf's
+ *  one list (conf/domain/hostdevs.ts), so they cannot disagree with the QEMU command line.
+ *  `incoming`: for an incoming migration (port profiles are pre-associated). */
 export function hostdevRequests(def: DomainDef, opts: { readonly incoming?: boolean } = {}): HostdevRequest[] {
-  const requests: HostdevRequest[] = [];
   const incoming = opts.incoming === true ? { incoming: true } : {};
-  def.devices.hostdevs.forEach((h, i) => {
-    requests.push({
-      alias: h.alias ?? `hostdev-${i}`,
+  return hostDevices(def).map((h, i) => {
+    const alias = h.alias ?? `hostdev-${i}`;
+    const request = {
+      alias,
       address: h.source.address,
       managed: h.source.managed,
       stub: h.source.driver?.model ?? 'vfio-pci',
-      assigned: h.assigned !== false && h.guestAddress?.type !== 'unassigned',
+      assigned: h.assigned,
       ...incoming,
-      ...(h.netdevs && h.netdevs.length > 0
-        ? { ports: h.netdevs.map((n) => ({ port: n.port, net: vfNetConfig(n.mac, n.vlan, n) })) }
-        : {}),
-    });
+    };
+    if (h.kind === 'interface') return { ...request, net: interfaceNetConfig(h.def, def.uuid, alias) };
+    const ports = h.def.netdevs ?? [];
+    return ports.length === 0
+      ? request
+      : { ...request, ports: ports.map((n) => ({ port: n.port, net: vfNetConfig(n.mac, n.vlan, n) })) };
   });
-  def.devices.interfaces.forEach((n, i) => {
-    if (n.type === 'network' && n.actual) {
-      // A VF a hostdev network gave: its settings are the merged ones the network put in <actual>.
-      const a = n.actual;
-      requests.push({
-        alias: n.alias ?? `net-${i}`,
-        address: a.source.address,
-        managed: a.source.managed,
-        stub: a.source.driver?.model ?? 'vfio-pci',
-        assigned: true,
-        net: {
-          ...(n.mac ? { mac: n.mac } : {}),
-          ...(a.vlan ? { vlan: a.vlan } : {}),
-          ...(a.trustGuestRxFilters === undefined ? {} : { trust: a.trustGuestRxFilters }),
-        },
-      });
-      return;
-    }
-    if (n.type !== 'hostdev') return;
-    requests.push({
-      alias: n.alias ?? `net-${i}`,
-      address: n.source.address,
-      managed: n.source.managed,
-      stub: n.source.driver?.model ?? 'vfio-pci',
-      assigned: true,
-      ...incoming,
-      net: vfNetConfig(n.mac, n.vlan, n, portProfileOf(n.virtualport, def.uuid, n.alias ?? `net-${i}`)),
-    });
-  });
-  return requests;
+}
+
+/** What an interface asks to be programmed on its VF. A network's VF takes the settings its
+ *  allocation merged into the actual device (interface > portgroup > network). */
+function interfaceNetConfig(iface: HostdevInterface, uuid: string | undefined, alias: string): VfNetConfig {
+  if (iface.type !== 'network') {
+    return vfNetConfig(iface.mac, iface.vlan, iface, portProfileOf(iface.virtualport, uuid, alias));
+  }
+  const a = iface.actual;
+  return vfNetConfig(
+    iface.mac,
+    a?.vlan,
+    a?.trustGuestRxFilters === undefined ? {} : { trustGuestRxFilters: a.trustGuestRxFilters },
+    portProfileOf(a?.virtualport, uuid, alias),
+  );
 }

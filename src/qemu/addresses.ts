@@ -10,7 +10,7 @@ import type {
 } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
 import { formatPciAddress } from '../conf/pci-address.ts';
-import { isHostdevInterface } from './aliases.ts';
+import { hostDevices, isHostdevInterface } from '../conf/domain/hostdevs.ts';
 
 /**
  * Guest PCI addresses as libvirt plans them (qemuDomainAssignPCIAddresses, domain_addr.c), pure.
@@ -185,8 +185,9 @@ function endpointsWantingAddress(def: DomainDef, controllers: readonly Controlle
     ...ifaces.filter((i) => !isHostdevInterface(i)),
     ...controllers.filter(isVirtioScsi),
     ...typedDisks(def.devices).filter((k) => k.target.bus === 'virtio'),
-    ...ifaces.filter((i) => isHostdevInterface(i)),
-    ...def.devices.hostdevs.filter((h) => h.assigned !== false),
+    ...hostDevices(def)
+      .filter((h) => h.assigned)
+      .map((h) => h.def),
     ...(def.devices.others ?? []).filter(isVirtioBalloon),
   ].filter((d) => ('index' in d ? d.address : d.guestAddress) === undefined);
 }

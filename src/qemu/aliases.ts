@@ -1,15 +1,6 @@
-import type {
-  CharDevDef,
-  ControllerDef,
-  DiskDef,
-  DomainDef,
-  HostdevHybridInterfaceDef,
-  HostdevInterfaceDef,
-  InterfaceDef,
-  NetworkInterfaceDef,
-  PciHostdevSource,
-} from '../conf/domain/types.ts';
+import type { CharDevDef, ControllerDef, DiskDef, DomainDef } from '../conf/domain/types.ts';
 import { diskIndex } from '../conf/domain/disk.ts';
+import { isHostdevInterface } from '../conf/domain/hostdevs.ts';
 import { defaultPciControllerAlias } from './device-props.ts';
 
 /**
@@ -44,25 +35,6 @@ export function assignAliases(def: DomainDef): DomainDef {
     ...def,
     devices: { ...def.devices, controllers, interfaces, hostdevs, serials, consoles, ...(disks ? { disks } : {}) },
   };
-}
-
-/** Interfaces that are PCI host devices in QEMU: they share the hostdevN numbering (libvirt
- *  commit 8f74f527: one id namespace for everything that becomes a vfio-pci device). */
-export function isHostdevInterface(
-  iface: InterfaceDef,
-): iface is HostdevInterfaceDef | HostdevHybridInterfaceDef | NetworkInterfaceDef {
-  return (
-    iface.type === 'hostdev' ||
-    iface.type === 'hostdev-hybrid' ||
-    (iface.type === 'network' && iface.actual?.type === 'hostdev')
-  );
-}
-
-/** The host side of such an interface: its own, or the VF its network allocated. */
-export function hostdevInterfaceSource(
-  iface: HostdevInterfaceDef | HostdevHybridInterfaceDef | NetworkInterfaceDef,
-): PciHostdevSource | undefined {
-  return iface.type === 'network' ? iface.actual?.source : iface.source;
 }
 
 class Counters {

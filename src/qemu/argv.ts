@@ -4,9 +4,9 @@ import { formatPciAddress } from '../conf/pci-address.ts';
 import type { DevicePresentation } from '../host/types.ts';
 import type { Accel } from './accel.ts';
 import { typedDisks } from '../conf/domain/disk.ts';
+import { hostDevices, isHostdevInterface } from '../conf/domain/hostdevs.ts';
 import { isVirtioScsi, machineFamily } from './addresses.ts';
 import { blockdevArgs, diskBootIndexes, diskDeviceProps, scsiControllerProps } from './disk-props.ts';
-import { hostdevInterfaceSource, isHostdevInterface } from './aliases.ts';
 import {
   type BusAliases,
   busAliases,
@@ -109,30 +109,24 @@ function hostdevDeviceProps(
   buses: BusAliases = busAliases(def),
 ): DeviceProps[] {
   const out: DeviceProps[] = [];
-  const hostdevs = [
-    ...def.devices.interfaces.filter(isHostdevInterface).map((iface) => {
-      if (iface.type === 'hostdev-hybrid') {
-        throw new PassthruError(
-          'CONFIG_UNSUPPORTED',
-          `interface type 'hostdev-hybrid' is not supported on the QEMU command line yet`,
-          iface.line === undefined ? {} : { line: iface.line },
-        );
-      }
-      return { dev: iface, address: hostdevInterfaceSource(iface)?.address };
-    }),
-    ...def.devices.hostdevs.filter((h) => h.assigned !== false).map((h) => ({ dev: h, address: h.source.address })),
-  ];
-  for (const { dev, address } of hostdevs) {
-    if (dev.guestAddress?.type === 'unassigned') continue;
-    const alias = dev.alias ?? '';
-    const presentation = presentations.get(alias);
-    if (presentation === undefined) {
-      const host = address === undefined ? 'no source address' : `host ${formatPciAddress(address)}`;
+  for (const h of hostDevices(def)) {
+    if (!h.assigned) continue; // taken from the host, given no guest device
+    if (h.def.type === 'hostdev-hybrid') {
       throw new PassthruError(
-        'INTERNAL',
-        `no presentation from the host backend for ${alias || 'a hostdev'} (${host})`,
+        'CONFIG_UNSUPPORTED',
+        `interface type 'hostdev-hybrid' is not supported on the QEMU command line yet`,
+        h.def.line === undefined ? {} : { line: h.def.line },
       );
     }
+    const alias = h.alias ?? '';
+    const presentation = presentations.get(alias);
+    if (presentation === undefined) {
+      throw new PassthruError(
+        'INTERNAL',
+        `no presentation from the host backend for ${alias || 'a hostdev'} (host ${formatPciAddress(h.source.address)})`,
+      );
+    }
+    const dev = h.def;
     out.push(hostdevProps(dev, presentation, buses));
   }
   return out;

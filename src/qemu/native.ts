@@ -1,7 +1,7 @@
 import type { DomainDef } from '../conf/domain/types.ts';
 import type { DevicePresentation } from '../host/types.ts';
 import type { Accel } from './accel.ts';
-import { hostdevInterfaceSource, isHostdevInterface } from './aliases.ts';
+import { hostDevices } from '../conf/domain/hostdevs.ts';
 import { buildArgv } from './argv.ts';
 import { completeDefinition } from './define-def.ts';
 import { prepareLiveDef } from './live-def.ts';
@@ -31,15 +31,12 @@ export function nativeCommandLine(
   ];
 }
 
-/** Every host device of a live definition as the linux backend presents it: vfio-pci, by alias. */
+/** Every host device of a live definition that QEMU gets, as the linux backend presents it:
+ *  vfio-pci, by alias. */
 export function vfioPresentations(live: DomainDef): Map<string, DevicePresentation> {
   const map = new Map<string, DevicePresentation>();
-  for (const h of live.devices.hostdevs) {
-    if (h.alias !== undefined) map.set(h.alias, { kind: 'vfio', host: h.source.address });
-  }
-  for (const n of live.devices.interfaces) {
-    const source = isHostdevInterface(n) ? hostdevInterfaceSource(n) : undefined;
-    if (source && n.alias !== undefined) map.set(n.alias, { kind: 'vfio', host: source.address });
+  for (const h of hostDevices(live)) {
+    if (h.assigned && h.alias !== undefined) map.set(h.alias, { kind: 'vfio', host: h.source.address });
   }
   return map;
 }

@@ -11,6 +11,7 @@ import { formatPciAddress } from '../../src/conf/pci-address.ts';
 import type { DevicePresentation } from '../../src/host/types.ts';
 import type { Accel } from '../../src/qemu/accel.ts';
 import { buildArgv } from '../../src/qemu/argv.ts';
+import { hostdevRequests } from '../../src/hostdev/request.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
 import { vfioPresentations } from '../../src/qemu/native.ts';
 
@@ -155,10 +156,35 @@ test('vfio presentations: every hostdev, hostdev interface and allocated network
     alias,
     p.kind === 'vfio' ? formatPciAddress(p.host) : p.kind,
   ]);
+  // conf's one list: interfaces first, as libvirt parses them into its hostdev list first; the
+  // unassigned function (hostdev3) gets no QEMU device, so no presentation...
   assert.deepEqual(hosts, [
+    ['hostdev0', '0000:06:10.7'],
     ['hostdev1', '0000:06:12.5'],
     ['hostdev2', '0000:06:12.6'],
-    ['hostdev3', '0001:01:00.0'],
-    ['hostdev0', '0000:06:10.7'],
   ]);
+  // ...but the device requests take it from the host all the same.
+  assert.deepEqual(
+    hostdevRequests(live).map((r) => [r.alias, formatPciAddress(r.address), r.assigned]),
+    [...hosts.map(([a, h]) => [a, h, true]), ['hostdev3', '0001:01:00.0', false]],
+  );
+  // The command line (without the interface its network has not given a VF yet) has them too.
+  const allocated = {
+    ...live,
+    devices: { ...live.devices, interfaces: live.devices.interfaces.filter((n) => n.type !== 'network' || n.actual) },
+  };
+  const argv = buildArgv(allocated, {
+    accel: 'tcg',
+    qmpSocket: 'q',
+    consoleLog: 'c',
+    pidfile: 'p',
+    hostDevices: vfioPresentations(live),
+  });
+  for (const [alias, host] of hosts) {
+    assert.ok(
+      argv.some((a) => a.includes(`"id":"${alias}"`) && a.includes(`"host":"${host ?? '?'}"`)),
+      alias,
+    );
+  }
+  assert.ok(!argv.some((a) => a.includes('hostdev3')), 'the unassigned function has no -device');
 });
