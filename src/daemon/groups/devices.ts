@@ -1,7 +1,7 @@
 import type { DomainDef } from '../../conf/domain/types.ts';
 import { PassthruError } from '../../conf/error.ts';
 import { formatPciAddress } from '../../conf/pci-address.ts';
-import { isHostdevInterface } from '../../qemu/aliases.ts';
+import { isHostdevInterface } from '../../conf/domain/hostdevs.ts';
 import { completeDefinition } from '../../qemu/define-def.ts';
 import type { PluggedDevice } from '../../qemu/hotplug.ts';
 import type { DeviceChange, DeviceRef, InterfaceRow } from '../../protocol/wire.ts';
