@@ -16,7 +16,9 @@ import type {
   XmlBody,
 } from '../../src/protocol/wire.ts';
 import { startDaemon, type TestDaemon, vfState } from '../helpers/daemon.ts';
+import { waitForGuestNic } from './helpers/console.ts';
 import { qemuEnv } from './helpers/env.ts';
+import { e2eGuest } from './helpers/guest.ts';
 import { haltedQemu } from './helpers/halted-qemu.ts';
 
 /**
@@ -153,6 +155,39 @@ test('guests on a network get distinct VFs with their MAC and the merged VLAN; l
     ],
   );
   for (const d of ['web1', 'web2']) await client.delete(`/domains/${d}`);
+});
+
+const guest = e2eGuest();
+
+test('a real guest on the network sees the MAC programmed on the VF the pool gave it', {
+  skip: typeof guest === 'string' ? guest : false,
+}, async () => {
+  if (typeof guest === 'string') return;
+  const consoleLog = join(dir, 'tiny.console');
+  const xml = `<domain type='kvm'>
+  <name>tiny</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <kernel>${guest.kernel}</kernel>
+    <initrd>${guest.initrd}</initrd>
+    <cmdline>${guest.append}</cmdline>
+  </os>
+  <devices>
+    ${netIface(mac(7), " portgroup='web'")}
+    <serial type='file'><source path='${consoleLog}'/><target port='0'/></serial>
+  </devices>
+</domain>`;
+  await client.post('/domains', { xml });
+  await client.post('/domains/tiny/start');
+  const nic = await waitForGuestNic(consoleLog, (n) => n.mac === mac(7), 180_000);
+  assert.equal(nic.driver, 'e1000e', 'the sim presents the VF as an emulated NIC carrying its admin MAC');
+  const row0 = (await table()).vfs.find((r) => r.vf === 0);
+  assert.deepEqual([row0?.mac, row0?.vlan, row0?.driver], [mac(7), 20, 'vfio-pci']);
+  await client.post('/domains/tiny/destroy');
+  await client.delete('/domains/tiny');
+  assert.equal((await info()).free, 8);
 });
 
 test('a failed start gives its VF back; a PF losing VFs shrinks the pool, and a VF in use blocks that', {
