@@ -42,24 +42,41 @@ export function chooseMember(
   request: AllocationRequest,
 ): Member {
   const tags = request.requireTags ?? [];
+  const near = (m: Member): boolean => m.numaNode !== undefined && request.numaNodes.has(m.numaNode);
+  const usable = (m: Member): boolean =>
+    facts.holder(m.bdf) === undefined &&
+    !facts.quarantined(m.bdf) &&
+    tags.every((t) => m.tags.includes(t)) &&
+    facts.problem(m) === undefined;
+  // Walk in order and stop at the first usable member: on a pool of thousands the checks of
+  // the others (health above all) would cost more than the choice.
+  const ordered = [...members].sort(memberOrder);
+  const best =
+    (request.numaNodes.size > 0 ? ordered.find((m) => near(m) && usable(m)) : undefined) ?? ordered.find(usable);
+  if (best) return best;
+  throw noneAvailable(ref, members, facts, tags);
+}
+
+/** libvirt's words, and a hint that counts why each member was out. */
+function noneAvailable(
+  ref: PoolRef,
+  members: readonly Member[],
+  facts: PoolFacts,
+  tags: readonly string[],
+): PassthruError {
   let held = 0;
   let quarantined = 0;
   let untagged = 0;
   const unhealthy: string[] = [];
-  const free: Member[] = [];
   for (const m of members) {
     if (facts.holder(m.bdf) !== undefined) held++;
     else if (facts.quarantined(m.bdf)) quarantined++;
     else if (!tags.every((t) => m.tags.includes(t))) untagged++;
     else {
       const problem = facts.problem(m);
-      if (problem === undefined) free.push(m);
-      else unhealthy.push(problem);
+      if (problem !== undefined) unhealthy.push(problem);
     }
   }
-  const near = (m: Member): number => (m.numaNode !== undefined && request.numaNodes.has(m.numaNode) ? 0 : 1);
-  const best = free.sort((a, b) => near(a) - near(b) || memberOrder(a, b))[0];
-  if (best) return best;
   const counts = [
     `${members.length} member${members.length === 1 ? '' : 's'}`,
     `${held} in use`,
@@ -68,9 +85,11 @@ export function chooseMember(
     unhealthy.length > 0 && `${unhealthy.length} failing the health check (${unhealthy[0] ?? ''})`,
   ].filter(Boolean);
   const what = ref.kind === 'network' ? 'interfaces' : 'devices';
-  throw new PassthruError(
+  return new PassthruError(
     'DEVICE_IN_USE',
     `${poolLabel(ref)} requires exclusive access to ${what}, but none are available`,
-    { hint: counts.join(', ') },
+    {
+      hint: counts.join(', '),
+    },
   );
 }

@@ -147,10 +147,11 @@ export function devicePoolMembers(pool: DevicePoolDef, view: HostView): Member[]
 
 /** Allocation order: VFs by PF address then VF index, other devices by their own address. */
 export function memberOrder(a: Member, b: Member): number {
-  const ka = a.vf ? formatPciAddress(a.vf.pf) : a.bdf;
-  const kb = b.vf ? formatPciAddress(b.vf.pf) : b.bdf;
-  if (ka !== kb) return ka < kb ? -1 : 1;
-  return (a.vf?.index ?? -1) - (b.vf?.index ?? -1);
+  return compareAddress(a.vf?.pf ?? a.address, b.vf?.pf ?? b.address) || (a.vf?.index ?? -1) - (b.vf?.index ?? -1);
+}
+
+function compareAddress(a: PciAddress, b: PciAddress): number {
+  return a.domain - b.domain || a.bus - b.bus || a.slot - b.slot || a.function - b.function;
 }
 
 function sorted(ms: Member[]): Member[] {

@@ -70,6 +70,9 @@ export class Pools {
   readonly #store: PoolStore;
   readonly #log: Logger;
   readonly #entries = new Map<string, Entry>();
+  /** Members by pool definition, per host view: resolving a selector over thousands of
+   *  functions costs more than an allocation, and the view only changes with the host. */
+  #members = new WeakMap<HostView, WeakMap<PoolDef, Member[]>>();
   #listener: (c: PoolChange) => void = () => undefined;
 
   private constructor(store: PoolStore, log: Logger) {
@@ -289,7 +292,7 @@ export class Pools {
           quarantined: (bdf) => e.quarantined.has(bdf),
           problem: (m) => memberProblem(m, view, healthRules(def)),
         };
-        const m = chooseMember(w.ref, membersOf(def, view), facts, w.request);
+        const m = chooseMember(w.ref, this.#membersOf(def, view), facts, w.request);
         e.allocations.set(m.bdf, { domain, label: w.label });
         taken.push({ e, bdf: m.bdf });
         grants.push(m);
@@ -396,6 +399,20 @@ export class Pools {
     }
     for (const err of errors) this.#log.error({ err: err.message }, 'pool state rebuilt with an error');
     return errors;
+  }
+
+  #membersOf(def: PoolDef, view: HostView): Member[] {
+    let byDef = this.#members.get(view);
+    if (!byDef) {
+      byDef = new WeakMap();
+      this.#members.set(view, byDef);
+    }
+    let ms = byDef.get(def);
+    if (!ms) {
+      ms = membersOf(def, view);
+      byDef.set(def, ms);
+    }
+    return ms;
   }
 
   #get(ref: PoolRef): Entry {
