@@ -14,6 +14,10 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
     flags: '-c, --connect <socket>',
     description: 'the daemon API socket (default $PASSTHRU_SOCKET or /run/passthru/passthru.sock)',
   },
+  {
+    flags: '-r, --readonly',
+    description: 'use the read-only socket (default $PASSTHRU_SOCKET_RO, or the -ro.sock beside the socket)',
+  },
   { flags: '-h, --help', description: 'show help for passthru or a command' },
 ];
 
@@ -24,6 +28,7 @@ export type Parsed =
       readonly args: string[];
       readonly opts: Opts;
       readonly connect?: string;
+      readonly readonly?: true;
     }
   | { readonly kind: 'help'; readonly topic?: CommandSpec | GroupSpec };
 
@@ -94,6 +99,7 @@ export function parseArgs(
   const globals = GLOBAL_OPTIONS.map(flagOf);
   let connect: string | undefined;
   let help = false;
+  let readonly = false;
   let i = 0;
   /** Reads a global option at argv[i]; answers whether it was one. */
   const global = (word: string): boolean => {
@@ -101,6 +107,7 @@ export function parseArgs(
     const f = globals.find((g) => g.long === name || g.short === name);
     if (!f) return false;
     if (f.key === 'help') help = true;
+    else if (f.key === 'readonly') readonly = true;
     else connect = inline ?? valueAfter(argv, i++, f);
     return true;
   };
@@ -171,7 +178,14 @@ export function parseArgs(
       help_(spec),
     );
   }
-  return { kind: 'run', spec, args, opts, ...(connect === undefined ? {} : { connect }) };
+  return {
+    kind: 'run',
+    spec,
+    args,
+    opts,
+    ...(connect === undefined ? {} : { connect }),
+    ...(readonly ? { readonly: true as const } : {}),
+  };
 }
 
 const help_ = (spec: CommandSpec): string => `'passthru ${spec.name} --help' shows its usage`;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { PassthruError } from '../conf/error.ts';
-import { Client, parseEndpoint, type TlsIdentity } from '../protocol/client.ts';
-import { DEFAULT_SOCKET } from '../protocol/wire.ts';
+import { Client, type Endpoint, parseEndpoint, type TlsIdentity } from '../protocol/client.ts';
+import { DEFAULT_SOCKET, readOnlySocketOf } from '../protocol/wire.ts';
 
 /** What every command gets: the API client for the -c endpoint, and where to print. */
 export interface CliContext {
@@ -9,10 +9,28 @@ export interface CliContext {
   out(text: string): void;
 }
 
-export function contextOf(connect: string | undefined): CliContext {
+/** The endpoint: -c, else $PASSTHRU_SOCKET, else the default; with -r the read-only twin of
+ *  that socket ($PASSTHRU_SOCKET_RO when -c does not name one). */
+export function endpointOf(connect: string | undefined, readonly = false): Endpoint {
+  const env = process.env;
+  const endpoint = parseEndpoint(connect ?? env['PASSTHRU_SOCKET'] ?? DEFAULT_SOCKET);
+  if (!readonly) return endpoint;
+  if (endpoint.kind !== 'unix') {
+    throw new PassthruError(
+      'INVALID_ARG',
+      '-r/--readonly needs a unix socket: a tls:// endpoint has no read-only twin',
+    );
+  }
+  const ro = env['PASSTHRU_SOCKET_RO'];
+  return connect === undefined && ro !== undefined && ro !== ''
+    ? parseEndpoint(ro)
+    : { kind: 'unix', path: readOnlySocketOf(endpoint.path) };
+}
+
+export function contextOf(connect: string | undefined, readonly = false): CliContext {
   return {
     client: () => {
-      const endpoint = parseEndpoint(connect ?? process.env['PASSTHRU_SOCKET'] ?? DEFAULT_SOCKET);
+      const endpoint = endpointOf(connect, readonly);
       return new Client(endpoint, endpoint.kind === 'tls' ? tlsIdentity() : undefined);
     },
     out: (text) => process.stdout.write(text),

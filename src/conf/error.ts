@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'TIMEOUT',
   'STATE_CORRUPT', // a state file that cannot be read back
   'DAEMON_UNREACHABLE',
+  'ACCESS_DENIED', // a change asked of the read-only socket
+  'REQUEST_TOO_LARGE', // an API request body over the daemon's limit
   'INTERNAL',
 ] as const;
 

@@ -52,17 +52,18 @@ function xmlBody(withTimeout: boolean) {
 export function deviceRoutes(app: FastifyInstance, run: Run): void {
   app.post<{ Params: { name: string }; Body: Flags & { xml: string } }>(
     '/domains/:name/devices',
-    { schema: xmlBody(false) },
+    { config: { action: 'attachDevice' }, schema: xmlBody(false) },
     (req) => run({ kind: 'attachDevice', name: req.params.name, xml: req.body.xml, ...pick(req.body, false) }),
   );
   app.post<{ Params: { name: string }; Body: Flags & { xml: string } }>(
     '/domains/:name/devices/detach',
-    { schema: xmlBody(true) },
+    { config: { action: 'detachDevice' }, schema: xmlBody(true) },
     (req) => run({ kind: 'detachDevice', name: req.params.name, xml: req.body.xml, ...pick(req.body, true) }),
   );
   app.post<{ Params: { name: string; alias: string }; Body: Flags | undefined }>(
     '/domains/:name/devices/:alias/detach',
     {
+      config: { action: 'detachDeviceAlias' },
       schema: {
         params: {
           type: 'object',
@@ -75,12 +76,17 @@ export function deviceRoutes(app: FastifyInstance, run: Run): void {
     (req) =>
       run({ kind: 'detachDeviceAlias', name: req.params.name, alias: req.params.alias, ...pick(req.body, true) }),
   );
-  app.get<{ Params: { name: string } }>('/domains/:name/interfaces', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'domiflist', name: req.params.name }),
+  app.get<{ Params: { name: string } }>(
+    '/domains/:name/interfaces',
+    { config: { action: 'domiflist' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'domiflist', name: req.params.name }),
   );
   app.post<{ Body: { xml: string } }>(
     '/native',
-    { schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } } },
+    {
+      config: { action: 'domxmlToNative' },
+      schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } },
+    },
     (req) => run({ kind: 'domxmlToNative', xml: req.body.xml }),
   );
 }

@@ -5,7 +5,7 @@ import type { Action } from './actions.ts';
 const nameParam = {
   type: 'object',
   required: ['name'],
-  properties: { name: { type: 'string', minLength: 1 } },
+  properties: { name: { type: 'string', minLength: 1, maxLength: 256 } },
 } as const;
 
 const PREFIX: Record<PoolKind, string> = { network: '/networks', devicepool: '/devpools' };
@@ -15,24 +15,34 @@ const PREFIX: Record<PoolKind, string> = { network: '/networks', devicepool: '/d
 export function poolRoutes(app: FastifyInstance, run: (a: Action) => Promise<unknown>): void {
   for (const pool of ['network', 'devicepool'] as const) {
     const base = PREFIX[pool];
-    app.get(base, () => run({ kind: 'poolList', pool }));
+    app.get(base, { config: { action: 'poolList' } }, () => run({ kind: 'poolList', pool }));
     app.post<{ Body: { xml: string } }>(
       base,
-      { schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } } },
+      {
+        config: { action: 'poolDefine' },
+        schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } },
+      },
       (req) => run({ kind: 'poolDefine', pool, xml: req.body.xml }),
     );
-    app.delete<{ Params: { name: string } }>(`${base}/:name`, { schema: { params: nameParam } }, (req) =>
-      run({ kind: 'poolUndefine', pool, name: req.params.name }),
+    app.delete<{ Params: { name: string } }>(
+      `${base}/:name`,
+      { config: { action: 'poolUndefine' }, schema: { params: nameParam } },
+      (req) => run({ kind: 'poolUndefine', pool, name: req.params.name }),
     );
-    app.post<{ Params: { name: string } }>(`${base}/:name/start`, { schema: { params: nameParam } }, (req) =>
-      run({ kind: 'poolStart', pool, name: req.params.name }),
+    app.post<{ Params: { name: string } }>(
+      `${base}/:name/start`,
+      { config: { action: 'poolStart' }, schema: { params: nameParam } },
+      (req) => run({ kind: 'poolStart', pool, name: req.params.name }),
     );
-    app.post<{ Params: { name: string } }>(`${base}/:name/destroy`, { schema: { params: nameParam } }, (req) =>
-      run({ kind: 'poolDestroy', pool, name: req.params.name }),
+    app.post<{ Params: { name: string } }>(
+      `${base}/:name/destroy`,
+      { config: { action: 'poolDestroy' }, schema: { params: nameParam } },
+      (req) => run({ kind: 'poolDestroy', pool, name: req.params.name }),
     );
     app.post<{ Params: { name: string }; Body: { enable: boolean } }>(
       `${base}/:name/autostart`,
       {
+        config: { action: 'poolAutostart' },
         schema: {
           params: nameParam,
           body: {
@@ -45,19 +55,31 @@ export function poolRoutes(app: FastifyInstance, run: (a: Action) => Promise<unk
       },
       (req) => run({ kind: 'poolAutostart', pool, name: req.params.name, enable: req.body.enable }),
     );
-    app.get<{ Params: { name: string }; Querystring: { inactive?: string } }>(
+    app.get<{ Params: { name: string }; Querystring: { inactive?: '0' | '1' } }>(
       `${base}/:name/xml`,
-      { schema: { params: nameParam } },
+      {
+        config: { action: 'poolDumpxml' },
+        schema: {
+          params: nameParam,
+          querystring: { type: 'object', properties: { inactive: { type: 'string', enum: ['0', '1'] } } },
+        },
+      },
       (req) => run({ kind: 'poolDumpxml', pool, name: req.params.name, inactive: req.query.inactive === '1' }),
     );
-    app.get<{ Params: { name: string } }>(`${base}/:name/info`, { schema: { params: nameParam } }, (req) =>
-      run({ kind: 'poolInfo', pool, name: req.params.name }),
+    app.get<{ Params: { name: string } }>(
+      `${base}/:name/info`,
+      { config: { action: 'poolInfo' }, schema: { params: nameParam } },
+      (req) => run({ kind: 'poolInfo', pool, name: req.params.name }),
     );
   }
-  app.get<{ Params: { name: string } }>('/domains/:name/hostdevs', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'domhostdev', name: req.params.name }),
+  app.get<{ Params: { name: string } }>(
+    '/domains/:name/hostdevs',
+    { config: { action: 'domhostdev' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'domhostdev', name: req.params.name }),
   );
-  app.post<{ Params: { name: string } }>('/nodedevs/:name/release', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'nodedevRelease', name: req.params.name }),
+  app.post<{ Params: { name: string } }>(
+    '/nodedevs/:name/release',
+    { config: { action: 'nodedevRelease' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'nodedevRelease', name: req.params.name }),
   );
 }

@@ -1,160 +1,177 @@
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { asPassthruError, type ErrorCode } from '../conf/error.ts';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { ErrorBody } from '../protocol/wire.ts';
-import type { Action } from './actions.ts';
+import { type Action, READ_ONLY } from './actions.ts';
+import { installRouteRules } from './api-access.ts';
+import { BODY_LIMIT, errorReply, installErrorHandling } from './api-errors.ts';
 import { poolRoutes } from './api-pools.ts';
 import { deviceRoutes } from './api-devices.ts';
 import type { Daemon } from './daemon.ts';
 
-/** Error code -> HTTP status: the one table. */
-export const HTTP_STATUS: Record<ErrorCode, number> = {
-  XML_SYNTAX: 400,
-  XML_INVALID: 400,
-  CONFIG_UNSUPPORTED: 400,
-  INVALID_ARG: 400,
-  NO_DOMAIN: 404,
-  NO_NETWORK: 404,
-  NO_DEVICE: 404,
-  DOMAIN_EXISTS: 409,
-  OPERATION_INVALID: 409,
-  DEVICE_IN_USE: 409,
-  DEVICE_NOT_ASSIGNABLE: 409,
-  HOST_FAILED: 500,
-  QEMU_FAILED: 500,
-  TIMEOUT: 504,
-  STATE_CORRUPT: 500,
-  DAEMON_UNREACHABLE: 502,
-  INTERNAL: 500,
-};
+export { HTTP_STATUS } from './api-errors.ts';
 
+/** Names of domains and node devices: bounded, so a path cannot carry a novel. */
 const nameParam = {
   type: 'object',
   required: ['name'],
-  properties: { name: { type: 'string', minLength: 1 } },
+  properties: { name: { type: 'string', minLength: 1, maxLength: 256 } },
 } as const;
 
-/** The HTTP API: each route is a thin adapter that turns a request into an Action. */
-export function buildApi(daemon: Daemon): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 });
+export interface ApiOptions {
+  /** The read-only socket: actions that change anything answer 403 ACCESS_DENIED. */
+  readonly readOnly?: boolean;
+}
+
+/**
+ * The HTTP API: each route is a thin adapter that turns a request into an Action, and says which
+ * (config.action) so the read-only socket knows what it may serve (READ_ONLY). Bodies are
+ * JSON checked against closed schemas with no type coercion: `{"xml": 123}` is refused naming
+ * the field, never turned into a string for the XML reader.
+ */
+export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    // Longer than any name the schemas allow, so an over-long one is refused naming its field.
+    maxParamLength: 1024,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  });
   const run = (action: Action) => daemon.handle(action);
+  installErrorHandling(app);
+  installRouteRules(app, { readOnly: opts.readOnly === true });
+  serveConsoles(app, daemon, opts.readOnly === true);
 
-  app.setErrorHandler((err: unknown, _req, reply: FastifyReply) => {
-    const fe = err as { validation?: unknown; statusCode?: number; message?: string };
-    if (fe.validation !== undefined || fe.statusCode === 400 || fe.statusCode === 415) {
-      const body: ErrorBody = { code: 'INVALID_ARG', message: `bad request: ${fe.message ?? 'invalid body'}` };
-      return reply.status(400).send(body);
-    }
-    const { status, body } = errorReply(err);
-    return reply.status(status).send(body);
-  });
-  serveConsoles(app, daemon);
-  app.setNotFoundHandler((req, reply) => {
-    const body: ErrorBody = { code: 'INVALID_ARG', message: `no such API path: ${req.method} ${req.url}` };
-    return reply.status(404).send(body);
-  });
-
-  app.get('/domains', () => run({ kind: 'list' }));
+  app.get('/domains', { config: { action: 'list' } }, () => run({ kind: 'list' }));
   app.post<{ Body: { xml: string } }>(
     '/domains',
-    { schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } } },
+    {
+      config: { action: 'define' },
+      schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } },
+    },
     (req) => run({ kind: 'define', xml: req.body.xml }),
   );
-  app.delete<{ Params: { name: string } }>('/domains/:name', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'undefine', name: req.params.name }),
+  app.delete<{ Params: { name: string } }>(
+    '/domains/:name',
+    { config: { action: 'undefine' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'undefine', name: req.params.name }),
   );
-  app.post<{ Params: { name: string } }>('/domains/:name/start', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'start', name: req.params.name }),
+  app.post<{ Params: { name: string } }>(
+    '/domains/:name/start',
+    { config: { action: 'start' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'start', name: req.params.name }),
   );
-  app.post<{ Params: { name: string } }>('/domains/:name/destroy', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'destroy', name: req.params.name }),
+  app.post<{ Params: { name: string } }>(
+    '/domains/:name/destroy',
+    { config: { action: 'destroy' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'destroy', name: req.params.name }),
   );
   const waitBody = {
     type: 'object',
     additionalProperties: false,
     properties: { timeoutMs: { type: 'integer', minimum: 0, maximum: 3_600_000 } },
   } as const;
-  app.post<{ Params: { name: string }; Body: { timeoutMs?: number } | undefined }>(
+  app.post<{ Params: { name: string }; Body: { timeoutMs?: number } }>(
     '/domains/:name/shutdown',
-    { schema: { params: nameParam, body: waitBody } },
-    (req) => run({ kind: 'shutdown', name: req.params.name, timeoutMs: req.body?.timeoutMs ?? DEFAULT_WAIT_MS }),
+    { config: { action: 'shutdown' }, schema: { params: nameParam, body: waitBody } },
+    (req) => run({ kind: 'shutdown', name: req.params.name, timeoutMs: req.body.timeoutMs ?? DEFAULT_WAIT_MS }),
   );
-  app.post<{ Params: { name: string }; Body: { timeoutMs?: number } | undefined }>(
+  app.post<{ Params: { name: string }; Body: { timeoutMs?: number } }>(
     '/domains/:name/reboot',
-    { schema: { params: nameParam, body: waitBody } },
-    (req) => run({ kind: 'reboot', name: req.params.name, timeoutMs: req.body?.timeoutMs ?? DEFAULT_WAIT_MS }),
+    { config: { action: 'reboot' }, schema: { params: nameParam, body: waitBody } },
+    (req) => run({ kind: 'reboot', name: req.params.name, timeoutMs: req.body.timeoutMs ?? DEFAULT_WAIT_MS }),
   );
-  app.post<{ Params: { name: string } }>('/domains/:name/suspend', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'suspend', name: req.params.name }),
+  app.post<{ Params: { name: string } }>(
+    '/domains/:name/suspend',
+    { config: { action: 'suspend' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'suspend', name: req.params.name }),
   );
-  app.post<{ Params: { name: string } }>('/domains/:name/resume', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'resume', name: req.params.name }),
+  app.post<{ Params: { name: string } }>(
+    '/domains/:name/resume',
+    { config: { action: 'resume' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'resume', name: req.params.name }),
   );
-  app.get<{ Params: { name: string } }>('/domains/:name/info', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'dominfo', name: req.params.name }),
+  app.get<{ Params: { name: string } }>(
+    '/domains/:name/info',
+    { config: { action: 'dominfo' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'dominfo', name: req.params.name }),
   );
   app.post<{ Params: { name: string }; Body: { enable: boolean } }>(
     '/domains/:name/autostart',
     {
+      config: { action: 'autostart' },
       schema: {
         params: nameParam,
-        body: {
-          type: 'object',
-          required: ['enable'],
-          additionalProperties: false,
-          properties: { enable: { type: 'boolean' } },
-        },
+        body: { type: 'object', required: ['enable'], properties: { enable: { type: 'boolean' } } },
       },
     },
     (req) => run({ kind: 'autostart', name: req.params.name, enable: req.body.enable }),
   );
-  app.get<{ Params: { name: string }; Querystring: { inactive?: string } }>(
+  app.get<{ Params: { name: string }; Querystring: { inactive?: '0' | '1' } }>(
     '/domains/:name/xml',
-    { schema: { params: nameParam } },
+    {
+      config: { action: 'dumpxml' },
+      schema: {
+        params: nameParam,
+        querystring: { type: 'object', properties: { inactive: { type: 'string', enum: ['0', '1'] } } },
+      },
+    },
     (req) => run({ kind: 'dumpxml', name: req.params.name, inactive: req.query.inactive === '1' }),
   );
   app.get<{ Querystring: { cap?: 'pci' | 'net' } }>(
     '/nodedevs',
-    { schema: { querystring: { type: 'object', properties: { cap: { type: 'string', enum: ['pci', 'net'] } } } } },
+    {
+      config: { action: 'nodedevList' },
+      schema: { querystring: { type: 'object', properties: { cap: { type: 'string', enum: ['pci', 'net'] } } } },
+    },
     (req) => run({ kind: 'nodedevList', ...(req.query.cap ? { cap: req.query.cap } : {}) }),
   );
-  app.get<{ Params: { name: string } }>('/nodedevs/:name/xml', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'nodedevDumpxml', name: req.params.name }),
+  app.get<{ Params: { name: string } }>(
+    '/nodedevs/:name/xml',
+    { config: { action: 'nodedevDumpxml' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'nodedevDumpxml', name: req.params.name }),
   );
-  app.get<{ Params: { name: string } }>('/nodedevs/:name/vfs', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'nodedevVfTable', name: req.params.name }),
+  app.get<{ Params: { name: string } }>(
+    '/nodedevs/:name/vfs',
+    { config: { action: 'nodedevVfTable' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'nodedevVfTable', name: req.params.name }),
   );
-
-  app.post<{ Params: { name: string }; Body: { driver?: string } | undefined }>(
+  app.post<{ Params: { name: string }; Body: { driver?: string } }>(
     '/nodedevs/:name/detach',
     {
+      config: { action: 'nodedevDetach' },
       schema: {
         params: nameParam,
-        body: { type: 'object', properties: { driver: { type: 'string', pattern: '^[a-z0-9_-]+$' } } },
+        body: { type: 'object', properties: { driver: { type: 'string', pattern: '^[a-z0-9_-]{1,64}$' } } },
       },
     },
     (req) =>
-      run({ kind: 'nodedevDetach', name: req.params.name, ...(req.body?.driver ? { driver: req.body.driver } : {}) }),
+      run({ kind: 'nodedevDetach', name: req.params.name, ...(req.body.driver ? { driver: req.body.driver } : {}) }),
   );
-  app.post<{ Params: { name: string } }>('/nodedevs/:name/reattach', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'nodedevReattach', name: req.params.name }),
+  app.post<{ Params: { name: string } }>(
+    '/nodedevs/:name/reattach',
+    { config: { action: 'nodedevReattach' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'nodedevReattach', name: req.params.name }),
   );
-  app.post<{ Params: { name: string } }>('/nodedevs/:name/reset', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'nodedevReset', name: req.params.name }),
+  app.post<{ Params: { name: string } }>(
+    '/nodedevs/:name/reset',
+    { config: { action: 'nodedevReset' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'nodedevReset', name: req.params.name }),
   );
-  app.get<{ Params: { name: string } }>('/nodedevs/:name/check', { schema: { params: nameParam } }, (req) =>
-    run({ kind: 'nodedevCheck', name: req.params.name }),
+  app.get<{ Params: { name: string } }>(
+    '/nodedevs/:name/check',
+    { config: { action: 'nodedevCheck' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'nodedevCheck', name: req.params.name }),
   );
   app.post<{ Params: { name: string }; Body: { numVfs: number; autoprobe?: boolean } }>(
     '/nodedevs/:name/sriov',
     {
+      config: { action: 'nodedevSriov' },
       schema: {
         params: nameParam,
         body: {
           type: 'object',
           required: ['numVfs'],
-          additionalProperties: false,
           properties: { numVfs: { type: 'integer', minimum: 0, maximum: 65535 }, autoprobe: { type: 'boolean' } },
         },
       },
@@ -171,7 +188,7 @@ export function buildApi(daemon: Daemon): FastifyInstance {
   poolRoutes(app, run);
   deviceRoutes(app, run);
 
-  app.get<{ Headers: { 'last-event-id'?: string } }>('/events', (req, reply) => {
+  app.get<{ Headers: { 'last-event-id'?: string } }>('/events', { config: { access: 'read' } }, (req, reply) => {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
@@ -186,18 +203,6 @@ export function buildApi(daemon: Daemon): FastifyInstance {
   return app;
 }
 
-function errorReply(err: unknown): { status: number; body: ErrorBody } {
-  const e = asPassthruError(err);
-  const body: ErrorBody = {
-    code: e.code,
-    message: e.message,
-    ...(e.hint === undefined ? {} : { hint: e.hint }),
-    ...(e.line === undefined ? {} : { line: e.line }),
-    ...(e.column === undefined ? {} : { column: e.column }),
-  };
-  return { status: HTTP_STATUS[e.code], body };
-}
-
 /** How long shutdown and reboot wait for the guest when the request does not say. */
 const DEFAULT_WAIT_MS = 120_000;
 
@@ -208,7 +213,7 @@ const CONSOLE_PATH = /^\/domains\/([^/?]+)\/console$/;
  * guest's serial console, raw bytes both ways (101 Switching Protocols), until either side
  * closes. Before the switch, an error is an ordinary JSON error reply.
  */
-function serveConsoles(app: FastifyInstance, daemon: Daemon): void {
+function serveConsoles(app: FastifyInstance, daemon: Daemon, readOnly: boolean): void {
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const m = CONSOLE_PATH.exec(req.url ?? '');
     const refuse = (status: number, body: ErrorBody): void => {
@@ -219,6 +224,13 @@ function serveConsoles(app: FastifyInstance, daemon: Daemon): void {
     };
     if (!m?.[1] || req.headers.upgrade !== 'passthru-console') {
       refuse(404, { code: 'INVALID_ARG', message: `no such API path for an upgrade: ${req.url ?? ''}` });
+      return;
+    }
+    if (readOnly && !READ_ONLY.console) {
+      refuse(403, {
+        code: 'ACCESS_DENIED',
+        message: "the read-only socket does not serve 'console': it types into the guest",
+      });
       return;
     }
     const name = decodeURIComponent(m[1]);

@@ -1,12 +1,10 @@
 #!/usr/bin/env node
-import { chmod, mkdir, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { Command } from 'commander';
 import { asPassthruError, PassthruError } from '../conf/error.ts';
 import { createLogger } from '../lib/logger.ts';
-import { DEFAULT_SOCKET, DEFAULT_STATE_DIR } from '../protocol/wire.ts';
-import { buildApi } from './api.ts';
+import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, readOnlySocketOf } from '../protocol/wire.ts';
 import { openDaemon } from './open.ts';
+import { serveApi } from './serve.ts';
 import { loadIdentity, parseListen, serveTls } from './tls.ts';
 
 interface Options {
@@ -14,6 +12,8 @@ interface Options {
   stateDir: string;
   socket: string;
   spareRootPorts?: string;
+  socketRo?: string;
+  socketGroup?: string;
   listenTls?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -25,7 +25,9 @@ async function main(): Promise<void> {
     .description('passthru daemon: owns the host devices and the QEMU guests that hold them')
     .option('--host <spec>', "host backend: 'linux' or 'sim:DIR'", 'linux')
     .option('--state-dir <dir>', 'where definitions, status and the device journal live', DEFAULT_STATE_DIR)
-    .option('--socket <path>', 'unix socket of the API', DEFAULT_SOCKET)
+    .option('--socket <path>', 'unix socket of the API (read-write: root and --socket-group, 0660)', DEFAULT_SOCKET)
+    .option('--socket-ro <path>', "read-only socket, mode 0666 (default: the socket's -ro.sock twin; '' for none)")
+    .option('--socket-group <group>', 'group that may use the read-write socket')
     .option('--spare-root-ports <n>', 'free pcie-root-ports each q35 domain keeps for hot-plug (default 1)')
     .option('--listen-tls <addr:port>', 'also serve the API on TCP with mutual TLS (for other hosts: migration)')
     .option('--tls-cert <file>', "this daemon's certificate (PEM), shown to peers in both directions")
@@ -51,22 +53,22 @@ async function main(): Promise<void> {
     log,
     ...(spare === undefined ? {} : { spareRootPorts: spare }),
   });
-  const app = buildApi(daemon);
-  await mkdir(dirname(opts.socket), { recursive: true });
-  await rm(opts.socket, { force: true });
-  await app.listen({ path: opts.socket });
-  // Access is the socket file's mode, as libvirt's unix_sock_rw_perms: root and its group.
-  await chmod(opts.socket, 0o660);
-  const tcp = listen && tls ? await serveTls(app.server, listen, tls, log) : undefined;
+  const socketRo = opts.socketRo ?? readOnlySocketOf(opts.socket);
+  const served = await serveApi(daemon, {
+    socket: opts.socket,
+    socketRo,
+    ...(opts.socketGroup === undefined ? {} : { socketGroup: opts.socketGroup }),
+  });
+  const tcp = listen && tls ? await serveTls(served.readWrite.server, listen, tls, log) : undefined;
   log.info(
-    { socket: opts.socket, listenTls: opts.listenTls, host: opts.host, stateDir: opts.stateDir },
+    { socket: opts.socket, socketRo, listenTls: opts.listenTls, host: opts.host, stateDir: opts.stateDir },
     'passthrud ready',
   );
 
   const stop = async (signal: string): Promise<void> => {
     log.info({ signal }, 'passthrud stopping; running guests keep running');
     tcp?.close();
-    await app.close();
+    await served.close();
     await daemon.close();
     process.exit(0);
   };

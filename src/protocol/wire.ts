@@ -38,7 +38,9 @@
  *   POST   /native            {xml}      -> NativeArgv            (domxml-to-native)
  *   GET    /events                        -> text/event-stream of DaemonEvent
  *
- * Errors: any status >= 400 with an ErrorBody.
+ * Errors: any status >= 400 with an ErrorBody. The read-only socket (readOnlySocketOf) serves
+ * the actions daemon/actions.ts READ_ONLY marks and the events; any other answers 403
+ * ACCESS_DENIED. Bodies over 4 MiB answer 413 REQUEST_TOO_LARGE.
  */
 
 export type DomainState = 'shutoff' | 'starting' | 'running' | 'paused' | 'stopping' | 'crashed';
@@ -268,6 +270,12 @@ export interface DomainHostdev {
 }
 
 export const DEFAULT_SOCKET = '/run/passthru/passthru.sock';
+
+/** The read-only socket beside a read-write one: `passthru.sock` -> `passthru-ro.sock` (as
+ *  libvirt's libvirt-sock-ro), so a daemon on a test socket gets its own. */
+export function readOnlySocketOf(socket: string): string {
+  return socket.endsWith('.sock') ? `${socket.slice(0, -'.sock'.length)}-ro.sock` : `${socket}-ro`;
+}
 export const DEFAULT_STATE_DIR = '/var/lib/passthru';
 
 /** nodedev-check: whether a PCI function can be given to a guest, and exactly why not. The
