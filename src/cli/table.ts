@@ -3,6 +3,7 @@ import { domainCommands } from './commands/domain.ts';
 import { guestCommands } from './commands/guest.ts';
 import { localCommands, localGroups } from './commands/local.ts';
 import { networkCommands } from './commands/network.ts';
+import { migrationCommands } from './commands/migration.ts';
 import { nodedevCommands } from './commands/nodedev.ts';
 import type { CommandSpec, GroupSpec } from './spec.ts';
 
@@ -17,6 +18,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...nodedevCommands,
   ...networkCommands,
   ...deviceCommands,
+  ...migrationCommands,
   ...localCommands,
 ];
 

@@ -7,6 +7,9 @@ import type {
   InterfaceRow,
   NativeArgv,
   ShutdownResult,
+  FinishReply,
+  IncomingReply,
+  MigrationReport,
   NodedevChange,
   NodedevCheck,
   NodeDeviceSummary,
@@ -62,7 +65,18 @@ export type Action =
   | { readonly kind: 'poolAutostart'; readonly pool: PoolKind; readonly name: string; readonly enable: boolean }
   | { readonly kind: 'poolList'; readonly pool: PoolKind }
   | { readonly kind: 'poolDumpxml'; readonly pool: PoolKind; readonly name: string; readonly inactive: boolean }
-  | { readonly kind: 'poolInfo'; readonly pool: PoolKind; readonly name: string };
+  | { readonly kind: 'poolInfo'; readonly pool: PoolKind; readonly name: string }
+  // migration (groups/migration.ts)
+  | {
+      readonly kind: 'migrate';
+      readonly name: string;
+      readonly dest: string;
+      readonly live?: boolean;
+      readonly unplugHostdevs?: boolean;
+      readonly timeoutMs?: number;
+    }
+  | { readonly kind: 'migrateIncoming'; readonly xml: string; readonly listenHost: string; readonly tls: boolean }
+  | { readonly kind: 'migrateFinish'; readonly name: string; readonly ok: boolean };
 
 /** libvirt's --live / --config; neither means the running domain if it runs, else its definition. */
 export interface DeviceFlags {
@@ -113,6 +127,9 @@ export interface ActionResults {
   poolList: PoolSummary[];
   poolDumpxml: { xml: string };
   poolInfo: PoolInfo;
+  migrate: MigrationReport;
+  migrateIncoming: IncomingReply;
+  migrateFinish: FinishReply;
 }
 
 export type ActionKind = Action['kind'];
@@ -160,6 +177,9 @@ export const READ_ONLY = {
   poolList: true,
   poolDumpxml: true,
   poolInfo: true,
+  migrate: false,
+  migrateIncoming: false,
+  migrateFinish: false,
 } as const satisfies Readonly<Record<ActionKind, boolean>>;
 
 export function isReadOnly(action: Action): boolean {

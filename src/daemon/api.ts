@@ -1,7 +1,7 @@
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { ErrorBody } from '../protocol/wire.ts';
+import type { ErrorBody, IncomingRequest, MigrateRequest } from '../protocol/wire.ts';
 import { type Action, READ_ONLY } from './actions.ts';
 import { installRouteRules } from './api-access.ts';
 import { BODY_LIMIT, errorReply, installErrorHandling } from './api-errors.ts';
@@ -187,6 +187,70 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
 
   poolRoutes(app, run);
   deviceRoutes(app, run);
+  app.post<{ Params: { name: string }; Body: MigrateRequest }>(
+    '/domains/:name/migrate',
+    {
+      config: { action: 'migrate' },
+      schema: {
+        params: nameParam,
+        body: {
+          type: 'object',
+          required: ['dest'],
+          additionalProperties: false,
+          properties: {
+            dest: { type: 'string', minLength: 1 },
+            live: { type: 'boolean' },
+            unplugHostdevs: { type: 'boolean' },
+            timeoutS: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
+          },
+        },
+      },
+    },
+    (req) =>
+      run({
+        kind: 'migrate',
+        name: req.params.name,
+        dest: req.body.dest,
+        ...(req.body.live === undefined ? {} : { live: req.body.live }),
+        ...(req.body.unplugHostdevs === undefined ? {} : { unplugHostdevs: req.body.unplugHostdevs }),
+        ...(req.body.timeoutS === undefined ? {} : { timeoutMs: Math.round(req.body.timeoutS * 1000) }),
+      }),
+  );
+  app.post<{ Body: IncomingRequest }>(
+    '/migrations/incoming',
+    {
+      config: { action: 'migrateIncoming' },
+      schema: {
+        body: {
+          type: 'object',
+          required: ['xml', 'listenHost', 'tls'],
+          additionalProperties: false,
+          properties: {
+            xml: { type: 'string' },
+            listenHost: { type: 'string', pattern: '^[0-9A-Za-z.:-]+$' },
+            tls: { type: 'boolean' },
+          },
+        },
+      },
+    },
+    (req) => run({ kind: 'migrateIncoming', xml: req.body.xml, listenHost: req.body.listenHost, tls: req.body.tls }),
+  );
+  app.post<{ Params: { name: string }; Body: { ok: boolean } }>(
+    '/migrations/:name/finish',
+    {
+      config: { action: 'migrateFinish' },
+      schema: {
+        params: nameParam,
+        body: {
+          type: 'object',
+          required: ['ok'],
+          additionalProperties: false,
+          properties: { ok: { type: 'boolean' } },
+        },
+      },
+    },
+    (req) => run({ kind: 'migrateFinish', name: req.params.name, ok: req.body.ok }),
+  );
 
   app.get<{ Headers: { 'last-event-id'?: string } }>('/events', { config: { access: 'read' } }, (req, reply) => {
     reply.hijack();

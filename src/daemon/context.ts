@@ -1,5 +1,7 @@
+import type { Datapath } from '../host/sim/switch.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Pools } from '../network/pools.ts';
+import type { TlsIdentity } from '../protocol/client.ts';
 import type { ActionKind, ActionOf, ActionResults } from './actions.ts';
 import type { DomainTable } from './domain-table.ts';
 import type { EventBus } from './events.ts';
@@ -18,6 +20,9 @@ export interface DaemonContext {
   /** Networks and device pools (src/network); also in `runs`, which allocates from them. */
   readonly pools: Pools;
   readonly log: Logger;
+  /** Between daemons (migration): this daemon's TLS identity for calling a peer and for the
+   *  migration stream, and the host's datapath switch when the backend models one. */
+  readonly peers: { readonly tls?: TlsIdentity; readonly datapath?: Datapath };
 }
 
 /** The handler of one action kind. */

@@ -16,6 +16,15 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
       if (state === 'shutoff' || state === 'crashed') refuse('it is not running');
       if (state === 'stopping') refuse('it is already stopping');
       return;
+    case 'migrate':
+      if (state !== 'running') refuse(state === 'migrating' ? 'it is already migrating' : `it is ${state}`);
+      return;
+    case 'migrateIncoming':
+      if (state !== 'shutoff' && state !== 'crashed') refuse(`it is ${state} on the destination`);
+      return;
+    case 'migrateFinish':
+      if (state !== 'migrating' && state !== 'shutoff') refuse(`it is ${state}, not arriving`);
+      return;
     case 'undefine':
       if (state !== 'shutoff' && state !== 'crashed') refuse(`it is ${state}; destroy it first`);
       return;

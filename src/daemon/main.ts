@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     stateDir: opts.stateDir,
     log,
     ...(spare === undefined ? {} : { spareRootPorts: spare }),
+    ...(tls ? { tls } : {}),
   });
   const socketRo = opts.socketRo ?? readOnlySocketOf(opts.socket);
   const served = await serveApi(daemon, {

@@ -1,10 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { openSimHost } from '../host/sim/kernel.ts';
+import { simDatapath } from '../host/sim/switch.ts';
 import { openLinuxHost } from '../host/linux/kernel.ts';
 import type { Kernel } from '../host/types.ts';
 import { hostOps } from '../hostdev/host-ops.ts';
 import { HostdevManager } from '../hostdev/manager.ts';
 import type { Logger } from '../lib/logger.ts';
+import type { TlsIdentity } from '../protocol/client.ts';
 import { Daemon } from './daemon.ts';
 import { ImageClaims } from './image-claims.ts';
 import { EventBus } from './events.ts';
@@ -21,6 +23,8 @@ export interface DaemonOptions {
   readonly emulator?: string;
   /** Free root ports each q35 definition keeps for hot-plug (default 1, libvirt's rule). */
   readonly spareRootPorts?: number;
+  /** This daemon's identity towards other daemons (migration; --tls-cert/--tls-key/--tls-ca). */
+  readonly tls?: TlsIdentity;
 }
 
 /** Startup in ARCHITECTURE.md's order: store -> device records -> reconnect QEMUs -> serve. */
@@ -61,6 +65,10 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
   events.subscribe((_id, e) => {
     if (e.type === 'nodedev' && e.fields === undefined) hostViews.invalidate();
   });
+  const peers = {
+    ...(o.tls ? { tls: o.tls } : {}),
+    ...(spec.backend === 'sim' ? { datapath: simDatapath(spec.dir, kernel.sysfs) } : {}),
+  };
   const daemon = new Daemon({
     store,
     events,
@@ -68,6 +76,7 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
     pools,
     nodedevs: new NodeDevices(kernel, hostdevs, events),
     log: o.log,
+    peers,
   });
   await daemon.load();
   return daemon;

@@ -50,13 +50,17 @@ export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: O
     qmpSocket: status.qmpSocket,
     name: `QEMU of domain ${status.name}`,
   }).catch(() => undefined);
-  if (proc && status.pid === 0) {
-    // The daemon died during start: this QEMU never got to run its guest. Finish the start's
-    // rollback rather than adopt a half-made domain.
+  // The daemon died during start, or before an incoming migration was confirmed: this QEMU
+  // never got to run its guest. Finish the rollback rather than adopt a half-made domain.
+  const unfinished = status.pid === 0 || status.incoming === true;
+  if (proc && unfinished) {
     await proc.destroy();
-    deps.log.warn({ domain: status.name }, 'killed the QEMU of a start the daemon did not finish');
+    deps.log.warn(
+      { domain: status.name },
+      'killed the QEMU of a start or incoming migration the daemon did not finish',
+    );
   }
-  if (!proc || status.pid === 0) {
+  if (!proc || unfinished) {
     await deps.hostdevs.release(status.name);
     await releasePoolDevices(deps, status.name);
     await deps.store.removeStatus(status.name);

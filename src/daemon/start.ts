@@ -22,6 +22,8 @@ import type { DomainStatus } from './store.ts';
 /** What the stages of one start hand each other. Each stage fills in its part. */
 interface StartState {
   readonly def: DomainDef;
+  /** A migration's destination: QEMU waits for the stream (-incoming defer) and stays paused. */
+  readonly incoming?: boolean;
   /** The definition with its disks' backing chains. */
   withChains?: DomainDef;
   /** The definition with the devices its pools gave (allocate). */
@@ -134,8 +136,13 @@ const launch: Stage = {
 const STAGES: readonly Stage[] = [check, storage, allocate, liveDefinition, prepare, launch];
 
 /** Starts QEMU for a domain; any failure gives back everything the earlier stages took. */
-export async function startDomain(deps: RunDeps, def: DomainDef, onExit: OnExit): Promise<Running> {
-  const s: StartState = { def };
+export async function startDomain(
+  deps: RunDeps,
+  def: DomainDef,
+  onExit: OnExit,
+  mode: { readonly incoming?: boolean } = {},
+): Promise<Running> {
+  const s: StartState = { def, ...(mode.incoming ? { incoming: true } : {}) };
   const done: Stage[] = [];
   try {
     for (const stage of STAGES) {
@@ -163,7 +170,13 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
   };
   const consoleSocket = join(dir, 'console.sock');
   const accel = chooseAccel(await readProcModules());
-  const argv = buildArgv(live, { accel, ...paths, consoleSocket, hostDevices: need(s.presentations) });
+  const argv = buildArgv(live, {
+    accel,
+    ...paths,
+    consoleSocket,
+    hostDevices: need(s.presentations),
+    ...(s.incoming ? { incoming: true } : {}),
+  });
   log.info({ domain: s.def.name, argv }, 'starting QEMU');
   // Written before QEMU exists, with pid 0 until it runs: a daemon killed in between finds
   // the QEMU through its pidfile and knows the start never finished (reattach kills it).
@@ -177,6 +190,7 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
     ...(usesConsoleFallback(live) ? { consoleSocket } : {}),
     liveXml: formatStatus(live),
     startedAt: new Date().toISOString(),
+    ...(s.incoming ? { incoming: true } : {}),
   };
   await store.saveStatus(starting);
   // VFIO pins guest RAM: the locked-memory limit is in place before QEMU exists.
@@ -192,7 +206,8 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
   // The console's client is connected before the guest runs, so its log misses nothing.
   if (starting.consoleSocket !== undefined)
     s.console = await GuestConsole.open(starting.consoleSocket, paths.consoleLog);
-  await s.proc.qmp.execute('cont');
+  // An incoming guest runs once the migration is confirmed (daemon/migration/destination.ts).
+  if (!s.incoming) await s.proc.qmp.execute('cont');
   s.status = { ...starting, pid: s.proc.pid };
   await store.saveStatus(s.status);
 }

@@ -23,6 +23,9 @@ export interface DomainStatus {
   readonly unplugPending?: readonly string[];
   /** Failover standbys (virtio aliases) whose guest negotiated: their primaries are visible. */
   readonly failoverNegotiated?: readonly string[];
+  /** A migration's destination whose migration is not confirmed yet: after a daemon restart
+   *  its QEMU is stopped and its devices given back (the source still has the guest). */
+  readonly incoming?: true;
 }
 
 export class Store {

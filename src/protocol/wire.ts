@@ -37,13 +37,16 @@
  *   GET    /domains/:name/interfaces      -> InterfaceRow[]       (domiflist)
  *   POST   /native            {xml}      -> NativeArgv            (domxml-to-native)
  *   GET    /events                        -> text/event-stream of DaemonEvent
+ *   POST   /domains/:name/migrate {dest, live?, unplugHostdevs?, timeoutS?} -> MigrationReport
+ *   POST   /migrations/incoming {xml, listenHost, tls}  -> IncomingReply   (daemon to daemon)
+ *   POST   /migrations/:name/finish {ok}  -> FinishReply                   (daemon to daemon)
  *
  * Errors: any status >= 400 with an ErrorBody. The read-only socket (readOnlySocketOf) serves
  * the actions daemon/actions.ts READ_ONLY marks and the events; any other answers 403
  * ACCESS_DENIED. Bodies over 4 MiB answer 413 REQUEST_TOO_LARGE.
  */
 
-export type DomainState = 'shutoff' | 'starting' | 'running' | 'paused' | 'stopping' | 'crashed';
+export type DomainState = 'shutoff' | 'starting' | 'running' | 'paused' | 'stopping' | 'crashed' | 'migrating';
 
 export interface DomainSummary {
   readonly name: string;
@@ -191,6 +194,7 @@ export interface NativeArgv {
 }
 
 export type DaemonEvent =
+  | MigrationEvent
   | {
       readonly type: 'domain';
       readonly event: 'defined' | 'undefined' | 'started' | 'stopped' | 'crashed' | 'suspended' | 'resumed';
@@ -311,4 +315,75 @@ export interface SriovChange {
   readonly after: number;
   /** false when the deadline passed before every VF showed up with its driver. */
   readonly settled: boolean;
+}
+
+/** A migration's phases, in order; each but `done` can be followed by `rolled-back`. */
+export type MigrationPhase =
+  | 'check'
+  | 'prepare'
+  | 'transfer'
+  | 'unplugged'
+  | 'confirm'
+  | 'done'
+  | 'rolled-back'
+  | 'failed';
+
+/** Both daemons report a migration as it goes: the source with the RAM sent so far. */
+export interface MigrationEvent {
+  readonly type: 'migration';
+  readonly name: string;
+  readonly role: 'source' | 'destination';
+  readonly phase: MigrationPhase;
+  /** QEMU's migration status (setup, wait-unplug, active, completed ...), on the source. */
+  readonly status?: string;
+  readonly ramTransferred?: number;
+  readonly ramTotal?: number;
+  /** How long the guest has been without its VF so far (ms), from UNPLUG_PRIMARY. */
+  readonly vfLessMs?: number;
+  readonly detail?: string;
+}
+
+export interface MigrateRequest {
+  /** unix:/path or tls://HOST:PORT of the destination daemon. */
+  readonly dest: string;
+  readonly live?: boolean;
+  readonly unplugHostdevs?: boolean;
+  readonly timeoutS?: number;
+}
+
+export interface MigrationReport {
+  readonly name: string;
+  readonly dest: string;
+  /** From the request to the source's release (ms, the source's clock). */
+  readonly totalMs: number;
+  /** QEMU's own figures. */
+  readonly qemuTotalMs?: number;
+  readonly downtimeMs?: number;
+  /** From UNPLUG_PRIMARY on the source to the destination's primary plugged (ms). */
+  readonly vfLessMs?: number;
+  readonly statuses: readonly string[];
+  readonly unplugged: readonly string[];
+  /** Each phase's start, ms after the request. */
+  readonly phases: readonly { readonly phase: MigrationPhase; readonly atMs: number }[];
+}
+
+export interface IncomingRequest {
+  /** The source's live definition (aliases and guest addresses kept). */
+  readonly xml: string;
+  /** The address the destination's QEMU listens on for the stream. */
+  readonly listenHost: string;
+  /** The stream goes over TLS (both daemons have a TLS identity). */
+  readonly tls: boolean;
+}
+
+export interface IncomingReply {
+  /** Where the source's QEMU sends the stream: tcp:HOST:PORT. */
+  readonly uri: string;
+}
+
+export interface FinishReply {
+  readonly name: string;
+  readonly state: DomainState;
+  /** ms since the epoch when the destination's failover primary was plugged, if it has one. */
+  readonly primaryPluggedAt?: number;
 }

@@ -2,14 +2,16 @@ import { PassthruError } from '../conf/error.ts';
 import type { QmpClient, QmpEvent } from './qmp.ts';
 
 /**
- * Live migration between two QEMUs over QMP. The destination runs with `-incoming defer`
- * (ArgvContext.incoming), so the address it listens on is chosen here, after it is up.
+ * Live migration between two QEMUs over QMP, in the two halves the daemons run: the
+ * destination (started with `-incoming defer`, ArgvContext.incoming) listens
+ * (`listenIncoming`), the source sends (`sendMigration`).
  *
  * With a failover pair the source first asks the guest to unplug the primary (status
  * `wait-unplug`, event UNPLUG_PRIMARY), then copies RAM; the destination plugs its own
  * primary once its guest negotiates again. So the destination's VF must be ready (vfio, MAC)
  * before it starts, and the source's VF may only be released after `completed`
- * (QEMU's docs/system/virtio-net-failover.rst; UNPLUG_PRIMARY in qapi/migration.json).
+ * (docs/migration.md). When the migration fails or is cancelled, the source QEMU plugs its
+ * primary back by itself (virtio-net's failover handling of the migration state).
  */
 export interface MigrationResult {
   readonly status: 'completed';
@@ -21,6 +23,34 @@ export interface MigrationResult {
   readonly unpluggedPrimaries: readonly string[];
 }
 
+/** What the source reports while it sends (query-migrate, polled). */
+export interface MigrationProgress {
+  readonly status: string;
+  readonly ramTransferred: number;
+  readonly ramTotal: number;
+  readonly ramRemaining: number;
+}
+
+/** The TLS credentials object QEMU should use (tls-creds-x509 added by the caller). */
+export interface MigrationTls {
+  readonly credsId: string;
+  /** The name the destination's certificate is checked against (its address). */
+  readonly hostname?: string;
+}
+
+export interface SendOptions {
+  readonly timeoutMs?: number;
+  readonly tls?: MigrationTls;
+  /** Every MIGRATION status as it happens. */
+  readonly onStatus?: (status: string) => void;
+  /** The source asked the guest to unplug this primary (UNPLUG_PRIMARY). */
+  readonly onUnplugPrimary?: (deviceId: string) => void;
+  readonly onProgress?: (p: MigrationProgress) => void;
+  readonly progressEveryMs?: number;
+  /** Aborts the migration from outside (migrate_cancel). */
+  readonly signal?: AbortSignal;
+}
+
 export interface MigrateOptions {
   /** Where the destination listens, e.g. 'tcp:127.0.0.1:0' (port 0: the kernel picks one). */
   readonly listen: string;
@@ -29,44 +59,73 @@ export interface MigrateOptions {
 
 const FINAL = new Set(['completed', 'failed', 'cancelled']);
 
+/** Both halves on one caller (the tests, the bench's raw-QEMU figure). */
 export async function migrate(src: QmpClient, dst: QmpClient, opts: MigrateOptions): Promise<MigrationResult> {
-  const timeoutMs = opts.timeoutMs ?? 120_000;
-  // Status events on both sides; without them the source's progress is only visible by polling.
-  for (const q of [src, dst]) {
-    await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
-  }
-  await dst.execute('migrate-incoming', { uri: opts.listen });
-  const uri = await listeningUri(dst, opts.listen);
+  const uri = await listenIncoming(dst, opts.listen);
+  return sendMigration(src, uri, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+}
 
+/** Destination: status events on, listen, and the address it really listens on (port 0 resolved). */
+export async function listenIncoming(dst: QmpClient, listen: string, tls?: MigrationTls): Promise<string> {
+  await enableEvents(dst);
+  if (tls) await dst.execute('migrate-set-parameters', { 'tls-creds': tls.credsId });
+  await dst.execute('migrate-incoming', { uri: listen });
+  return listeningUri(dst, listen);
+}
+
+/** Source: migrate to `uri` and wait for the end; a timeout or the signal cancels it. Throws
+ *  QEMU_FAILED (failed, cancelled) or TIMEOUT; either way the source QEMU still has the guest. */
+export async function sendMigration(src: QmpClient, uri: string, o: SendOptions = {}): Promise<MigrationResult> {
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  await enableEvents(src);
+  if (o.tls) {
+    await src.execute('migrate-set-parameters', {
+      'tls-creds': o.tls.credsId,
+      ...(o.tls.hostname === undefined ? {} : { 'tls-hostname': o.tls.hostname }),
+    });
+  }
   const statuses: string[] = [];
   const unplugged: string[] = [];
   const events = src.events();
   const done = (async (): Promise<string> => {
     for await (const ev of events) {
-      if (ev.event === 'UNPLUG_PRIMARY') unplugged.push(stringField(ev, 'device-id'));
+      if (ev.event === 'UNPLUG_PRIMARY') {
+        const id = stringField(ev, 'device-id');
+        unplugged.push(id);
+        o.onUnplugPrimary?.(id);
+      }
       if (ev.event !== 'MIGRATION') continue;
       const status = stringField(ev, 'status');
       statuses.push(status);
+      o.onStatus?.(status);
       if (FINAL.has(status)) return status;
     }
     throw new PassthruError('QEMU_FAILED', 'the source QEMU went away during migration');
   })();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(
-        new PassthruError(
-          'TIMEOUT',
-          `migration did not finish within ${timeoutMs} ms (last status: ${statuses.at(-1) ?? 'none'})`,
-        ),
-      );
-    }, timeoutMs);
-  });
+  let why: PassthruError | undefined;
+  const cancel = (reason: PassthruError): void => {
+    why ??= reason;
+    src.execute('migrate_cancel').catch(() => undefined);
+  };
+  const timer = setTimeout(() => {
+    cancel(
+      new PassthruError(
+        'TIMEOUT',
+        `migration did not finish within ${timeoutMs} ms (last status: ${statuses.at(-1) ?? 'none'}); cancelled`,
+      ),
+    );
+  }, timeoutMs);
+  const onAbort = (): void => {
+    cancel(new PassthruError('OPERATION_INVALID', 'migration cancelled'));
+  };
+  o.signal?.addEventListener('abort', onAbort);
+  const poller = o.onProgress ? pollProgress(src, o.onProgress, o.progressEveryMs ?? 250) : undefined;
   try {
     await src.execute('migrate', { uri });
-    const final = await Promise.race([done, timeout]);
+    const final = await done;
     const info = (await src.execute('query-migrate')) as Record<string, unknown>;
     if (final !== 'completed') {
+      if (why) throw why;
       const desc = typeof info['error-desc'] === 'string' ? `: ${info['error-desc']}` : '';
       throw new PassthruError('QEMU_FAILED', `migration ${final}${desc}`);
     }
@@ -79,9 +138,43 @@ export async function migrate(src: QmpClient, dst: QmpClient, opts: MigrateOptio
     };
   } finally {
     clearTimeout(timer);
+    o.signal?.removeEventListener('abort', onAbort);
+    poller?.stop();
     await events.return?.();
     done.catch(() => undefined);
   }
+}
+
+function enableEvents(q: QmpClient): Promise<unknown> {
+  // Status events; without them the progress is only visible by polling.
+  return q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+}
+
+function pollProgress(src: QmpClient, report: (p: MigrationProgress) => void, everyMs: number): { stop(): void } {
+  let stopped = false;
+  const tick = async (): Promise<void> => {
+    while (!stopped) {
+      const info = (await src.execute('query-migrate').catch(() => undefined)) as Record<string, unknown> | undefined;
+      if (stopped || !info) return;
+      const ram = (info['ram'] ?? {}) as Record<string, unknown>;
+      const num = (k: string): number => (typeof ram[k] === 'number' ? ram[k] : 0);
+      if (typeof info['status'] === 'string') {
+        report({
+          status: info['status'],
+          ramTransferred: num('transferred'),
+          ramTotal: num('total'),
+          ramRemaining: num('remaining'),
+        });
+      }
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  };
+  void tick();
+  return {
+    stop: () => {
+      stopped = true;
+    },
+  };
 }
 
 /** The address the destination really listens on (port 0 resolved), from its query-migrate. */

@@ -131,6 +131,13 @@ const EXAMPLES: Readonly<
   poolList: { method: 'GET', path: '/networks' },
   poolDumpxml: { method: 'GET', path: '/networks/pool0/xml?inactive=1' },
   poolInfo: { method: 'GET', path: '/networks/pool0/info' },
+  migrate: { method: 'POST', path: '/domains/web1/migrate', body: { dest: 'unix:/nonexistent.sock' } },
+  migrateIncoming: {
+    method: 'POST',
+    path: '/migrations/incoming',
+    body: { xml: '<domain/>', listenHost: '127.0.0.1', tls: false },
+  },
+  migrateFinish: { method: 'POST', path: '/migrations/web1/finish', body: { ok: false } },
 };
 
 /** Everything a write could touch: every file of the daemon's state and of the sim host. */

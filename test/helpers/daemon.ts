@@ -19,11 +19,16 @@ export interface TestDaemon {
   kill(): Promise<void>;
 }
 
-export async function startDaemon(run: string, env: NodeJS.ProcessEnv = {}, entryPoint?: string): Promise<TestDaemon> {
+export async function startDaemon(
+  run: string,
+  env: NodeJS.ProcessEnv = {},
+  entryPoint?: string,
+  args: readonly string[] = [],
+): Promise<TestDaemon> {
   const socket = join(run, 'api.sock');
   await rm(socket, { force: true });
   const proc = spawnDaemon(
-    ['--host', `sim:${join(run, 'host')}`, '--state-dir', join(run, 'state'), '--socket', socket],
+    ['--host', `sim:${join(run, 'host')}`, '--state-dir', join(run, 'state'), '--socket', socket, ...args],
     join(run, 'passthrud.log'),
     { ...process.env, ...env },
     entryPoint,

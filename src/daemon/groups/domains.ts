@@ -148,7 +148,7 @@ export async function loadDomains(ctx: DaemonContext): Promise<void> {
  * QEMU died (a signal, an error: 'crashed'). `<on_poweroff>restart` starts it again, as libvirt
  * does; `destroy` (the default) leaves it shut off.
  */
-function onExit(ctx: DaemonContext, name: string, reason: string, st: ExitStatus): void {
+export function onExit(ctx: DaemonContext, name: string, reason: string, st: ExitStatus): void {
   const obj = ctx.domains.find(name);
   if (!obj?.run) return;
   const run = obj.run;

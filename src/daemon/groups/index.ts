@@ -4,6 +4,7 @@ import { deviceHandlers } from './devices.ts';
 import { domainHandlers } from './domains.ts';
 import { guestHandlers } from './guest.ts';
 import { networkHandlers } from './networks.ts';
+import { migrationHandlers } from './migration.ts';
 import { nodedevHandlers } from './nodedevs.ts';
 
 /**
@@ -17,6 +18,7 @@ export const HANDLERS = {
   ...guestHandlers,
   ...nodedevHandlers,
   ...networkHandlers,
+  ...migrationHandlers,
 } satisfies { readonly [K in ActionKind]: Handler<K> };
 
 /** Runs the handler of the action's kind; whatever it throws comes back as a rejection. */

@@ -1,0 +1,82 @@
+import { PassthruError } from '../../conf/error.ts';
+import type { MigrationEvent, MigrationReport } from '../../protocol/wire.ts';
+import type { Invocation } from '../spec.ts';
+
+/**
+ * `passthru migrate NAME DEST`: one request to the source daemon, which does the whole
+ * migration; meanwhile its migration events become a progress line on a terminal (phase,
+ * RAM sent, how long the guest has been without its VF) or JSON lines with --json.
+ */
+export async function migrate({ ctx, args: [name = '', dest = ''], opts }: Invocation): Promise<void> {
+  const timeout = opts['timeout'];
+  const timeoutS = typeof timeout === 'string' ? Number(timeout) : undefined;
+  if (timeoutS !== undefined && !(timeoutS > 0 && timeoutS <= 86400)) {
+    throw new PassthruError(
+      'INVALID_ARG',
+      `--timeout must be a number of seconds from 0 to 86400, not '${String(timeout)}'`,
+    );
+  }
+  const json = opts['json'] === true;
+  const tty = !json && process.stderr.isTTY;
+  const client = ctx.client();
+  const stop = new AbortController();
+  const shown = new Promise<void>((opened) => {
+    client
+      .events(
+        (e) => {
+          if (e.type === 'migration' && e.name === name && e.role === 'source') show(e);
+          return false;
+        },
+        opened,
+        stop.signal,
+      )
+      .catch(() => opened());
+  });
+  const show = (e: MigrationEvent): void => {
+    if (json) ctx.out(`${JSON.stringify(e)}\n`);
+    else if (tty) process.stderr.write(`\r${progressLine(e)}\x1b[K`);
+  };
+  await shown;
+  try {
+    const report = await client.post<MigrationReport>(`/domains/${encodeURIComponent(name)}/migrate`, {
+      dest,
+      live: opts['live'] === true,
+      ...(opts['unplugHostdevs'] === true ? { unplugHostdevs: true } : {}),
+      ...(timeoutS === undefined ? {} : { timeoutS }),
+    });
+    if (tty) process.stderr.write('\n');
+    if (json) ctx.out(`${JSON.stringify({ type: 'result', ...report })}\n`);
+    else ctx.out(summary(report));
+  } catch (err) {
+    if (tty) process.stderr.write('\n');
+    throw err;
+  } finally {
+    stop.abort();
+  }
+}
+
+const MiB = 1024 * 1024;
+
+export function progressLine(e: MigrationEvent): string {
+  const parts = [`migrating ${e.name}: ${e.phase}${e.status ? ` (${e.status})` : ''}`];
+  if (e.ramTotal) {
+    const frac = Math.min(1, (e.ramTransferred ?? 0) / e.ramTotal);
+    const width = 20;
+    const fill = Math.round(frac * width);
+    parts.push(
+      `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${((e.ramTransferred ?? 0) / MiB).toFixed(0)}/${(e.ramTotal / MiB).toFixed(0)} MiB`,
+    );
+  }
+  if (e.vfLessMs !== undefined) parts.push(`VF-less ${(e.vfLessMs / 1000).toFixed(1)} s`);
+  return parts.join('  ');
+}
+
+export function summary(r: MigrationReport): string {
+  const ms = (v: number | undefined): string => (v === undefined ? '-' : `${v} ms`);
+  return [
+    `Migration of '${r.name}' to ${r.dest}: done`,
+    `  total ${ms(r.totalMs)}, QEMU ${ms(r.qemuTotalMs)}, downtime ${ms(r.downtimeMs)}` +
+      (r.vfLessMs === undefined ? '' : `, VF-less window ${ms(r.vfLessMs)}`),
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,186 @@
+import { PassthruError } from '../../conf/error.ts';
+import type { FinishReply, IncomingReply } from '../../protocol/wire.ts';
+import { listenIncoming } from '../../qemu/migration.ts';
+import type { QmpClient } from '../../qemu/qmp.ts';
+import type { ActionOf } from '../actions.ts';
+import type { DaemonContext } from '../context.ts';
+import { formatDefinition, parseDefinition } from '../definitions.ts';
+import type { DomainObj } from '../domain-table.ts';
+import { onExit } from '../groups/domains.ts';
+import { destroyRun } from '../runs.ts';
+import { startDomain } from '../start.ts';
+import type { DomainStatus } from '../store.ts';
+import { type FailoverPrimary, failoverPrimaries } from './checks.ts';
+import { primaryPlugged, steer } from './datapath.ts';
+import { addStreamTls } from './stream-tls.ts';
+
+/**
+ * The destination's two phases (libvirt's Prepare and Finish). Prepare: the definition from
+ * the source's live XML (aliases and guest addresses kept), its devices prepared through this
+ * host's device manager (VFs bound to vfio, MAC programmed, port profiles associated) before
+ * QEMU starts with -incoming and listens. Finish: run the guest and keep its definition, or give
+ * everything back. Until Finish the guest belongs to the source: a daemon restart in between
+ * stops this QEMU (its status says `incoming`).
+ */
+interface Incoming {
+  /** The domain was not defined here before: a rollback forgets it again. */
+  readonly added: boolean;
+  /** When QEMU plugged the failover primaries (FAILOVER_NEGOTIATED), ms since the epoch. */
+  pluggedAt?: number;
+  steered: boolean;
+  stop(): void;
+}
+
+const pending = new WeakMap<DaemonContext, Map<string, Incoming>>();
+
+function pendingOf(ctx: DaemonContext): Map<string, Incoming> {
+  let m = pending.get(ctx);
+  if (!m) {
+    m = new Map();
+    pending.set(ctx, m);
+  }
+  return m;
+}
+
+export async function prepareIncoming(a: ActionOf<'migrateIncoming'>, ctx: DaemonContext): Promise<IncomingReply> {
+  const def = parseDefinition(a.xml, 'migration XML');
+  const existing = ctx.domains.find(def.name);
+  if (existing?.def.uuid && def.uuid && existing.def.uuid !== def.uuid) {
+    throw new PassthruError(
+      'DOMAIN_EXISTS',
+      `domain ${def.name} already exists on the destination with uuid ${existing.def.uuid}, not ${def.uuid}`,
+    );
+  }
+  if (a.tls && !ctx.peers.tls) {
+    throw new PassthruError('OPERATION_INVALID', 'the destination has no TLS identity for the migration stream');
+  }
+  const added = !existing;
+  if (added) ctx.domains.add(def);
+  try {
+    return await ctx.domains.locked(a, def.name, (obj) => prepareLocked(a, ctx, obj, def, added));
+  } catch (err) {
+    if (added && !ctx.domains.find(def.name)?.run) ctx.domains.delete(def.name);
+    throw err;
+  }
+}
+
+async function prepareLocked(
+  a: ActionOf<'migrateIncoming'>,
+  ctx: DaemonContext,
+  obj: DomainObj,
+  def: DomainObj['def'],
+  added: boolean,
+): Promise<IncomingReply> {
+  const emit = (phase: 'prepare' | 'rolled-back', detail?: string): void => {
+    ctx.events.emit({
+      type: 'migration',
+      name: def.name,
+      role: 'destination',
+      phase,
+      ...(detail ? { detail } : {}),
+    });
+  };
+  emit('prepare');
+  obj.state = 'migrating';
+  try {
+    obj.run = await startDomain(ctx.runs, def, (reason, st) => onExit(ctx, def.name, reason, st), {
+      incoming: true,
+    });
+  } catch (err) {
+    obj.state = 'shutoff';
+    emit('rolled-back', 'prepare failed');
+    throw err;
+  }
+  const run = obj.run;
+  const primaries = failoverPrimaries(run.live);
+  const state: Incoming = { added, steered: false, stop: () => undefined };
+  try {
+    const tls =
+      a.tls && ctx.peers.tls
+        ? await addStreamTls(run.proc.qmp, ctx.store.runDir(def.name), ctx.peers.tls, 'server')
+        : undefined;
+    // Until the guest has its primary here, its frames go the standby way (pre-associated).
+    for (const p of primaries)
+      await steer(ctx, p, 'standby', 'incoming migration: standby until the primary is plugged');
+    state.stop = followNegotiation(ctx, run.proc.qmp, primaries, state);
+    const uri = await listenIncoming(
+      run.proc.qmp,
+      `tcp:${a.listenHost.includes(':') ? `[${a.listenHost}]` : a.listenHost}:0`,
+      tls === undefined ? undefined : { credsId: tls },
+    );
+    pendingOf(ctx).set(def.name, state);
+    return { uri };
+  } catch (err) {
+    state.stop();
+    await destroyRun(ctx.runs, run);
+    obj.run = undefined;
+    obj.state = 'shutoff';
+    for (const p of primaries) await steer(ctx, p, 'none', 'incoming migration rolled back');
+    emit('rolled-back', 'listen failed');
+    throw err;
+  }
+}
+
+/** On FAILOVER_NEGOTIATED QEMU plugs the primary: the MAC's filter goes on the VF. */
+function followNegotiation(
+  ctx: DaemonContext,
+  qmp: QmpClient,
+  primaries: readonly FailoverPrimary[],
+  state: Incoming,
+): () => void {
+  if (primaries.length === 0) return () => undefined;
+  const events = qmp.events();
+  void (async () => {
+    for await (const ev of events) {
+      if (ev.event !== 'FAILOVER_NEGOTIATED') continue;
+      const standby = ev.data['device-id'];
+      const matched = primaries.filter((p) => p.standby === standby);
+      if (matched.length === 0) continue;
+      state.pluggedAt ??= Date.now();
+      for (const p of matched) await steer(ctx, p, 'vf', 'FAILOVER_NEGOTIATED: primary plugged on the destination');
+      state.steered = true;
+    }
+  })();
+  return () => void events.return?.();
+}
+
+export async function finishIncoming(a: ActionOf<'migrateFinish'>, ctx: DaemonContext): Promise<FinishReply> {
+  return ctx.domains.locked(a, a.name, async (obj) => {
+    const state = pendingOf(ctx).get(a.name);
+    pendingOf(ctx).delete(a.name);
+    state?.stop();
+    const run = obj.run;
+    const primaries = run ? failoverPrimaries(run.live) : [];
+    if (!a.ok || !run) {
+      if (run) await destroyRun(ctx.runs, run);
+      obj.run = undefined;
+      obj.state = 'shutoff';
+      for (const p of primaries) await steer(ctx, p, 'none', 'incoming migration rolled back');
+      if (state?.added) ctx.domains.delete(a.name);
+      ctx.events.emit({ type: 'migration', name: a.name, role: 'destination', phase: 'rolled-back' });
+      if (a.ok) throw new PassthruError('QEMU_FAILED', `the incoming QEMU of domain ${a.name} is gone`);
+      return { name: a.name, state: 'shutoff' };
+    }
+    // The guest is ours from here: its status loses `incoming` before it runs, so that a
+    // restart in between adopts it rather than stopping the only copy.
+    const status = withoutIncoming(run.status);
+    await ctx.store.saveStatus(status);
+    await ctx.store.saveConfig(a.name, formatDefinition(run.live, true));
+    obj.def = run.live;
+    await run.proc.qmp.execute('cont');
+    obj.state = 'running';
+    for (const p of primaries) {
+      if (!state?.steered && (await primaryPlugged(run.proc.qmp, p.alias))) {
+        await steer(ctx, p, 'vf', 'migration finished: primary plugged on the destination');
+      }
+    }
+    const pluggedAt = state?.pluggedAt ?? (primaries.length > 0 ? Date.now() : undefined);
+    ctx.events.emit({ type: 'domain', event: 'started', name: a.name, reason: 'migrated' });
+    ctx.events.emit({ type: 'migration', name: a.name, role: 'destination', phase: 'done' });
+    return { name: a.name, state: 'running', ...(pluggedAt === undefined ? {} : { primaryPluggedAt: pluggedAt }) };
+  });
+}
+
+function withoutIncoming(s: DomainStatus): DomainStatus {
+  return Object.fromEntries(Object.entries(s).filter(([k]) => k !== 'incoming')) as unknown as DomainStatus;
+}

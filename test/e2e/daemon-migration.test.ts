@@ -1,0 +1,289 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { PassthruError } from '../../src/conf/error.ts';
+import { createSimHost } from '../../src/host/sim/create.ts';
+import { readSwitch } from '../../src/host/sim/switch.ts';
+import { Client } from '../../src/protocol/client.ts';
+import type { DaemonEvent, DomainSummary, MigrationReport } from '../../src/protocol/wire.ts';
+import { type CertFiles, identity, makeCa, makeLeaf } from '../helpers/certs.ts';
+import { startDaemon, type TestDaemon, vfRow, vfState } from '../helpers/daemon.ts';
+import { e2eGuest } from './helpers/guest.ts';
+import { consoleOf, enslavedVf, migratingGuestXml, noVf, waitRound } from './helpers/migration.ts';
+
+/**
+ * Live migration between two passthrud on one machine: two sim hosts with the same profile,
+ * two state directories, two sockets, both also listening with mutual TLS. Real QEMU (TCG) and
+ * the test guest with net_failover; the guest's console and the sim switch are the witnesses.
+ */
+const g = e2eGuest();
+const skip = typeof g === 'string' ? g : false;
+const PF = 'pci_0000_06_00_0';
+const VF = 3;
+const MAC = '52:54:00:fa:33:01';
+
+let dir = '';
+let a: TestDaemon;
+let b: TestDaemon;
+let tlsA = '';
+let tlsB = '';
+let certA: CertFiles;
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function startHost(name: string, cert: CertFiles): Promise<{ d: TestDaemon; tls: string }> {
+  const run = join(dir, name);
+  await createSimHost(join(run, 'host'), 'intel-x710-2port');
+  const port = await freePort();
+  const d = await startDaemon(run, {}, undefined, [
+    '--listen-tls',
+    `127.0.0.1:${port}`,
+    '--tls-cert',
+    cert.cert,
+    '--tls-key',
+    cert.key,
+    '--tls-ca',
+    cert.ca,
+  ]);
+  return { d, tls: `tls://127.0.0.1:${port}` };
+}
+
+before(async () => {
+  if (skip) return;
+  dir = await mkdtemp(join(tmpdir(), 'pt-mig-'));
+  const ca = makeCa(dir, 'ca');
+  certA = makeLeaf(dir, 'host-a', ca);
+  const hostA = await startHost('a', certA);
+  const hostB = await startHost('b', makeLeaf(dir, 'host-b', ca));
+  a = hostA.d;
+  b = hostB.d;
+  tlsA = hostA.tls;
+  tlsB = hostB.tls;
+});
+after(async () => {
+  if (skip) return;
+  for (const d of [a, b]) {
+    const doms = await d.client.get<DomainSummary[]>('/domains').catch(() => []);
+    for (const x of doms)
+      if (x.state !== 'shutoff') await d.client.post(`/domains/${x.name}/destroy`).catch(() => undefined);
+    await d.stop();
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+const stateDir = (d: TestDaemon): string => join(dir, d === a ? 'a' : 'b', 'state');
+const hostDir = (d: TestDaemon): string => join(dir, d === a ? 'a' : 'b', 'host');
+const summary = async (d: TestDaemon, name: string): Promise<DomainSummary | undefined> =>
+  (await d.client.get<DomainSummary[]>('/domains')).find((x) => x.name === name);
+
+/** Records every migration event of one daemon until stopped. */
+function record(d: TestDaemon): { events: DaemonEvent[]; stop: () => void; opened: Promise<void> } {
+  const events: DaemonEvent[] = [];
+  const ac = new AbortController();
+  let opened!: () => void;
+  const p = new Promise<void>((r) => (opened = r));
+  void d.client.events(
+    (e) => {
+      events.push(e);
+      return false;
+    },
+    opened,
+    ac.signal,
+  );
+  return { events, stop: () => ac.abort(), opened: p };
+}
+
+test('a guest without host devices moves to the other daemon and runs there', { skip, timeout: 240_000 }, async () => {
+  if (typeof g === 'string') return;
+  const name = 'mig-plain';
+  await a.client.post('/domains', { xml: migratingGuestXml(name, g, { mac: '52:54:00:fa:33:09' }) });
+  await a.client.post(`/domains/${name}/start`);
+  await waitRound(
+    consoleOf(stateDir(a), name),
+    (r) => r.some((n) => n.driver === 'virtio_net'),
+    120_000,
+    'virtio NIC on A',
+  );
+  const report = await a.client.post<MigrationReport>(`/domains/${name}/migrate`, {
+    dest: `unix:${b.client.endpoint.kind === 'unix' ? b.client.endpoint.path : ''}`,
+    live: true,
+  });
+  assert.equal(report.unplugged.length, 0);
+  assert.deepEqual(
+    report.phases.map((p) => p.phase),
+    ['check', 'prepare', 'transfer', 'confirm', 'done'],
+  );
+  assert.equal((await summary(a, name))?.state, 'shutoff');
+  assert.equal((await summary(b, name))?.state, 'running');
+  // The guest goes on printing on B: it runs there.
+  await waitRound(
+    consoleOf(stateDir(b), name),
+    (r) => r.some((n) => n.driver === 'virtio_net'),
+    60_000,
+    'virtio NIC on B',
+  );
+  await b.client.post(`/domains/${name}/destroy`);
+});
+
+test("failover: the VF leaves with the guest's help, the MAC follows, and the guest gets a VF of B enslaved again", {
+  skip,
+  timeout: 300_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = 'mig-failover';
+  const beforeA = vfState(await vfRow(a.client, PF, VF));
+  const beforeB = vfState(await vfRow(b.client, PF, VF));
+  await a.client.post('/domains', { xml: migratingGuestXml(name, g, { mac: MAC, vf: VF }) });
+  await a.client.post(`/domains/${name}/start`);
+  const consoleA = consoleOf(stateDir(a), name);
+  await waitRound(consoleA, enslavedVf(MAC), 150_000, 'VF enslaved to the failover master on A');
+  assert.equal((await vfRow(a.client, PF, VF)).mac, MAC);
+
+  const evA = record(a);
+  const evB = record(b);
+  await Promise.all([evA.opened, evB.opened]);
+  const t0 = Date.now();
+  const report = await a.client.post<MigrationReport>(`/domains/${name}/migrate`, { dest: tlsB, live: true });
+  t.diagnostic(`failover migration over TLS: ${JSON.stringify({ ...report, phases: undefined })}`);
+  assert.deepEqual(report.unplugged, ['hostdev0']);
+  assert.ok(report.statuses.includes('wait-unplug'), report.statuses.join(' > '));
+  assert.ok(report.vfLessMs !== undefined);
+
+  // The source: guest gone, its VF restored exactly; the destination holds its VF.
+  assert.equal((await summary(a, name))?.state, 'shutoff');
+  assert.deepEqual(vfState(await vfRow(a.client, PF, VF)), beforeA);
+  assert.equal((await summary(b, name))?.state, 'running');
+  const rowB = await vfRow(b.client, PF, VF);
+  assert.equal(rowB.mac, MAC);
+  assert.notDeepEqual(vfState(rowB), beforeB);
+
+  // The guest saw its VF go (on A, or on B before the new one is probed) and come back enslaved on B.
+  const consoleB = consoleOf(stateDir(b), name);
+  const roundsB = await waitRound(consoleB, enslavedVf(MAC), 150_000, 'VF enslaved to the failover master on B');
+  const roundsA = (await waitRound(consoleA, () => true, 1_000, 'rounds on A')).slice();
+  const firstSlaveA = roundsA.findIndex(enslavedVf(MAC));
+  const goneOnA = roundsA.slice(firstSlaveA + 1).some(noVf);
+  const goneOnB = roundsB.findIndex(noVf) >= 0 && roundsB.findIndex(noVf) < roundsB.findIndex(enslavedVf(MAC));
+  assert.ok(goneOnA || goneOnB, 'a round of the guest without its VF');
+  t.diagnostic(`migrate request -> VF enslaved on B: ${Date.now() - t0} ms`);
+
+  // The switches: on A the MAC leaves the VF at UNPLUG_PRIMARY (to the standby path), then
+  // leaves the host; on B it waits on the standby path and goes on the VF when QEMU plugs it.
+  const swA = readSwitch(hostDir(a)).moves.filter((m) => m.mac === MAC);
+  const swB = readSwitch(hostDir(b)).moves.filter((m) => m.mac === MAC);
+  assert.deepEqual(
+    swA.map((m) => m.to),
+    ['standby', 'none'],
+  );
+  assert.match(swA[0]?.reason ?? '', /UNPLUG_PRIMARY/);
+  assert.deepEqual(
+    swB.map((m) => m.to),
+    ['standby', `vf${VF}`],
+  );
+  assert.ok((swA[0]?.at ?? 0) <= (swB[1]?.at ?? 0), 'A moved off its VF before B put the MAC on its VF');
+
+  // Both daemons reported it.
+  evA.stop();
+  evB.stop();
+  const phases = (evs: DaemonEvent[]) => [...new Set(evs.flatMap((e) => (e.type === 'migration' ? [e.phase] : [])))];
+  assert.deepEqual(phases(evA.events), ['check', 'prepare', 'transfer', 'unplugged', 'confirm', 'done']);
+  assert.deepEqual(phases(evB.events), ['prepare', 'done']);
+  assert.ok(
+    evA.events.some((e) => e.type === 'migration' && (e.ramTotal ?? 0) > 0),
+    'RAM progress reported',
+  );
+});
+
+test('no VF on the destination: refused before anything moves, nothing changed on either host', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  if (typeof g === 'string') return;
+  const name = 'mig-failover';
+  // The guest is on B now (previous test); A gets no VFs at all.
+  assert.equal((await summary(b, name))?.state, 'running');
+  await a.client.post(`/nodedevs/${PF}/sriov`, { numVfs: 0 });
+  const rowB = await vfRow(b.client, PF, VF);
+  try {
+    await assert.rejects(
+      b.client.post(`/domains/${name}/migrate`, { dest: tlsA, live: true }),
+      (e: unknown) => e instanceof PassthruError && e.message.includes('0000:06:02.3'),
+    );
+    assert.equal((await summary(b, name))?.state, 'running');
+    assert.deepEqual(await vfRow(b.client, PF, VF), rowB);
+    assert.equal((await summary(a, name))?.state, 'shutoff');
+  } finally {
+    await a.client.post(`/nodedevs/${PF}/sriov`, { numVfs: 8 });
+  }
+});
+
+test('the destination QEMU killed mid-migration: the guest runs on at the source with its VF plugged back', {
+  skip,
+  timeout: 300_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = 'mig-failover';
+  const beforeA = vfState(await vfRow(a.client, PF, VF));
+  const consoleB = consoleOf(stateDir(b), name);
+  const evB = record(b);
+  await evB.opened;
+  // Kill A's incoming QEMU as soon as B's QEMU has started sending (its guest let go of the VF).
+  const killer = new Promise<void>((resolve) => {
+    const ac = new AbortController();
+    void b.client.events(
+      (e) => {
+        if (e.type === 'migration' && e.role === 'source' && e.phase === 'unplugged') {
+          void summary(a, name).then((s) => {
+            if (s?.pid) process.kill(s.pid, 'SIGKILL');
+            resolve();
+          });
+          return true;
+        }
+        return false;
+      },
+      undefined,
+      ac.signal,
+    );
+  });
+  await assert.rejects(b.client.post(`/domains/${name}/migrate`, { dest: tlsA, live: true }), (e: unknown) => {
+    t.diagnostic(`refusal: ${(e as Error).message}`);
+    return e instanceof PassthruError;
+  });
+  await killer;
+  evB.stop();
+  assert.equal((await summary(b, name))?.state, 'running');
+  const phases = evB.events.flatMap((e) => (e.type === 'migration' ? [e.phase] : []));
+  assert.ok(phases.includes('rolled-back'), phases.join(' '));
+  // The source's VF is back in the guest, enslaved again; the MAC's filter is back on it.
+  const before = (await waitRound(consoleB, () => true, 1_000, 'rounds on B')).length;
+  await waitRound(consoleB, (r, i) => i >= before && enslavedVf(MAC)(r), 150_000, 'VF enslaved again on B');
+  assert.equal(readSwitchAny(hostDir(b)), `vf${VF}`);
+  // The destination gave back everything.
+  for (let i = 0; i < 100 && (await summary(a, name)); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await summary(a, name), undefined);
+  assert.deepEqual(vfState(await vfRow(a.client, PF, VF)), beforeA);
+});
+
+function readSwitchAny(host: string): string | undefined {
+  for (const macs of Object.values(readSwitch(host).steering)) if (macs[MAC]) return macs[MAC];
+  return undefined;
+}
+
+test('a peer without a certificate from the CA cannot ask for a migration', { skip, timeout: 60_000 }, async () => {
+  if (typeof g === 'string') return;
+  const rogueCa = makeCa(dir, 'rogue');
+  const intruder = new Client(tlsB, { ...identity(makeLeaf(dir, 'intruder', rogueCa)), ca: identity(certA).ca });
+  await assert.rejects(
+    intruder.post('/migrations/incoming', { xml: '<domain/>', listenHost: '127.0.0.1', tls: false }),
+    (e: unknown) => e instanceof PassthruError && e.code === 'DAEMON_UNREACHABLE',
+  );
+});

@@ -1,0 +1,86 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type GuestNic, GUEST_NIC_LINE } from './console.ts';
+import type { E2eGuest } from './guest.ts';
+
+/** A 256 MiB guest with a virtio NIC and, with `vf`, a VF of the sim X710's first PF as the
+ *  failover primary of that NIC (one MAC): what migration moves. No <serial>: the console goes
+ *  to each daemon's run directory, so the two hosts' consoles stay apart. */
+export function migratingGuestXml(
+  name: string,
+  g: E2eGuest,
+  o: { mac: string; vf?: number; memoryMiB?: number },
+): string {
+  const primary =
+    o.vf === undefined
+      ? ''
+      : `
+    <interface type='hostdev' managed='yes'>
+      <mac address='${o.mac}'/>
+      <source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x${o.vf}'/></source>
+      <teaming type='transient' persistent='ua-backup0'/>
+    </interface>`;
+  return `<domain type='kvm'>
+  <name>${name}</name>
+  <memory unit='MiB'>${o.memoryMiB ?? 256}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <kernel>${g.kernel}</kernel>
+    <initrd>${g.initrd}</initrd>
+    <cmdline>${g.append}</cmdline>
+  </os>
+  <devices>
+    <emulator>${g.qemu}</emulator>
+    <interface type='user'>
+      <mac address='${o.mac}'/>
+      <model type='virtio'/>
+      ${o.vf === undefined ? '' : "<teaming type='persistent'/>"}
+      <alias name='ua-backup0'/>
+    </interface>${primary}
+  </devices>
+</domain>`;
+}
+
+export const consoleOf = (stateDir: string, name: string): string => join(stateDir, 'run', name, 'console.log');
+
+/** The guest's NIC report, round by round (each ends with its `scan N` line). */
+export function nicRounds(text: string): GuestNic[][] {
+  const rounds: GuestNic[][] = [];
+  let cur: GuestNic[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    const g = GUEST_NIC_LINE.exec(line)?.groups;
+    if (g?.['nic'] && g['mac'] && g['driver'] && g['pci'] && g['master']) {
+      cur.push({ nic: g['nic'], mac: g['mac'], driver: g['driver'], pci: g['pci'], master: g['master'] });
+    } else if (/^passthru-guest: scan \d+/.test(line)) {
+      rounds.push(cur);
+      cur = [];
+    }
+  }
+  return rounds;
+}
+
+/** Waits (bounded) until a round of the console satisfies `ok`. */
+export async function waitRound(
+  file: string,
+  ok: (round: GuestNic[], index: number, all: GuestNic[][]) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<GuestNic[][]> {
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    const rounds = nicRounds(await readFile(file, 'utf8').catch(() => ''));
+    if (rounds.some((r, i) => ok(r, i, rounds))) return rounds;
+    if (performance.now() > end) {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      throw new Error(`${what}: not seen on ${file} within ${timeoutMs} ms; console so far:\n${text.slice(-2500)}`);
+    }
+    await sleep(200);
+  }
+}
+
+export const enslavedVf = (mac: string) => (r: GuestNic[]) =>
+  r.some((n) => n.driver === 'e1000e' && n.mac === mac && n.master !== '-');
+export const noVf = (r: GuestNic[]) => r.length > 0 && !r.some((n) => n.driver === 'e1000e');
