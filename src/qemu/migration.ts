@@ -78,12 +78,11 @@ export async function listenIncoming(dst: QmpClient, listen: string, tls?: Migra
 export async function sendMigration(src: QmpClient, uri: string, o: SendOptions = {}): Promise<MigrationResult> {
   const timeoutMs = o.timeoutMs ?? 120_000;
   await enableEvents(src);
-  if (o.tls) {
-    await src.execute('migrate-set-parameters', {
-      'tls-creds': o.tls.credsId,
-      ...(o.tls.hostname === undefined ? {} : { 'tls-hostname': o.tls.hostname }),
-    });
-  }
+  // Set every time: a QEMU that arrived over TLS keeps the parameter from then.
+  await src.execute('migrate-set-parameters', {
+    'tls-creds': o.tls?.credsId ?? '',
+    'tls-hostname': o.tls?.hostname ?? '',
+  });
   const statuses: string[] = [];
   const unplugged: string[] = [];
   const events = src.events();

@@ -72,6 +72,7 @@ async function prepareLocked(
   added: boolean,
 ): Promise<IncomingReply> {
   const emit = (phase: 'prepare' | 'rolled-back', detail?: string): void => {
+    ctx.log.info({ domain: def.name, phase, detail }, 'incoming migration phase');
     ctx.events.emit({
       type: 'migration',
       name: def.name,

@@ -37,7 +37,10 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
   const phases: { phase: MigrationPhase; atMs: number }[] = [];
   let unpluggedAt: number | undefined;
   const emit = (phase: MigrationPhase, extra: Partial<MigrationEvent> = {}): void => {
-    if (phases.at(-1)?.phase !== phase) phases.push({ phase, atMs: Math.round(performance.now() - t0) });
+    if (phases.at(-1)?.phase !== phase) {
+      phases.push({ phase, atMs: Math.round(performance.now() - t0) });
+      ctx.log.info({ domain: a.name, dest: a.dest, phase, detail: extra.detail }, 'migration phase');
+    }
     ctx.events.emit({
       type: 'migration',
       name: a.name,

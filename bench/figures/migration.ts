@@ -1,0 +1,149 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findGuest, findQemu } from '../../src/cli/local.ts';
+import { parseMac } from '../../src/conf/mac.ts';
+import { createSimHost } from '../../src/host/sim/create.ts';
+import type { MigrationReport } from '../../src/protocol/wire.ts';
+import { prepareLiveDef } from '../../src/qemu/live-def.ts';
+import { migrate } from '../../src/qemu/migration.ts';
+import { startDaemon, type TestDaemon } from '../../test/helpers/daemon.ts';
+import { waitForGuestNic } from '../../test/e2e/helpers/console.ts';
+import { failoverPair, guestDomain, startGuest } from '../../test/e2e/helpers/guest-domain.ts';
+import { consoleOf, enslavedVf, migratingGuestXml, waitRound } from '../../test/e2e/helpers/migration.ts';
+import { type Figure, samples, skipped } from '../lib/figure.ts';
+
+/**
+ * A failover migration of a 256 MiB guest (TCG, sim hosts): passthru between two daemons on
+ * this machine (the guest goes A -> B -> A ..., each time once its VF is enslaved again), and
+ * raw QEMU doing the same migration by QMP alone. libvirt's live migration of a 256 MiB idle
+ * guest without any VF took 630 ms (median, the peer measurements), for comparison.
+ */
+const MAC = '52:54:00:fb:00:01';
+
+interface PassthruRun {
+  total: number[];
+  downtime: number[];
+  vfLess: number[];
+}
+
+async function passthruRuns(rounds: number): Promise<PassthruRun | string> {
+  const guest = findGuest();
+  const qemu = findQemu();
+  if (typeof guest === 'string') return guest;
+  if (typeof qemu === 'string') return qemu;
+  const dir = await mkdtemp(join(tmpdir(), 'pt-bench-mig-'));
+  const daemons: TestDaemon[] = [];
+  const out: PassthruRun = { total: [], downtime: [], vfLess: [] };
+  try {
+    for (const h of ['a', 'b']) {
+      await createSimHost(join(dir, h, 'host'), 'intel-x710-2port');
+      daemons.push(await startDaemon(join(dir, h)));
+    }
+    const [a, b] = daemons as [TestDaemon, TestDaemon];
+    const g = {
+      qemu: qemu.binary,
+      kernel: guest.vmlinux,
+      initrd: guest.initrd,
+      append: guest.append,
+      kernelVersion: '',
+    };
+    await a.client.post('/domains', { xml: migratingGuestXml('bench-mig', g, { mac: MAC, vf: 1 }) });
+    await a.client.post('/domains/bench-mig/start');
+    let [from, to] = [a, b];
+    const state = (d: TestDaemon): string => join(dir, d === a ? 'a' : 'b', 'state');
+    await waitRound(consoleOf(state(from), 'bench-mig'), enslavedVf(MAC), 150_000, 'VF enslaved');
+    for (let i = 0; i < rounds; i++) {
+      const r = await from.client.post<MigrationReport>('/domains/bench-mig/migrate', {
+        dest: to.client.target,
+        live: true,
+      });
+      out.total.push(r.totalMs);
+      if (r.downtimeMs !== undefined) out.downtime.push(r.downtimeMs);
+      if (r.vfLessMs !== undefined) out.vfLess.push(r.vfLessMs);
+      [from, to] = [to, from];
+      // The next migration starts once the guest has its VF again (a fresh console per host run).
+      await waitRound(consoleOf(state(from), 'bench-mig'), enslavedVf(MAC), 150_000, 'VF enslaved');
+    }
+    await from.client.post('/domains/bench-mig/destroy');
+  } finally {
+    for (const d of daemons) await d.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+/** Raw QEMU: two QEMUs with the same failover pair, QMP only (no devices prepared, no daemon). */
+async function rawRuns(rounds: number): Promise<number[] | string> {
+  const guest = findGuest();
+  const qemu = findQemu();
+  if (typeof guest === 'string') return guest;
+  if (typeof qemu === 'string') return qemu;
+  const dir = await mkdtemp(join(tmpdir(), 'pt-bench-raw-'));
+  const mac = parseMac(MAC);
+  const live = prepareLiveDef(guestDomain('bench-raw', guest, { interfaces: failoverPair(mac) }));
+  const hostDevices = new Map([['hostdev0', { kind: 'emulated-nic', model: 'e1000e', mac } as const]]);
+  const times: number[] = [];
+  const start = (prefix: string, incoming: boolean) =>
+    startGuest({ qemu: qemu.binary, dir, live, hostDevices, name: `QEMU ${prefix}`, prefix, incoming });
+  let src = await start('r0', false);
+  try {
+    await src.vm.qmp.execute('cont');
+    await waitForGuestNic(src.paths.consoleLog, (n) => n.driver === 'e1000e' && n.master !== '-', 150_000);
+    for (let i = 1; i <= rounds; i++) {
+      const dst = await start(`r${i}`, true);
+      const t0 = performance.now();
+      await migrate(src.vm.qmp, dst.vm.qmp, { listen: 'tcp:127.0.0.1:0' });
+      await dst.vm.qmp.execute('cont');
+      times.push(performance.now() - t0);
+      await src.vm.qmp.execute('quit').catch(() => undefined);
+      await src.vm.waitExit(10_000).catch(() => src.vm.destroy(2_000));
+      src = dst;
+      await waitForGuestNic(src.paths.consoleLog, (n) => n.driver === 'e1000e' && n.master !== '-', 150_000);
+    }
+  } finally {
+    await src.vm.destroy(2_000).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+  return times;
+}
+
+let once: ReturnType<typeof passthruRuns> | undefined;
+const LIBVIRT = 'libvirt: 630 ms for a 256 MiB guest without VF (peer measurements)';
+
+export default [
+  {
+    id: 'migration.failover.total',
+    title: 'failover migration of a 256 MiB guest between two daemons: request -> source released',
+    measure: async (ctx) => {
+      const r = await (once ??= passthruRuns(ctx.rounds(4)));
+      ctx.note(LIBVIRT);
+      return typeof r === 'string' ? skipped(r) : samples('ms', r.total);
+    },
+  },
+  {
+    id: 'migration.failover.downtime',
+    title: "failover migration: QEMU's downtime (guest paused)",
+    measure: async (ctx) => {
+      const r = await (once ??= passthruRuns(ctx.rounds(4)));
+      return typeof r === 'string' ? skipped(r) : samples('ms', r.downtime);
+    },
+  },
+  {
+    id: 'migration.failover.vf-less',
+    title: 'failover migration: VF-less window (UNPLUG_PRIMARY on the source -> primary plugged on the destination)',
+    measure: async (ctx) => {
+      const r = await (once ??= passthruRuns(ctx.rounds(4)));
+      return typeof r === 'string' ? skipped(r) : samples('ms', r.vfLess);
+    },
+  },
+  {
+    id: 'migration.raw-qemu.total',
+    title: 'the same failover migration by raw QEMU (QMP migrate -> destination running)',
+    measure: async (ctx) => {
+      const r = await rawRuns(ctx.rounds(4));
+      ctx.note(LIBVIRT);
+      return typeof r === 'string' ? skipped(r) : samples('ms', r);
+    },
+  },
+] satisfies Figure[];
