@@ -18,6 +18,13 @@ test('quickstart: the guest shows the programmed MAC, the live XML its address, 
   assert.match(out, /passthru-guest: nic \S+ mac 52:54:00:00:00:01 driver e1000e/);
   assert.match(out, /<alias name='hostdev0'\/>\n\s+<address type='pci' domain='0x0000' bus='0x0[1-9a-f]'/);
   const [during, restored] = out.split('== 7.');
-  assert.match(during ?? '', /^0\s+0000:06:02\.0\s+52:54:00:00:00:01\s+42\s+vfio-pci/m);
-  assert.match(restored ?? '', /^0\s+0000:06:02\.0\s+00:00:00:00:00:00\s+0\s+iavf\s+enp6s0f0v0/m);
+  // nodedev-vfs columns: VF, address, port, PF netdev, netdev, admin MAC, VLAN, ..., driver, domain.
+  assert.match(
+    during ?? '',
+    /^0\s+0000:06:02\.0\s+1\s+enp6s0f0\s+-\s+52:54:00:00:00:01\s+42\s.*\svfio-pci\s+quickstart$/m,
+  );
+  assert.match(
+    restored ?? '',
+    /^0\s+0000:06:02\.0\s+1\s+enp6s0f0\s+enp6s0f0v0\s+00:00:00:00:00:00\s+0\s.*\siavf\s+-$/m,
+  );
 });
