@@ -14,7 +14,7 @@ import { hostView } from '../../src/network/members.ts';
 import { Pools } from '../../src/network/pools.ts';
 import { readInventory } from '../../src/host/inventory.ts';
 import { startDaemon } from '../../test/helpers/daemon.ts';
-import { type Figure, run, samples } from '../lib/figure.ts';
+import { cyclesPerSecond, type Figure, run, samples } from '../lib/figure.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -80,17 +80,10 @@ export default [
         const net = { kind: 'network', name: 'vfs' } as const;
         await pools.start(net, view);
         const want = { ref: net, request: { numaNodes: new Set<number>() }, label: 'bench' };
-        const rates: number[] = [];
-        for (let w = 0; w < ctx.rounds(5); w++) {
-          let n = 0;
-          const t = performance.now();
-          while (performance.now() - t < 1000) {
-            await pools.allocate('bench', [want], view, () => undefined);
-            await pools.release('bench');
-            n++;
-          }
-          rates.push((n * 1000) / (performance.now() - t));
-        }
+        const rates = await cyclesPerSecond(ctx.rounds(5), async () => {
+          await pools.allocate('bench', [want], view, () => undefined);
+          await pools.release('bench');
+        });
         ctx.note(
           'the network layer alone (src/network/pools.ts): choose a VF, write the pool state, give it back; 1 s windows',
         );
@@ -118,17 +111,10 @@ export default [
           assigned: true,
           net: { mac: parseMac('52:54:00:aa:00:01'), vlan: singleTag(10) },
         } as const;
-        const rates: number[] = [];
-        for (let w = 0; w < ctx.rounds(5); w++) {
-          let n = 0;
-          const t = performance.now();
-          while (performance.now() - t < 1000) {
-            await m.prepare('bench', [request]);
-            await m.release('bench');
-            n++;
-          }
-          rates.push((n * 1000) / (performance.now() - t));
-        }
+        const rates = await cyclesPerSecond(ctx.rounds(5), async () => {
+          await m.prepare('bench', [request]);
+          await m.release('bench');
+        });
         ctx.note(
           'one VF with admin MAC and VLAN on the sim host: bind vfio-pci, program, release, restore; 1 s windows',
         );

@@ -105,3 +105,18 @@ export function median(xs: readonly number[]): number {
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? (s[m] ?? Number.NaN) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
 }
+
+/** Cycles per second of `cycle`, over `windows` windows of one second each (a rate figure). */
+export async function cyclesPerSecond(windows: number, cycle: () => Promise<unknown>): Promise<number[]> {
+  const rates: number[] = [];
+  for (let w = 0; w < windows; w++) {
+    let n = 0;
+    const t = performance.now();
+    while (performance.now() - t < 1000) {
+      await cycle();
+      n++;
+    }
+    rates.push((n * 1000) / (performance.now() - t));
+  }
+  return rates;
+}
