@@ -17,7 +17,7 @@ import type {
   VfTable,
 } from '../protocol/wire.ts';
 
-/** The node-device part of the API, read fresh from the host on each call. */
+/** The node-device part of the API, answered from the host as it is now (see inventory()). */
 export class NodeDevices {
   readonly #kernel: Kernel;
   readonly #hostdevs: HostdevManager;
@@ -91,8 +91,10 @@ export class NodeDevices {
     return { device, ...(driver === undefined ? {} : { driver }) };
   }
 
+  /** The host's devices now: from the watcher while it follows the host (only what changed is
+   *  read again), else read whole. */
   inventory(): Promise<Inventory> {
-    return readInventory(this.#kernel.sysfs);
+    return this.#watcher ? this.#watcher.fresh() : readInventory(this.#kernel.sysfs);
   }
 
   async list(cap?: 'pci' | 'net'): Promise<NodeDeviceSummary[]> {

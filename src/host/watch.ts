@@ -88,6 +88,12 @@ export interface HostWatcher {
    *  debounce (the daemon sets 8 VFs, someone else sets 0 right after) was never read, both
    *  reads showed 0 VFs, and the 8 removals were never reported. */
   sync(maxMs?: number): Promise<void>;
+  /** The inventory as the host is now, as cheaply as the backend allows: on the sim the change
+   *  log names what moved since the last read, so only those functions are read again; on linux
+   *  the answer comes from what the uevents and link events have brought in (as libvirt's
+   *  node-device driver answers from its udev cache), and everything is read again only when
+   *  those event sources are not there. */
+  fresh(): Promise<Inventory>;
   stop(): void;
 }
 
@@ -176,6 +182,9 @@ export async function watchHost(
     schedule(names === 'all' ? (opts.debounceMs ?? 50) : 0);
   };
   const stops: (() => void)[] = [];
+  // Whether every change is announced (the sim's change log; on linux both uevents and link
+  // events): only then can the last read stand for the host without reading it again.
+  let announced = log !== undefined;
   // Events say when to look; a slow poll is the floor under them. inotify can drop events (its
   // queue overflows on a loaded host; CI saw a sim change go unnoticed), and on linux some
   // changes have no event at all.
@@ -210,7 +219,21 @@ export async function watchHost(
       poke(name === undefined ? 'all' : [name]);
     });
     if (unsubUevents) stops.push(unsubUevents);
+    announced = unsub !== undefined && unsubUevents !== undefined;
   }
+  /** Resolves once a read that starts after this call has ended (or after `maxMs`). */
+  const readAfter = (maxMs: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const cap = setTimeout(resolve, maxMs);
+      waiters.push({
+        after: started,
+        resolve: () => {
+          clearTimeout(cap);
+          resolve();
+        },
+      });
+      void refresh();
+    });
   return {
     current: () => inv,
     sync(maxMs = 5000) {
@@ -218,17 +241,13 @@ export async function watchHost(
       // The sim's change log names what the caller changed; linux's uevents may still be on
       // their way, so there a sync reads everything.
       if (!log) want('all');
-      return new Promise<void>((resolve) => {
-        const cap = setTimeout(resolve, maxMs);
-        waiters.push({
-          after: started,
-          resolve: () => {
-            clearTimeout(cap);
-            resolve();
-          },
-        });
-        void refresh();
-      });
+      return readAfter(maxMs);
+    },
+    async fresh() {
+      if (stopped || !announced) return readInventory(kernel.sysfs);
+      // A read already asked for (an event in its debounce) is done now rather than later.
+      if (log || running || pending === 'all' || pending.size > 0 || Number.isFinite(due)) await readAfter(5000);
+      return inv;
     },
     stop() {
       stopped = true;

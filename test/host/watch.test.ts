@@ -208,3 +208,25 @@ test('refreshInventory: only the named functions are read again; a PF brings its
     done();
   }
 });
+
+test('fresh(): a change made a moment ago in another process is in the answer, and only it was read again', async () => {
+  const { dir, kernel, done } = await simHost('intel-82576');
+  // No poll during the test; the change log's inotify may or may not have fired by the time
+  // fresh() asks: either way the answer must hold the change.
+  const w = await watchHost(kernel, () => undefined, { debounceMs: 60_000, pollMs: 60_000 });
+  try {
+    const before = w.current();
+    const other = await openSimHost(dir);
+    await bindToStub(other, parsePciAddress('0000:01:10.2'));
+    const now = await w.fresh();
+    const byName = new Map(before.devices.map((d) => [d.name, d]));
+    assert.equal(now.devices.find((d) => d.name === '0000:01:10.2')?.driver, 'vfio-pci');
+    // Functions the change did not touch are the very objects of the last read: not read again.
+    const untouched = now.devices.filter((d) => d.name !== '0000:01:10.2' && byName.get(d.name) === d);
+    assert.equal(untouched.length, now.devices.length - 1);
+    assert.equal(await w.fresh(), now, 'nothing changed since: the same inventory');
+  } finally {
+    w.stop();
+    done();
+  }
+});

@@ -1,6 +1,6 @@
 import type { HandlerGroup } from '../context.ts';
 
-/** Node devices: read fresh from the host; changes go through the device manager. */
+/** Node devices: answered from the host as it is now; changes go through the device manager. */
 export const nodedevHandlers = {
   nodedevList: (a, ctx) => ctx.nodedevs.list(a.cap),
   nodedevDumpxml: async (a, ctx) => ({ xml: await ctx.nodedevs.dumpxml(a.name) }),
