@@ -94,6 +94,15 @@ function executable(path: string): boolean {
   }
 }
 
+/**
+ * Node options of passthrud, also on the first line of `src/daemon/main.ts` (the installed
+ * `passthrud` runs through that line; a test keeps the two the same). A new-space semi-space of
+ * 1 MiB instead of V8's 16: the daemon's allocations are short-lived replies and a host
+ * inventory that lives for long, and the larger nursery only held ~25 MB of resident memory
+ * (docs/performance.md, daemon RSS).
+ */
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'] as const;
+
 /** Starts passthrud as a child, with the same runtime as this CLI (tsx from src, node from dist). */
 export function spawnDaemon(
   args: readonly string[],
@@ -107,5 +116,8 @@ export function spawnDaemon(
   const entry = entryPoint ?? join(projectRoot(), fromSource ? 'src/daemon/main.ts' : 'dist/src/daemon/main.js');
   const runtime = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
   const fd = openSync(logFile, 'a');
-  return spawn(process.execPath, [...runtime, entry, ...args], { stdio: ['ignore', fd, fd], env });
+  return spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...runtime, entry, ...args], {
+    stdio: ['ignore', fd, fd],
+    env,
+  });
 }

@@ -31,7 +31,8 @@ export class NodeDevices {
   }
 
   /** Follows the host (VFs created or destroyed, drivers rebound, from us or anyone) and tells
-   *  API clients, whoever made the change. */
+   *  API clients, whoever made the change. `onInventory` gets the watcher's first read and each
+   *  one after a change, so the daemon's other views share one copy of the host's devices. */
   async follow(onInventory?: (inv: Inventory) => void): Promise<() => void> {
     const watcher = (this.#watcher = await watchHost(this.#kernel, (changes, inv) => {
       for (const c of changes) {
@@ -44,6 +45,7 @@ export class NodeDevices {
       }
       onInventory?.(inv);
     }));
+    onInventory?.(watcher.current());
     return () => {
       watcher.stop();
     };
