@@ -51,7 +51,7 @@ export type Action =
   | { readonly kind: 'nodedevList'; readonly cap?: 'pci' | 'net' }
   | { readonly kind: 'nodedevDumpxml'; readonly name: string }
   | { readonly kind: 'nodedevVfTable'; readonly name: string }
-  | { readonly kind: 'nodedevDetach'; readonly name: string; readonly driver?: string }
+  | { readonly kind: 'nodedevDetach'; readonly name: string; readonly driver?: string; readonly force?: boolean }
   | { readonly kind: 'nodedevReattach'; readonly name: string }
   | { readonly kind: 'nodedevReset'; readonly name: string }
   | { readonly kind: 'nodedevCheck'; readonly name: string }

@@ -136,17 +136,25 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     { config: { action: 'nodedevVfTable' }, schema: { params: nameParam } },
     (req) => run({ kind: 'nodedevVfTable', name: req.params.name }),
   );
-  app.post<{ Params: { name: string }; Body: { driver?: string } }>(
+  app.post<{ Params: { name: string }; Body: { driver?: string; force?: boolean } }>(
     '/nodedevs/:name/detach',
     {
       config: { action: 'nodedevDetach' },
       schema: {
         params: nameParam,
-        body: { type: 'object', properties: { driver: { type: 'string', pattern: '^[a-z0-9_-]{1,64}$' } } },
+        body: {
+          type: 'object',
+          properties: { driver: { type: 'string', pattern: '^[a-z0-9_-]{1,64}$' }, force: { type: 'boolean' } },
+        },
       },
     },
     (req) =>
-      run({ kind: 'nodedevDetach', name: req.params.name, ...(req.body.driver ? { driver: req.body.driver } : {}) }),
+      run({
+        kind: 'nodedevDetach',
+        name: req.params.name,
+        ...(req.body.driver ? { driver: req.body.driver } : {}),
+        ...(req.body.force === true ? { force: true } : {}),
+      }),
   );
   app.post<{ Params: { name: string } }>(
     '/nodedevs/:name/reattach',

@@ -58,9 +58,9 @@ export class NodeDevices {
     return result;
   }
 
-  async detach(name: string, driver = 'vfio-pci'): Promise<NodedevChange> {
+  async detach(name: string, driver = 'vfio-pci', force = false): Promise<NodedevChange> {
     const address = pciAddressOf(name);
-    await this.#hostdevs.detach(address, driver);
+    await this.#hostdevs.detach(address, driver, { force });
     return this.#synced(await this.#changed(address));
   }
 

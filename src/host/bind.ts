@@ -149,6 +149,11 @@ export interface VfOf {
 /** libvirt's VIR_PF_PHYS_PORT_NAME_REGEX: an uplink port name, not a representor (pf0vf1). */
 const UPLINK_PORT_NAME = /(p[0-9]+$)|(p[0-9]+s[0-9]+$)/;
 
+/** Whether a PF netdev with this phys_port_name is an uplink port (no name: a plain NIC). */
+export function isUplinkPort(portName: string | undefined): boolean {
+  return portName === undefined || portName === '' || UPLINK_PORT_NAME.test(portName);
+}
+
 /**
  * The PF, VF index and PF netdev of a VF; undefined when the device is not a VF. The index
  * comes from the PF's virtfnN link whose target is this VF (never from glob order). The PF
@@ -189,7 +194,7 @@ async function pickPfNetdev(sysfs: Sysfs, pf: string, vf: string): Promise<strin
   const ports: string[] = [];
   for (const n of names) {
     const portName = await sysfs.read(`${dev(pf)}/net/${n}/phys_port_name`);
-    if (portName !== undefined && portName !== '' && !UPLINK_PORT_NAME.test(portName)) continue;
+    if (!isUplinkPort(portName)) continue;
     if (vfPortId !== undefined && vfPortId !== '') {
       if ((await sysfs.read(`${dev(pf)}/net/${n}/phys_port_id`)) === vfPortId) return n;
     }

@@ -1,5 +1,5 @@
-import { basename } from 'node:path';
 import { formatPciAddress, type PciAddress, samePciAddress } from '../conf/pci-address.ts';
+import { readHostUse } from './host-use.ts';
 import { type PciDevice, readPciDevice } from './inventory.ts';
 import type { Sysfs } from './types.ts';
 
@@ -49,21 +49,14 @@ export async function checkAssignable(sysfs: Sysfs, address: PciAddress): Promis
       `PCI device ${name} is in no IOMMU group: the IOMMU is off (boot with intel_iommu=on or amd_iommu=on)`,
     );
   }
-  const route = await defaultRouteNetdevs(sysfs);
-  const mounts = await mountsBehind(sysfs);
+  const use = await readHostUse(sysfs);
   for (const m of members) {
     const bridge = m.headerType !== 'endpoint';
     const self = samePciAddress(m.address, address);
     const who = self
       ? `PCI device ${name}`
       : `PCI device ${m.name} (in IOMMU group ${dev.iommuGroup ?? '?'} with ${name})`;
-    for (const nd of m.netdevs) {
-      if (route.has(nd.name)) reasons.push(`${who} carries the host's default route (netdev ${nd.name})`);
-    }
-    // A disk behind a switch port has the port in its sysfs path too; only endpoints hold it.
-    for (const mount of bridge ? [] : mounts.filter((x) => x.path.includes(`/${m.name}/`))) {
-      reasons.push(`${who} holds ${mount.source}, mounted on ${mount.target}`);
-    }
+    for (const why of use.get(m.name) ?? []) reasons.push(`${who} ${why}`);
     if (!self && !bridge && !isStub(m.driver)) {
       const nds = m.netdevs.length === 0 ? '' : `, netdev ${m.netdevs.map((n) => n.name).join(', ')}`;
       reasons.push(
@@ -89,32 +82,6 @@ export async function checkAssignable(sysfs: Sysfs, address: PciAddress): Promis
       bridge: m.headerType !== 'endpoint',
     })),
   };
-}
-
-/** Netdevs of the IPv4 and IPv6 default routes (/proc/net/route, /proc/net/ipv6_route). */
-async function defaultRouteNetdevs(sysfs: Sysfs): Promise<Set<string>> {
-  const out = new Set<string>();
-  for (const line of ((await sysfs.read('/proc/net/route')) ?? '').split('\n').slice(1)) {
-    const [iface, dest, , , , , , mask] = line.trim().split(/\s+/);
-    if (iface && dest === '00000000' && (mask === undefined || mask === '00000000')) out.add(iface);
-  }
-  for (const line of ((await sysfs.read('/proc/net/ipv6_route')) ?? '').split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f[0] === '0'.repeat(32) && f[1] === '00' && f[9] !== undefined && f[9] !== 'lo') out.add(f[9]);
-  }
-  return out;
-}
-
-/** Mounted block devices with the sysfs path of the device behind them. */
-async function mountsBehind(sysfs: Sysfs): Promise<{ source: string; target: string; path: string }[]> {
-  const out: { source: string; target: string; path: string }[] = [];
-  for (const line of ((await sysfs.read('/proc/mounts')) ?? '').split('\n')) {
-    const [source, target] = line.split(' ');
-    if (!source?.startsWith('/dev/') || target === undefined) continue;
-    const link = await sysfs.readLink(`/sys/class/block/${basename(source)}`);
-    if (link !== undefined) out.push({ source, target, path: `${link}/` });
-  }
-  return out;
 }
 
 export function describe(a: Assignability): string {

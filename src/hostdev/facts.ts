@@ -1,4 +1,6 @@
 import type { PciAddress } from '../conf/pci-address.ts';
+import type { AdminMac } from '../host/admin-macs.ts';
+import type { HostUse } from '../host/host-use.ts';
 import type { DevicePresentation, VfConfig, VfPortProfile, VfSettings } from '../host/types.ts';
 
 /** What the device manager needs to know about a PCI function to plan its assignment. */
@@ -35,6 +37,10 @@ export interface VfFacts {
 /** The host operations the device manager performs; host/ implements them for both backends. */
 export interface HostOps {
   facts(address: PciAddress): Promise<DeviceFacts | undefined>;
+  /** What the host itself needs of its PCI functions: default routes, mounted disks. */
+  hostUse(): Promise<HostUse>;
+  /** Every VF admin MAC of the host, by whoever set it. */
+  adminMacs(): Promise<AdminMac[]>;
   vfRow(pfNetdev: string, vf: number): Promise<VfConfig | undefined>;
   setVf(pfNetdev: string, vf: number, settings: VfSettings): Promise<void>;
   /** 802.1Qbh/802.1Qbg: (pre)associate the VF's port and wait for the switch's answer; a

@@ -1,6 +1,8 @@
 import { PassthruError } from '../conf/error.ts';
 import { type PciAddress, samePciAddress } from '../conf/pci-address.ts';
+import { readAdminMacs } from '../host/admin-macs.ts';
 import { bindToStub, rebindHostDriver } from '../host/bind.ts';
+import { readHostUse } from '../host/host-use.ts';
 import { type PciDevice, readPciDevice } from '../host/inventory.ts';
 import { resetDevice } from '../host/reset.ts';
 import { setVfCount } from '../host/sriov.ts';
@@ -67,6 +69,8 @@ export function hostOps(kernel: Kernel): HostOps {
         vf: d.physfn ? await vfFacts(kernel, d.physfn.pf, d.physfn.index, pf) : undefined,
       };
     },
+    hostUse: () => readHostUse(kernel.sysfs),
+    adminMacs: () => readAdminMacs(kernel),
     async vfRow(pfNetdev, vf): Promise<VfConfig | undefined> {
       return (await kernel.vfTable(pfNetdev)).find((r) => r.vf === vf);
     },

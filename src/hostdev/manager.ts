@@ -108,10 +108,11 @@ export class HostdevManager {
   }
 
   /** nodedev-detach: bind the stub (vfio-pci or a variant) for a later managed='no' use. The
-   *  driver it replaced is journaled, so nodedev-reattach after a daemon restart restores it. */
-  detach(address: PciAddress, stub = 'vfio-pci'): Promise<boolean> {
+   *  driver it replaced is journaled, so nodedev-reattach after a daemon restart restores it.
+   *  A device the host needs (default route, mounted disk in its IOMMU group) only with force. */
+  detach(address: PciAddress, stub = 'vfio-pci', opts: { readonly force?: boolean } = {}): Promise<boolean> {
     return this.#serial(async () => {
-      const r = await detach(this.#host, this.#holder(), address, stub);
+      const r = await detach(this.#host, this.#holder(), address, stub, opts.force === true);
       const bdf = formatPciAddress(address);
       const s = this.#journal.state;
       if (r.changed && !s.detached.some((d) => d.address === bdf)) {
@@ -203,7 +204,13 @@ export class HostdevManager {
     }
     const facts = new Map<string, DeviceFacts | undefined>();
     for (const r of requests) facts.set(formatPciAddress(r.address), await this.#host.facts(r.address));
-    return planPrepare(domain, requests, facts, holderOf(state));
+    // The host-wide reads, once per plan; the VF tables only when a MAC is to be set.
+    const setsMac = requests.some((r) => r.net?.mac !== undefined || r.ports?.some((p) => p.net.mac !== undefined));
+    const view = {
+      hostUse: await this.#host.hostUse(),
+      adminMacs: setsMac ? await this.#host.adminMacs() : [],
+    };
+    return planPrepare(domain, requests, facts, holderOf(state), view);
   }
 
   async #prepare(domain: string, requests: readonly HostdevRequest[]): Promise<PreparedDevice[]> {

@@ -1,6 +1,7 @@
 import { PassthruError } from '../conf/error.ts';
 import { formatPciAddress, type PciAddress } from '../conf/pci-address.ts';
-import type { DeviceFacts, HostOps } from './facts.ts';
+import { type DeviceFacts, type HostOps, isVfioDriver } from './facts.ts';
+import { refuseHostUse } from './guards.ts';
 import type { Holder } from './leases.ts';
 
 /**
@@ -25,11 +26,14 @@ export async function requireFree(
   return facts;
 }
 
+/** nodedev-detach; `force` takes a device the host itself needs (its group holds the default
+ *  route's netdev or a mounted disk), which is refused otherwise (guards.ts). */
 export async function detach(
   host: HostOps,
   holder: Holder,
   address: PciAddress,
   stub: string,
+  force = false,
 ): Promise<{ changed: boolean; previousDriver?: string }> {
   const facts = await requireFree(host, holder, address, 'detach');
   if (!facts.endpoint) {
@@ -38,6 +42,7 @@ export async function detach(
       `Non-endpoint PCI device ${formatPciAddress(address)} cannot be detached`,
     );
   }
+  if (!isVfioDriver(facts.driver)) refuseHostUse(formatPciAddress(address), facts, await host.hostUse(), force);
   return host.bindStub(address, stub);
 }
 

@@ -4,6 +4,7 @@ import { describeProfile } from '../host/port-profile.ts';
 import { pfDownError } from '../host/vf-apply.ts';
 import { refuseUnsupported, vfCapabilities } from '../host/vf-caps.ts';
 import { isVfioDriver, type DeviceFacts, type VfFacts } from './facts.ts';
+import { EMPTY_VIEW, type HostView, refuseDuplicateMacs, refuseHostUse, type WantedMac } from './guards.ts';
 import type { Holder } from './leases.ts';
 import type { HostdevRequest, VfNetConfig } from './request.ts';
 import type { VfSettings } from '../host/types.ts';
@@ -19,6 +20,7 @@ export function planPrepare(
   requests: readonly HostdevRequest[],
   facts: ReadonlyMap<string, DeviceFacts | undefined>,
   holder: Holder,
+  view: HostView = EMPTY_VIEW,
 ): Step[] {
   const wanted = new Map<string, HostdevRequest>();
   for (const r of requests) {
@@ -33,7 +35,13 @@ export function planPrepare(
     wanted.set(bdf, r);
   }
 
-  for (const [bdf, r] of wanted) checkOne(domain, bdf, r, facts.get(bdf), wanted, holder);
+  for (const [bdf, r] of wanted) {
+    const f = facts.get(bdf);
+    checkOne(domain, bdf, r, f, wanted, holder);
+    // Only a device still on a host driver is taken from the host here.
+    if (f && r.managed && !isVfioDriver(f.driver)) refuseHostUse(bdf, f, view.hostUse);
+  }
+  refuseDuplicateMacs(domain, wantedMacs(wanted, facts), view.adminMacs, holder);
 
   const saves: Step[] = [];
   const binds: Step[] = [];
@@ -66,6 +74,21 @@ export function planPrepare(
   // program MAC/VLAN after the VF sits on vfio-pci; associate port profiles last, with the
   // MAC in place (libvirt sends the MAC in the association request).
   return [...saves, ...binds, ...sets, ...ports];
+}
+
+/** The MACs the requests program, each with the VF port it goes on. */
+export function wantedMacs(
+  wanted: ReadonlyMap<string, HostdevRequest>,
+  facts: ReadonlyMap<string, DeviceFacts | undefined>,
+): WantedMac[] {
+  const out: WantedMac[] = [];
+  for (const [bdf, r] of wanted) {
+    const vf = facts.get(bdf)?.vf;
+    for (const { pfNetdev, net } of vf ? vfTargets(r, vf) : []) {
+      if (net.mac !== undefined) out.push({ mac: net.mac, alias: r.alias, address: bdf, pfNetdev });
+    }
+  }
+  return out;
 }
 
 /** The PF netdevs a request programs the VF through, each with what it gets: the uplink for an

@@ -44,4 +44,21 @@ test('a bad profile is refused naming the device and the field', () => {
   );
   invalid({ ...base, devices: [{ ...pf, kind: 'root-port' }] }, /a root-port needs 'secondaryBus'/);
   invalid([], /must be an object/);
+  invalid(
+    { ...base, devices: [{ ...pf, netdevs: [{ name: 'p0', mac: '3c:fd:fe:00:00:00', defaultRoute: 'yes' }] }] },
+    /'defaultRoute' must be one of ipv4, ipv6, both/,
+  );
+  invalid(
+    { ...base, devices: [{ ...pf, disks: [{ name: 'sda', dev: '8' }] }] },
+    /device 00\.0 disk: 'dev' must be a block device's major:minor/,
+  );
+  invalid(
+    {
+      ...base,
+      devices: [
+        { ...pf, disks: [{ name: 'sda', dev: '8:0', partitions: [{ name: 'sda1', dev: '8:1', mount: 'srv' }] }] },
+      ],
+    },
+    /disk partition: 'mount' must be an absolute path/,
+  );
 });

@@ -31,6 +31,11 @@ export const nodedevCommands: readonly CommandSpec[] = [
     args: [device],
     options: [
       { flags: '--driver <name>', description: 'the vfio driver: vfio-pci or a variant driver', default: 'vfio-pci' },
+      {
+        flags: '--force',
+        description:
+          "detach even a device the host needs (its IOMMU group holds the default route's NIC or a mounted disk)",
+      },
     ],
     run: (inv) => load().then((m) => m.detach(inv)),
   },

@@ -32,7 +32,9 @@ export async function vfs({ ctx, args: [pf = ''], opts }: Invocation): Promise<v
 }
 
 export async function detach({ ctx, args: [name = ''], opts }: Invocation): Promise<void> {
-  const r = await ctx.client().post<NodedevChange>(`${path(name)}/detach`, { driver: opts['driver'] });
+  const r = await ctx
+    .client()
+    .post<NodedevChange>(`${path(name)}/detach`, { driver: opts['driver'], ...(opts['force'] ? { force: true } : {}) });
   ctx.out(`Device ${r.device} detached (driver ${r.driver ?? 'none'})\n`);
 }
 

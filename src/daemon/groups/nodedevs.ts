@@ -5,7 +5,7 @@ export const nodedevHandlers = {
   nodedevList: (a, ctx) => ctx.nodedevs.list(a.cap),
   nodedevDumpxml: async (a, ctx) => ({ xml: await ctx.nodedevs.dumpxml(a.name) }),
   nodedevVfTable: (a, ctx) => ctx.nodedevs.vfTable(a.name),
-  nodedevDetach: (a, ctx) => ctx.nodedevs.detach(a.name, a.driver),
+  nodedevDetach: (a, ctx) => ctx.nodedevs.detach(a.name, a.driver, a.force === true),
   nodedevReattach: (a, ctx) => ctx.nodedevs.reattach(a.name),
   nodedevReset: (a, ctx) => ctx.nodedevs.reset(a.name),
   nodedevCheck: (a, ctx) => ctx.nodedevs.check(a.name),

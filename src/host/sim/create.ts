@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { PassthruError } from '../../conf/error.ts';
 import { buildConfigSpace } from './config-space.ts';
 import { bindDevice, type Ctx, enableVfs, newCtx } from './devices.ts';
+import { writeMountinfo, writeRoutes } from './host-files.ts';
 import { parseProfile, profileJson } from './profile.ts';
 import { type SimHostState, writeHostState, writeNetlink } from './state.ts';
 import { placeDevices, subordinateBus } from './topology.ts';
@@ -65,6 +66,8 @@ export async function createSimHost(
   if (drivers.has('vfio-pci')) writeAttr(root, `${DEV_VFIO}/vfio`, '', 0o666);
 
   boot(ctx, placed);
+  writeRoutes(ctx);
+  writeMountinfo(root, parsed);
   await writeHostState(root, state);
   for (const t of ctx.tables.values()) await writeNetlink(root, t);
   return { root, profile: parsed.name, devices: countDevices(ctx) };

@@ -3,6 +3,7 @@ import { type MacAddress, ZERO_MAC } from '../../conf/mac.ts';
 import { parsePciAddress } from '../../conf/pci-address.ts';
 import { buildConfigSpace } from './config-space.ts';
 import { simDriver } from './drivers.ts';
+import { addDisks, carriesRoute, removeDisks, writeRoutes } from './host-files.ts';
 import type { ProfileSriov } from './profile.ts';
 import { freshMac, type NetlinkTable, readNetlink, type SimHostState, type VfRow } from './state.ts';
 import { placedByAddress, type PlacedDevice, vfAddress } from './topology.ts';
@@ -143,6 +144,8 @@ export function bindDevice(ctx: Ctx, address: string, driverName: string): void 
     writeAttr(ctx.root, `${dir}/vfio-dev/vfio${group ?? 0}/dev`, `511:${group ?? 0}`, 0o444);
   }
   if (driver.net) createNetdevs(ctx, address, dir);
+  if (!driver.vfio) addDisks(ctx, address, dir);
+  if (driver.net && carriesRoute(ctx, address)) writeRoutes(ctx);
 }
 
 function createNetdevs(ctx: Ctx, address: string, dir: string): void {
@@ -204,6 +207,8 @@ export function unbindDevice(ctx: Ctx, address: string): void {
   // A PF driver's remove disables SR-IOV: every VF goes, whoever holds it.
   if (driver.sriovConfigure && Number(readAttr(ctx.root, `${dir}/sriov_numvfs`) ?? 0) > 0) disableVfs(ctx, address);
   if (driver.net) removeNetdevs(ctx.root, dir);
+  if (driver.net && carriesRoute(ctx, address)) writeRoutes(ctx);
+  if (!driver.vfio) removeDisks(ctx, address, dir);
   detachDriver(ctx.root, address);
   if (driver.vfio) {
     unlink(ctx.root, `${dir}/vfio-dev`);

@@ -34,7 +34,10 @@ import { scaleProfile } from './profiles/scale.ts';
  *   "secondaryBus": 6,                  // bridges: the bus behind them
  *   "children": [ Device, ... ],        // bridges: devices on the secondary bus
  *   "netdevs": [ { "name": "enp6s0f0", "mac": "3c:fd:fe:a0:06:00", "devPort": 0,
- *                  "physPortId": "3cfdfea00600", "physPortName": "p0", "operstate": "up" } ],
+ *                  "physPortId": "3cfdfea00600", "physPortName": "p0", "operstate": "up",
+ *                  "defaultRoute": "ipv4" } ],   // the host's default route goes out here: ipv4, ipv6, both
+ *   "disks": [ { "name": "nvme0n1", "dev": "259:0",          // storage controllers: block devices
+ *                "partitions": [ { "name": "nvme0n1p2", "dev": "259:2", "mount": "/", "fstype": "ext4" } ] } ],
  *   "sriov": {
  *     "totalVfs": 64, "numVfs": 8, "offset": 16, "stride": 1,
  *     "vfDevice": "0x154c", "vfDriver": "iavf",
@@ -74,6 +77,20 @@ export interface ProfileDevice {
   readonly children?: readonly ProfileDevice[];
   readonly netdevs?: readonly ProfileNetdev[];
   readonly sriov?: ProfileSriov;
+  /** Block devices the device's driver creates when it binds (sim/host-files.ts). */
+  readonly disks?: readonly ProfileDisk[];
+}
+
+/** A disk (or partition) as the kernel names it, with its major:minor and where it is mounted. */
+export interface ProfileBlock {
+  readonly name: string;
+  readonly dev: string;
+  readonly mount?: string;
+  readonly fstype?: string;
+}
+
+export interface ProfileDisk extends ProfileBlock {
+  readonly partitions?: readonly ProfileBlock[];
 }
 
 export interface ProfileNetdev {
@@ -83,6 +100,8 @@ export interface ProfileNetdev {
   readonly physPortId?: string;
   readonly physPortName?: string;
   readonly operstate?: string;
+  /** The host's default route goes out of this netdev (sim/host-files.ts writes /proc/net/route). */
+  readonly defaultRoute?: 'ipv4' | 'ipv6' | 'both';
 }
 
 export interface ProfileSriov {
@@ -208,6 +227,43 @@ function parseNetdev(v: unknown, where: string): ProfileNetdev {
     ...opt('physPortId', optStr(o, 'physPortId', where)),
     ...opt('physPortName', optStr(o, 'physPortName', where)),
     ...opt('operstate', optStr(o, 'operstate', where)),
+    ...opt('defaultRoute', oneOf(o, 'defaultRoute', where, ['ipv4', 'ipv6', 'both'] as const)),
+  };
+}
+
+function oneOf<T extends string>(o: Json, key: string, where: string, values: readonly T[]): T | undefined {
+  const v = optStr(o, key, where);
+  if (v !== undefined && !(values as readonly string[]).includes(v))
+    throw bad(where, `'${key}' must be one of ${values.join(', ')}`);
+  return v as T | undefined;
+}
+
+function parseBlock(v: unknown, where: string): ProfileBlock {
+  const o = obj(v, where);
+  const name = str(o, 'name', where);
+  const dev = str(o, 'dev', where);
+  if (!/^[1-9]\d*:\d+$/.test(dev)) throw bad(where, `'dev' must be a block device's major:minor, like "259:2"`);
+  const mount = optStr(o, 'mount', where);
+  if (mount !== undefined && !mount.startsWith('/')) throw bad(where, `'mount' must be an absolute path`);
+  return {
+    name,
+    dev,
+    ...opt('mount', mount),
+    ...opt('fstype', optStr(o, 'fstype', where)),
+  };
+}
+
+function parseDisk(v: unknown, where: string): ProfileDisk {
+  const here = `${where} disk`;
+  const o = obj(v, here);
+  return {
+    ...parseBlock(v, here),
+    ...opt(
+      'partitions',
+      o['partitions'] === undefined
+        ? undefined
+        : arr(o, 'partitions', here).map((p) => parseBlock(p, `${here} partition`)),
+    ),
   };
 }
 
@@ -285,6 +341,7 @@ function parseDevice(v: unknown, where: string): ProfileDevice {
       o['netdevs'] === undefined ? undefined : arr(o, 'netdevs', here).map((n) => parseNetdev(n, `${here} netdev`)),
     ),
     ...opt('sriov', sriov),
+    ...opt('disks', o['disks'] === undefined ? undefined : arr(o, 'disks', here).map((d) => parseDisk(d, here))),
   };
 }
 
