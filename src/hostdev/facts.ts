@@ -18,6 +18,10 @@ export interface DeviceFacts {
   }[];
   /** Set when the function is an SR-IOV VF. */
   readonly vf: VfFacts | undefined;
+  /** The other functions of its PCI slot (VFs aside): the rest of a multifunction device. */
+  readonly slotFunctions?: readonly PciAddress[];
+  /** The header's multifunction bit. */
+  readonly multifunction?: boolean;
 }
 
 export interface VfFacts {

@@ -1,5 +1,5 @@
 import { PassthruError } from '../conf/error.ts';
-import { type PciAddress, samePciAddress } from '../conf/pci-address.ts';
+import { type PciAddress, parsePciAddress, samePciAddress } from '../conf/pci-address.ts';
 import { readAdminMacs } from '../host/admin-macs.ts';
 import { bindToStub, rebindHostDriver } from '../host/bind.ts';
 import { readHostUse } from '../host/host-use.ts';
@@ -47,6 +47,20 @@ async function vfFacts(
   };
 }
 
+/** The other functions of a device's slot (DDDD:BB:SS.*) that are not VFs: a VF shares a slot
+ *  number with its siblings by routing-ID arithmetic only, never a multifunction device. */
+async function slotFunctions(kernel: Kernel, name: string): Promise<PciAddress[]> {
+  const slot = name.slice(0, -1);
+  const out: PciAddress[] = [];
+  for (const other of await kernel.sysfs.list('/sys/bus/pci/devices')) {
+    if (other === name || !other.startsWith(slot)) continue;
+    if ((await kernel.sysfs.readLink(`/sys/bus/pci/devices/${other}/physfn`)) === undefined) {
+      out.push(parsePciAddress(other));
+    }
+  }
+  return out.sort((a, b) => a.function - b.function);
+}
+
 /** HostOps over a host backend: the facts come from the shared inventory code, the changes
  *  from the shared binding algorithm and the backend's rtnetlink. */
 export function hostOps(kernel: Kernel): HostOps {
@@ -67,6 +81,8 @@ export function hostOps(kernel: Kernel): HostOps {
           .filter((p): p is PciDevice => p !== undefined)
           .map((p) => ({ address: p.address, driver: p.driver, endpoint: p.headerType === 'endpoint' })),
         vf: d.physfn ? await vfFacts(kernel, d.physfn.pf, d.physfn.index, pf) : undefined,
+        slotFunctions: d.physfn ? [] : await slotFunctions(kernel, d.name),
+        multifunction: d.multifunction,
       };
     },
     hostUse: () => readHostUse(kernel.sysfs),

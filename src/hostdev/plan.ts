@@ -6,6 +6,7 @@ import { refuseUnsupported, vfCapabilities } from '../host/vf-caps.ts';
 import { isVfioDriver, type DeviceFacts, type VfFacts } from './facts.ts';
 import { EMPTY_VIEW, type HostView, refuseDuplicateMacs, refuseHostUse, type WantedMac } from './guards.ts';
 import type { Holder } from './leases.ts';
+import { checkMultifunction } from './multifunction.ts';
 import type { HostdevRequest, VfNetConfig } from './request.ts';
 import type { VfSettings } from '../host/types.ts';
 import type { Step } from './steps.ts';
@@ -35,6 +36,8 @@ export function planPrepare(
     wanted.set(bdf, r);
   }
 
+  // First: a missing function is named as such, not as a group peer left on the host.
+  checkMultifunction(domain, wanted, facts, holder);
   for (const [bdf, r] of wanted) {
     const f = facts.get(bdf);
     checkOne(domain, bdf, r, f, wanted, holder);
