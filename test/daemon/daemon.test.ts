@@ -221,7 +221,15 @@ test('nodedev-check names every reason: bridge, default route through the netdev
   );
   const vf7 = await daemon.handle({ kind: 'nodedevCheck', name: '0000:06:02.7' });
   assert.equal(vf7.assignable, false);
-  assert.deepEqual(vf7.reasons, ["PCI device 0000:06:02.7 carries the host's default route (netdev enp6s0f0v7)"]);
+  assert.deepEqual(vf7.reasons, ["PCI device 0000:06:02.7 carries the host's IPv4 default route (netdev enp6s0f0v7)"]);
+  // nodedev-detach refuses it; --force (the API's force field) takes it anyway.
+  await assert.rejects(
+    daemon.handle({ kind: 'nodedevDetach', name: '0000:06:02.7' }),
+    code('DEVICE_IN_USE', /cannot be detached from the host: it carries the host's IPv4 default route/),
+  );
+  const forced = await daemon.handle({ kind: 'nodedevDetach', name: '0000:06:02.7', force: true });
+  assert.deepEqual(forced, { device: '0000:06:02.7', driver: 'vfio-pci' });
+  await daemon.handle({ kind: 'nodedevReattach', name: '0000:06:02.7' });
   const vf4 = await daemon.handle({ kind: 'nodedevCheck', name: '0000:06:02.4' });
   assert.deepEqual([vf4.assignable, vf4.reasons], [true, []]);
 });
