@@ -30,7 +30,8 @@ export async function startDaemon(
   const proc = spawnDaemon(
     ['--host', `sim:${join(run, 'host')}`, '--state-dir', join(run, 'state'), '--socket', socket, ...args],
     join(run, 'passthrud.log'),
-    { ...process.env, ...env },
+    // Not this machine's /etc/passthru/passthrud.conf: a test daemon has only the settings it is given.
+    { ...process.env, PASSTHRU_CONFIG: '', ...env },
     entryPoint,
   );
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));

@@ -89,7 +89,8 @@ export async function quickstart({ ctx, opts }: Invocation): Promise<void> {
   say('== 2. passthrud on it');
   const daemonLog = join(dir, 'passthrud.log');
   const daemon = spawnDaemon(
-    ['--host', `sim:${simDir}`, '--state-dir', join(dir, 'state'), '--socket', socket],
+    // --config '': this machine's /etc/passthru/passthrud.conf is for its real daemon, not the demo's.
+    ['--host', `sim:${simDir}`, '--state-dir', join(dir, 'state'), '--socket', socket, '--config', ''],
     daemonLog,
   );
   const client = new Client(socket);
