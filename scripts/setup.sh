@@ -8,7 +8,8 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # qemu-utils: the tests make their qcow2 images (with backing files) with qemu-img.
 # openssl: the mutual-TLS tests make their certificates with it.
-PKGS=(qemu-system-x86 qemu-utils busybox-static cpio xz-utils kmod libxml2-utils iproute2 openssl)
+# systemd: CI checks the shipped unit with systemd-analyze verify (scripts/pack-check.sh).
+PKGS=(qemu-system-x86 qemu-utils busybox-static cpio xz-utils kmod libxml2-utils iproute2 openssl systemd)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 need=()
 for p in "${PKGS[@]}"; do installed "$p" || need+=("$p"); done

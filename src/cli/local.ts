@@ -110,6 +110,8 @@ export function spawnDaemon(
   env: NodeJS.ProcessEnv = process.env,
   /** Another passthrud entry point (the bench runs tsc's dist/ from a source checkout). */
   entryPoint?: string,
+  /** In a process group of its own, as a service manager starts it (a test kills that group). */
+  detached = false,
 ): ChildProcess {
   const fromSource = import.meta.url.endsWith('.ts');
   // From the project root, not from this file: the installed CLI is a bundle in dist/cli/.
@@ -119,5 +121,6 @@ export function spawnDaemon(
   return spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...runtime, entry, ...args], {
     stdio: ['ignore', fd, fd],
     env,
+    detached,
   });
 }

@@ -24,6 +24,8 @@ export async function startDaemon(
   env: NodeJS.ProcessEnv = {},
   entryPoint?: string,
   args: readonly string[] = [],
+  /** Its own process group (TestDaemon.proc.pid is the group's id), as systemd starts a service. */
+  detached = false,
 ): Promise<TestDaemon> {
   const socket = join(run, 'api.sock');
   await rm(socket, { force: true });
@@ -33,6 +35,7 @@ export async function startDaemon(
     // Not this machine's /etc/passthru/passthrud.conf: a test daemon has only the settings it is given.
     { ...process.env, PASSTHRU_CONFIG: '', ...env },
     entryPoint,
+    detached,
   );
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const end = async (signal: NodeJS.Signals): Promise<void> => {
@@ -69,6 +72,16 @@ export function vfState(r: VfRow): { mac: string; vlan: number; qos: number; dri
   return { mac: r.mac, vlan: r.vlan, qos: r.qos, driver: r.driver };
 }
 
+/** The end of a test file's daemon: destroys the domains still running, stops it, removes `dir`. */
+export async function tearDown(daemon: TestDaemon | undefined, dir: string): Promise<void> {
+  const client = daemon?.client;
+  for (const d of (await client?.get<DomainSummary[]>('/domains').catch(() => [])) ?? []) {
+    if (d.state === 'running') await client?.post(`/domains/${d.name}/destroy`).catch(() => undefined);
+  }
+  await daemon?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+}
+
 /**
  * A daemon on a fresh sim host for one test file: `before` creates it (unless `skip`), `after`
  * destroys the domains still running and removes everything. `current()` follows restarts.
@@ -86,14 +99,7 @@ export function simDaemonFixture(
     await createSimHost(join(dir, 'host'), profile);
     daemon = await startDaemon(dir);
   });
-  after(async () => {
-    const client = daemon?.client;
-    for (const d of (await client?.get<DomainSummary[]>('/domains').catch(() => [])) ?? []) {
-      if (d.state === 'running') await client?.post(`/domains/${d.name}/destroy`).catch(() => undefined);
-    }
-    await daemon?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => tearDown(daemon, dir));
   return {
     dir: () => dir,
     current: () => {
