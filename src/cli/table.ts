@@ -5,6 +5,7 @@ import { localCommands, localGroups } from './commands/local.ts';
 import { networkCommands } from './commands/network.ts';
 import { migrationCommands } from './commands/migration.ts';
 import { nodedevCommands } from './commands/nodedev.ts';
+import { observeCommands } from './commands/observe.ts';
 import type { CommandSpec, GroupSpec } from './spec.ts';
 
 /**
@@ -19,6 +20,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...networkCommands,
   ...deviceCommands,
   ...migrationCommands,
+  ...observeCommands,
   ...localCommands,
 ];
 

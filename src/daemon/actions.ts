@@ -1,5 +1,6 @@
 import type { GuestConsole } from './console.ts';
 import type {
+  AuditEntry,
   DomainHostdev,
   DeviceChange,
   DomainInfo,
@@ -76,7 +77,10 @@ export type Action =
       readonly timeoutMs?: number;
     }
   | { readonly kind: 'migrateIncoming'; readonly xml: string; readonly listenHost: string; readonly tls: boolean }
-  | { readonly kind: 'migrateFinish'; readonly name: string; readonly ok: boolean };
+  | { readonly kind: 'migrateFinish'; readonly name: string; readonly ok: boolean }
+  // the daemon itself: its metrics and its audit log (groups/observe.ts)
+  | { readonly kind: 'metrics' }
+  | { readonly kind: 'audit'; readonly since?: string; readonly device?: string; readonly limit?: number };
 
 /** libvirt's --live / --config; neither means the running domain if it runs, else its definition. */
 export interface DeviceFlags {
@@ -130,6 +134,9 @@ export interface ActionResults {
   migrate: MigrationReport;
   migrateIncoming: IncomingReply;
   migrateFinish: FinishReply;
+  /** Prometheus' text exposition format. */
+  metrics: { text: string };
+  audit: AuditEntry[];
 }
 
 export type ActionKind = Action['kind'];
@@ -180,6 +187,8 @@ export const READ_ONLY = {
   migrate: false,
   migrateIncoming: false,
   migrateFinish: false,
+  metrics: true,
+  audit: true,
 } as const satisfies Readonly<Record<ActionKind, boolean>>;
 
 export function isReadOnly(action: Action): boolean {

@@ -7,6 +7,7 @@ import { installRouteRules } from './api-access.ts';
 import { BODY_LIMIT, errorReply, installErrorHandling } from './api-errors.ts';
 import { poolRoutes } from './api-pools.ts';
 import { deviceRoutes } from './api-devices.ts';
+import { observeRoutes } from './api-observe.ts';
 import type { Daemon } from './daemon.ts';
 
 export { HTTP_STATUS } from './api-errors.ts';
@@ -195,6 +196,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
 
   poolRoutes(app, run);
   deviceRoutes(app, run);
+  observeRoutes(app, (a) => daemon.handle(a));
   app.post<{ Params: { name: string }; Body: MigrateRequest }>(
     '/domains/:name/migrate',
     {

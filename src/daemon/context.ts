@@ -2,9 +2,11 @@ import type { Datapath } from '../host/sim/switch.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Pools } from '../network/pools.ts';
 import type { TlsIdentity } from '../protocol/client.ts';
+import type { AuditLog } from './audit-log.ts';
 import type { ActionKind, ActionOf, ActionResults } from './actions.ts';
 import type { DomainTable } from './domain-table.ts';
 import type { EventBus } from './events.ts';
+import type { DaemonMetrics } from './metrics.ts';
 import type { NodeDevices } from './nodedevs.ts';
 import type { RunDeps } from './runs.ts';
 import type { Store } from './store.ts';
@@ -23,6 +25,10 @@ export interface DaemonContext {
   /** Between daemons (migration): this daemon's TLS identity for calling a peer and for the
    *  migration stream, and the host's datapath switch when the backend models one. */
   readonly peers: { readonly tls?: TlsIdentity; readonly datapath?: Datapath };
+  /** Counters and histograms fed by the door (operation.ts), gauges read at scrape time. */
+  readonly metrics: DaemonMetrics;
+  /** The host changes made, as the audited Kernel and the QEMU starts and stops recorded them. */
+  readonly audit: AuditLog;
 }
 
 /** The handler of one action kind. */

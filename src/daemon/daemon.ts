@@ -5,6 +5,8 @@ import type { EventBus } from './events.ts';
 import { loadDomains } from './groups/domains.ts';
 import { loadPools } from './pools-load.ts';
 import { dispatch } from './groups/index.ts';
+import { withAuditScope } from '../host/audit.ts';
+import { aroundAction } from './operation.ts';
 
 export type DaemonParts = Omit<DaemonContext, 'domains'>;
 
@@ -25,21 +27,30 @@ export class Daemon {
     return this.#ctx.events;
   }
 
+  /** Where the host changes are written. */
+  get auditLog(): string {
+    return this.#ctx.audit.path;
+  }
+
   /** Startup after the store and the device records: domains and their QEMUs, then the host's
    *  changes are followed. */
   async load(): Promise<void> {
-    await loadDomains(this.#ctx);
-    await loadPools(this.#ctx);
+    // Host changes of the startup (the journal's recovery, QEMUs found dead) are its own.
+    await withAuditScope({ operation: 'daemon-start' }, async () => {
+      await loadDomains(this.#ctx);
+      await loadPools(this.#ctx);
+    });
     this.#unfollow = await this.#ctx.nodedevs.follow((inv) => this.#ctx.runs.hostViews.update(inv));
   }
 
   handle<A extends Action>(action: A): Promise<ActionResults[A['kind']]> {
-    return dispatch(action, this.#ctx);
+    return aroundAction(this.#ctx.metrics, action, () => dispatch(action, this.#ctx));
   }
 
   async close(): Promise<void> {
     this.#unfollow?.();
     await this.#ctx.domains.settled();
     for (const o of this.#ctx.domains.values()) o.run?.detach();
+    await this.#ctx.audit.close();
   }
 }

@@ -3,6 +3,7 @@ import type { DomainDef } from '../conf/domain/types.ts';
 import type { DomainState, DomainSummary } from '../protocol/wire.ts';
 import type { Action } from './actions.ts';
 import { checkAllowed } from './lifecycle.ts';
+import { withAuditScope } from '../host/audit.ts';
 import type { Running } from './runs.ts';
 
 /** A defined domain: its persistent definition, lifecycle state and running QEMU, if any. */
@@ -62,9 +63,12 @@ export class DomainTable {
     return next;
   }
 
-  /** Queues work that is not a user's action (QEMU exited) behind the domain's lock. */
-  queue(obj: DomainObj, work: () => Promise<void>, onError: (err: unknown) => void): void {
-    const next = obj.queue.then(work, work);
+  /** Queues work that is not a user's action (QEMU exited) behind the domain's lock. Its host
+   *  changes are audited as `operation` for the domain, not as whichever action started the
+   *  QEMU whose event set it off. */
+  queue(obj: DomainObj, work: () => Promise<void>, onError: (err: unknown) => void, operation = 'guest-event'): void {
+    const scoped = (): Promise<void> => withAuditScope({ operation, domain: obj.def.name }, work);
+    const next = obj.queue.then(scoped, scoped);
     obj.queue = next.catch(onError);
   }
 

@@ -71,6 +71,8 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'poolList':
     case 'poolDumpxml':
     case 'poolInfo':
+    case 'metrics':
+    case 'audit':
       return;
     default:
       assertNever(action);

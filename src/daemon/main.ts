@@ -3,6 +3,7 @@ import { asPassthruError, PassthruError } from '../conf/error.ts';
 import { createLogger } from '../lib/logger.ts';
 import { resolveConfig } from './config/load.ts';
 import { helpText, printConfig } from './config/print.ts';
+import { defaultAuditLog } from './audit-log.ts';
 import { openDaemon } from './open.ts';
 import { serveApi } from './serve.ts';
 import { loadIdentity, parseListen, serveTls } from './tls.ts';
@@ -24,6 +25,10 @@ async function main(): Promise<void> {
     emulator: c.qemu,
     spareRootPorts: c['spare-root-ports'],
     ...(tls ? { tls } : {}),
+    auditLog: {
+      path: c['audit-log'] ?? defaultAuditLog(c['state-dir']),
+      maxBytes: c['audit-log-max-bytes'],
+    },
   });
   const served = await serveApi(daemon, {
     socket: c.socket,
@@ -38,6 +43,7 @@ async function main(): Promise<void> {
       listenTls: c['listen-tls'],
       host: c.host,
       stateDir: c['state-dir'],
+      auditLog: daemon.auditLog,
       config: resolved.file,
     },
     'passthrud ready',

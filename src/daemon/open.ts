@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { auditedKernel } from '../host/audit-kernel.ts';
 import { openSimHost } from '../host/sim/kernel.ts';
 import { simDatapath } from '../host/sim/switch.ts';
 import { openLinuxHost } from '../host/linux/kernel.ts';
@@ -7,7 +8,9 @@ import { hostOps } from '../hostdev/host-ops.ts';
 import { HostdevManager } from '../hostdev/manager.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { TlsIdentity } from '../protocol/client.ts';
+import { AuditLog, defaultAuditLog } from './audit-log.ts';
 import { Daemon } from './daemon.ts';
+import { DaemonMetrics } from './metrics.ts';
 import { ImageClaims } from './image-claims.ts';
 import { EventBus } from './events.ts';
 import { parseHostSpec } from './host-backend.ts';
@@ -25,16 +28,30 @@ export interface DaemonOptions {
   readonly spareRootPorts?: number;
   /** This daemon's identity towards other daemons (migration; --tls-cert/--tls-key/--tls-ca). */
   readonly tls?: TlsIdentity;
+  /** The audit log of host changes (default: defaultAuditLog of the state directory). */
+  readonly auditLog?: { readonly path?: string; readonly maxBytes?: number };
 }
 
 /** Startup in ARCHITECTURE.md's order: store -> device records -> reconnect QEMUs -> serve. */
 export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
   const spec = parseHostSpec(o.host);
-  const kernel: Kernel = spec.backend === 'sim' ? await openSimHost(spec.dir) : await openLinuxHost();
+  const backend: Kernel = spec.backend === 'sim' ? await openSimHost(spec.dir) : await openLinuxHost();
   await mkdir(o.stateDir, { recursive: true, mode: 0o700 });
+  const audit = await AuditLog.open(
+    {
+      path: o.auditLog?.path ?? defaultAuditLog(o.stateDir),
+      ...(o.auditLog?.maxBytes === undefined ? {} : { maxBytes: o.auditLog.maxBytes }),
+    },
+    o.log,
+  );
+  // Everything above host/ gets the audited kernel: no write reaches the host unrecorded.
+  const kernel = auditedKernel(backend, audit.trail);
   const store = new Store(o.stateDir);
   await store.init();
   const hostdevs = await HostdevManager.open(hostOps(kernel), o.stateDir, o.log);
+  audit.trail.resolveDomainsWith((bdf) => hostdevs.holder(bdf));
+  const metrics = new DaemonMetrics();
+  hostdevs.onUndoFailed(() => metrics.restoreFailed());
   const pools = await Pools.open(o.stateDir, o.log);
   const hostViews = new HostViews(kernel);
   const runs = {
@@ -46,6 +63,7 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
     emulator: o.emulator ?? process.env['PASSTHRU_QEMU'] ?? 'qemu-system-x86_64',
     ...(o.spareRootPorts === undefined ? {} : { spareRootPorts: o.spareRootPorts }),
     images: new ImageClaims(),
+    audit: audit.trail,
   };
   const events = new EventBus();
   pools.onChange((c) =>
@@ -77,6 +95,8 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
     nodedevs: new NodeDevices(kernel, hostdevs, events),
     log: o.log,
     peers,
+    metrics,
+    audit,
   });
   await daemon.load();
   return daemon;

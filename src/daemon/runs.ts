@@ -1,4 +1,5 @@
 import type { DomainDef } from '../conf/domain/types.ts';
+import type { AuditTrail, HostChange } from '../host/audit.ts';
 import { diskImages } from '../host/disk-images.ts';
 import type { HostdevManager } from '../hostdev/manager.ts';
 import type { Logger } from '../lib/logger.ts';
@@ -37,6 +38,20 @@ export interface RunDeps {
   readonly spareRootPorts?: number;
   /** Disk images held by running domains (one writer per image). */
   readonly images: ImageClaims;
+  /** Where QEMU starts and stops are recorded beside the host's changes (absent: not recorded). */
+  readonly audit?: AuditTrail;
+}
+
+/** Starts or stops a QEMU, recorded in the audit trail when the daemon keeps one. */
+export function auditedQemu<T>(deps: RunDeps, change: HostChange<T>, work: () => Promise<T>): Promise<T> {
+  return deps.audit ? deps.audit.change(change, work) : work();
+}
+
+/** Kills a QEMU the daemon holds: an audited qemu-stop. */
+export function stopQemu(deps: RunDeps, domain: string, proc: QemuProcess): Promise<void> {
+  return auditedQemu(deps, { action: 'qemu-stop', domain, before: { pid: proc.pid } }, async () => {
+    await proc.destroy();
+  });
 }
 
 /** QEMU went away by itself: the words for the event, and how it ended. */
@@ -54,7 +69,7 @@ export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: O
   // never got to run its guest. Finish the rollback rather than adopt a half-made domain.
   const unfinished = status.pid === 0 || status.incoming === true;
   if (proc && unfinished) {
-    await proc.destroy();
+    await stopQemu(deps, status.name, proc);
     deps.log.warn(
       { domain: status.name },
       'killed the QEMU of a start or incoming migration the daemon did not finish',
@@ -78,7 +93,7 @@ export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: O
 }
 
 export async function destroyRun(deps: RunDeps, run: Running): Promise<void> {
-  await run.proc.destroy();
+  await stopQemu(deps, run.live.name, run.proc);
   await cleanupRun(deps, run);
 }
 

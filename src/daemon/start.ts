@@ -16,7 +16,15 @@ import { poolWants, withGrants } from '../network/actual.ts';
 import { guestNumaNodes } from '../network/numa.ts';
 import { formatStatus } from './definitions.ts';
 import { checkRunnable } from './runnable.ts';
-import { type OnExit, releasePoolDevices, type RunDeps, type Running, watchRun } from './runs.ts';
+import {
+  auditedQemu,
+  type OnExit,
+  releasePoolDevices,
+  type RunDeps,
+  type Running,
+  stopQemu,
+  watchRun,
+} from './runs.ts';
 import type { DomainStatus } from './store.ts';
 
 /** What the stages of one start hand each other. Each stage fills in its part. */
@@ -196,12 +204,11 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
   // VFIO pins guest RAM: the locked-memory limit is in place before QEMU exists.
   const vfio = [...need(s.presentations).values()].filter((p) => p.kind === 'vfio').length;
   const [binary, command] = withMemlock(s.def.devices.emulator ?? deps.emulator, argv, memlockBytes(live, vfio));
-  s.proc = await launchQemu({
-    binary,
-    argv: command,
-    ...paths,
-    name: `QEMU of domain ${s.def.name}`,
-  });
+  s.proc = await auditedQemu(
+    deps,
+    { action: 'qemu-start', domain: s.def.name, outcome: (p: QemuProcess) => ({ pid: p.pid }) },
+    () => launchQemu({ binary, argv: command, ...paths, name: `QEMU of domain ${s.def.name}` }),
+  );
   crashPoint('qemu-launched');
   // The console's client is connected before the guest runs, so its log misses nothing.
   if (starting.consoleSocket !== undefined)
@@ -214,7 +221,7 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
 
 async function killAfterFailure(s: StartState, deps: RunDeps): Promise<void> {
   s.console?.close();
-  if (s.proc) await s.proc.destroy().catch(() => undefined);
+  if (s.proc) await stopQemu(deps, s.def.name, s.proc).catch(() => undefined);
   await deps.store.removeStatus(s.def.name).catch(() => undefined);
 }
 

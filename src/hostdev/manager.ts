@@ -51,6 +51,7 @@ export class HostdevManager {
   readonly #journal: Journal;
   readonly #log: Logger;
   #queue: Promise<unknown> = Promise.resolve();
+  #onUndoFailed: () => void = () => undefined;
 
   private constructor(host: HostOps, journal: Journal, log: Logger) {
     this.#host = host;
@@ -80,6 +81,11 @@ export class HostdevManager {
       await this.#release(targets);
       return targets.map((d) => d.alias);
     });
+  }
+
+  /** Told of each step an undo could not do (the daemon counts them: restore failures). */
+  onUndoFailed(listener: () => void): void {
+    this.#onUndoFailed = listener;
   }
 
   held(domain: string): PreparedDevice[] {
@@ -301,6 +307,7 @@ export class HostdevManager {
         this.#log.info({ domain: d.domain, step: s.step }, 'hostdev step undone');
       } catch (err) {
         this.#log.error({ domain: d.domain, step: s.step, err: asPassthruError(err).message }, 'hostdev undo failed');
+        this.#onUndoFailed();
       }
       await onUndone?.({ domain: d.domain, alias: d.alias, seq: s.seq });
     }

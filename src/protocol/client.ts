@@ -56,6 +56,12 @@ export interface CallOptions {
   readonly timeoutMs?: number;
 }
 
+/** The answer of a route that does not speak JSON (the metrics). */
+export interface TextReply {
+  readonly text: string;
+  readonly contentType: string;
+}
+
 export class Client {
   readonly endpoint: Endpoint;
   readonly #tls: TlsIdentity | undefined;
@@ -77,6 +83,11 @@ export class Client {
 
   get<T>(path: string, o?: CallOptions): Promise<T> {
     return this.#call<T>('GET', path, undefined, o);
+  }
+
+  /** A GET whose answer is text (the metrics); an error is still the daemon's JSON error. */
+  getText(path: string, o?: CallOptions): Promise<TextReply> {
+    return this.#call<TextReply>('GET', path, undefined, o, true);
   }
 
   post<T>(path: string, body: unknown = {}, o?: CallOptions): Promise<T> {
@@ -135,7 +146,7 @@ export class Client {
     });
   }
 
-  #call<T>(method: string, path: string, body: unknown, o: CallOptions = {}): Promise<T> {
+  #call<T>(method: string, path: string, body: unknown, o: CallOptions = {}, asText = false): Promise<T> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise<T>((resolve, reject) => {
       const req = this.#request(
@@ -146,6 +157,10 @@ export class Client {
           res.on('error', (err: NodeJS.ErrnoException) => reject(this.#unreachable(err)));
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
+            if (asText && (res.statusCode ?? 500) < 400) {
+              resolve({ text, contentType: res.headers['content-type'] ?? '' } as T);
+              return;
+            }
             let json: unknown;
             try {
               json = text === '' ? {} : JSON.parse(text);

@@ -40,6 +40,8 @@
  *   POST   /domains/:name/migrate {dest, live?, unplugHostdevs?, timeoutS?} -> MigrationReport
  *   POST   /migrations/incoming {xml, listenHost, tls}  -> IncomingReply   (daemon to daemon)
  *   POST   /migrations/:name/finish {ok}  -> FinishReply                   (daemon to daemon)
+ *   GET    /metrics                       -> Prometheus text exposition (text/plain; version=0.0.4)
+ *   GET    /audit?since=&device=&limit=   -> AuditEntry[]         (the host changes, oldest first)
  *
  * Errors: any status >= 400 with an ErrorBody. The read-only socket (readOnlySocketOf) serves
  * the actions daemon/actions.ts READ_ONLY marks and the events; any other answers 403
@@ -271,6 +273,24 @@ export interface DomainHostdev {
   readonly network?: string;
   readonly pool?: string;
   readonly mac?: string;
+}
+
+/** One change the daemon made to the host (passthru audit). The wire copy of host/audit.ts's
+ *  AuditEntry; ActionResults makes the compiler check that the two stay the same shape. */
+export interface AuditEntry {
+  readonly time: string;
+  /** The daemon's action ('start') or background work ('guest-exit', 'daemon-start'). */
+  readonly operation?: string;
+  /** bind, unbind, probe, driver-override, vf-count, vf-autoprobe, reset, vf-attribute,
+   *  port-profile, load-module, sysfs-write, qemu-start, qemu-stop. */
+  readonly action: string;
+  readonly domain?: string;
+  readonly device?: string;
+  readonly detail?: string;
+  readonly before?: unknown;
+  readonly after?: unknown;
+  readonly result: 'ok' | 'failed';
+  readonly error?: string;
 }
 
 export const DEFAULT_SOCKET = '/run/passthru/passthru.sock';

@@ -186,6 +186,7 @@ test('passthrud --print-config shows the effective settings and where each came 
       socket: '/env/p.sock',
       'socket-ro': '/env/p-ro.sock',
       'spare-root-ports': 4,
+      'audit-log-max-bytes': 10 * 1024 * 1024,
       qemu: 'qemu-system-x86_64',
       'log-level': 'info',
     },

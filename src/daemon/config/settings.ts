@@ -1,4 +1,5 @@
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, readOnlySocketOf } from '../../protocol/wire.ts';
+import { DEFAULT_AUDIT_MAX_BYTES, SYSTEM_AUDIT_LOG } from '../audit-log.ts';
 import { parseListen } from '../tls.ts';
 import { integer, oneOf, text, type ValueOf } from './kinds.ts';
 
@@ -69,6 +70,19 @@ export const SETTINGS = {
     expected: 'a program name or path',
     check: nonEmpty,
   }),
+  'audit-log': text({
+    arg: 'FILE',
+    help: `the host changes, one JSON line each (default ${SYSTEM_AUDIT_LOG}, or audit.jsonl in state-dir)`,
+    expected: 'a file path',
+    check: nonEmpty,
+  }),
+  'audit-log-max-bytes': integer({
+    arg: 'BYTES',
+    help: 'rotate the audit log at this size (5 rotated files are kept)',
+    default: DEFAULT_AUDIT_MAX_BYTES,
+    min: 4096,
+    max: 2 ** 40,
+  }),
   'log-level': oneOf({
     arg: 'LEVEL',
     help: 'what the daemon logs (JSON lines on stdout)',
@@ -87,6 +101,7 @@ export type DaemonConfig = { readonly [K in SettingKey]: ValueOf<(typeof SETTING
   readonly host: string;
   readonly 'state-dir': string;
   readonly 'spare-root-ports': number;
+  readonly 'audit-log-max-bytes': number;
   readonly qemu: string;
   readonly 'log-level': ValueOf<(typeof SETTINGS)['log-level']>;
 };

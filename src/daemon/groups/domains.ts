@@ -4,6 +4,7 @@ import type { DaemonContext, HandlerGroup } from '../context.ts';
 import { formatDefinition, parseDefinition, withUuid } from '../definitions.ts';
 import type { ExitStatus } from '../../qemu/process.ts';
 import { checkAllowed } from '../lifecycle.ts';
+import { withAuditScope } from '../../host/audit.ts';
 import { followGuest } from '../hotplug.ts';
 import { cleanupRun, destroyRun, reattachRun } from '../runs.ts';
 import { spareOption, startDomain } from '../start.ts';
@@ -136,7 +137,9 @@ export async function loadDomains(ctx: DaemonContext): Promise<void> {
   for (const [name, obj] of ctx.domains.entries()) {
     obj.autostart = autostarts.has(name);
     if (!obj.autostart || obj.run) continue;
-    await domainHandlers.start({ kind: 'start', name }, ctx).then(
+    await withAuditScope({ operation: 'autostart', domain: name }, () =>
+      domainHandlers.start({ kind: 'start', name }, ctx),
+    ).then(
       () => ctx.log.info({ domain: name }, 'autostarted'),
       (err: unknown) => ctx.log.error({ domain: name, err: asPassthruError(err).message }, 'autostart failed'),
     );
@@ -177,5 +180,6 @@ export function onExit(ctx: DaemonContext, name: string, reason: string, st: Exi
       }
     },
     (err) => ctx.log.error({ domain: name, err }, 'cleanup after QEMU exit failed'),
+    'guest-exit',
   );
 }

@@ -6,6 +6,7 @@ import { guestHandlers } from './guest.ts';
 import { networkHandlers } from './networks.ts';
 import { migrationHandlers } from './migration.ts';
 import { nodedevHandlers } from './nodedevs.ts';
+import { observeHandlers } from './observe.ts';
 
 /**
  * Every action's handler, by group. The compiler checks the table names each ActionKind
@@ -19,6 +20,7 @@ export const HANDLERS = {
   ...nodedevHandlers,
   ...networkHandlers,
   ...migrationHandlers,
+  ...observeHandlers,
 } satisfies { readonly [K in ActionKind]: Handler<K> };
 
 /** Runs the handler of the action's kind; whatever it throws comes back as a rejection. */
