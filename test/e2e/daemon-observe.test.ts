@@ -29,7 +29,7 @@ before(async () => {
   if (env.skip !== undefined) return;
   dir = await mkdtemp(join(tmpdir(), 'passthru-observe-'));
   await createSimHost(join(dir, 'host'), 'intel-x710-2port');
-  daemon = await startDaemon(dir);
+  daemon = await startDaemon(dir, {}, undefined, ['--audit-log', join(dir, 'log', 'audit.jsonl')]);
   client = daemon.client;
   const emulator = await haltedQemu(dir, env.need());
   await client.post('/networks', {
@@ -161,6 +161,12 @@ test('the audit log: every host change of a start/destroy cycle, in the order th
   assert.equal(entries.indexOf(stopped), firstDestroy);
   assert.deepEqual((started.after as { pid: number }).pid, (stopped.before as { pid: number }).pid);
   assert.deepEqual(await table(), vfBefore);
+  // Where --audit-log put it, one JSON line per entry.
+  const lines = (await readFile(join(dir, 'log', 'audit.jsonl'), 'utf8')).trimEnd().split('\n');
+  assert.deepEqual(
+    lines.slice(-entries.length).map((l) => JSON.parse(l) as AuditEntry),
+    entries,
+  );
 });
 
 test('passthru audit: --device keeps that function only, --since a time, --json the entries', { skip }, async () => {
