@@ -28,22 +28,23 @@ export interface Peer {
   stop(): void;
 }
 
-export function startPeer(): Peer | string {
+/** A libvirtd instance of the peer tool: 'a', or 'b' beside it (a migration's destination). */
+export function startPeer(instance: 'a' | 'b' = 'a'): Peer | string {
   if (process.env['BENCH_LIBVIRT'] === '0') return 'BENCH_LIBVIRT=0';
   for (const bin of ['virsh', 'libvirtd', 'virtlogd', 'unshare', 'python3']) {
     if (!onPath(bin)) return `${bin} is not installed (libvirt 9.0: bash bench/libvirt-peer/setup.sh install)`;
   }
   if (process.getuid?.() !== 0) return 'the libvirt peer runs as root (private mount namespace)';
   const env = { ...process.env, LIBVIRT_PEER_WORK: process.env['LIBVIRT_PEER_WORK'] ?? '/var/tmp/passthru-bench-lv' };
-  const started = spawnSync('bash', [SETUP, 'start', 'a'], { encoding: 'utf8', env });
+  const started = spawnSync('bash', [SETUP, 'start', instance], { encoding: 'utf8', env });
   if (started.status !== 0)
     return `libvirtd did not start: ${(started.stderr || started.stdout).trim().split('\n').slice(-2).join(' ')}`;
-  const uri = run('bash', [SETUP, 'uri', 'a'], env).trim();
+  const uri = run('bash', [SETUP, 'uri', instance], env).trim();
   return {
     uri,
     virsh: (args) => run('virsh', ['-c', uri, ...args]),
     stop: () => {
-      spawnSync('bash', [SETUP, 'stop', 'a'], { env });
+      spawnSync('bash', [SETUP, 'stop', instance], { env });
     },
   };
 }
