@@ -1,4 +1,4 @@
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseMac } from '../../src/conf/mac.ts';
@@ -77,6 +77,51 @@ export default [
         first ||= inv.devices.length;
       });
       ctx.note(`${first} functions read; tree under ${base()}`);
+      return samples('ms', xs);
+    },
+  },
+  {
+    id: 'inventory.cold.floor',
+    title: "inventory, cold: the same file reads alone, as bare synchronous calls (the machine's floor)",
+    measure: async (ctx) => {
+      const root = await scaleHost();
+      // Record what one inventory reads, then replay exactly those calls with nothing around
+      // them: no parsing, no promises. What is left between this and inventory.cold is ours.
+      const ops: (() => unknown)[] = [];
+      class Recording extends DirSysfs {
+        override read(p: string) {
+          const at = this.at(p);
+          ops.push(() => readFileSync(at, 'utf8'));
+          return super.read(p);
+        }
+        override readBytes(p: string) {
+          const at = this.at(p);
+          ops.push(() => readFileSync(at));
+          return super.readBytes(p);
+        }
+        override readLink(p: string) {
+          const at = this.at(p);
+          ops.push(() => readlinkSync(at));
+          return super.readLink(p);
+        }
+        override list(p: string) {
+          const at = this.at(p);
+          ops.push(() => readdirSync(at));
+          return super.list(p);
+        }
+      }
+      const probe = new Recording(root);
+      await readInventory(probe);
+      const xs = await repeat(ctx.rounds(7), () => {
+        for (const op of ops) {
+          try {
+            op();
+          } catch {
+            // an absent attribute, as in the inventory
+          }
+        }
+      });
+      ctx.note(`${ops.length} calls (read, readlink, readdir) of one inventory, replayed`);
       return samples('ms', xs);
     },
   },

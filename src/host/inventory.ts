@@ -100,11 +100,10 @@ export async function readInventory(sysfs: Sysfs): Promise<Inventory> {
   // reads are synchronous under the promises (sysfs.ts), so running them side by side would
   // gain nothing.
   const names = (await sysfs.list(DEVICES)).filter((n) => BDF.test(n)).sort(compareName);
-  const groups: GroupCache = new Map();
   const vfs = new Set<string>();
   const raw: Raw[] = [];
   for (const n of names) {
-    const d = await readRaw(sysfs, n, vfs.has(n), groups);
+    const d = await readRaw(sysfs, n, vfs.has(n), 'derive');
     if (d === undefined) continue;
     for (const vf of d.sriov?.vfs ?? []) vfs.add(formatPciAddress(vf));
     raw.push(d);
@@ -182,16 +181,32 @@ function vfIndex(devices: readonly { readonly address: PciAddress; readonly srio
   return index;
 }
 
-function withIndex(d: Raw, index: VfIndex): PciDevice {
-  const vf = d.isVf ? index.get(d.name) : undefined;
-  const rest = withoutPhysfn(d);
-  return vf === undefined ? rest : { ...rest, physfn: vf };
+function withIndex(d: Raw, index: VfIndex, members?: readonly PciAddress[]): PciDevice {
+  const { isVf, ...rest } = d;
+  const vf = isVf ? index.get(d.name) : undefined;
+  const dev = members === undefined ? rest : { ...rest, iommuGroupMembers: members };
+  return vf === undefined ? dev : { ...dev, physfn: vf };
 }
 
-/** Sets each VF's index from its PF's virtfnN links (read once per PF), and sorts. */
+/** Sets each VF's index from its PF's virtfnN links (read once per PF) and each function's IOMMU
+ *  group members from every function's iommu_group link (a read of the whole host has them all,
+ *  so listing /sys/kernel/iommu_groups/N/devices, one directory per VF, would only repeat them),
+ *  and sorts. */
 function assemble(raw: readonly Raw[]): Inventory {
   const index = vfIndex(raw);
-  return { devices: raw.map((d) => withIndex(d, index)).sort((a, b) => compareAddress(a.address, b.address)) };
+  const groups = new Map<number, PciAddress[]>();
+  for (const d of raw) {
+    if (d.iommuGroup === undefined) continue;
+    const members = groups.get(d.iommuGroup);
+    if (members) members.push(d.address);
+    else groups.set(d.iommuGroup, [d.address]);
+  }
+  for (const m of groups.values()) m.sort(compareAddress);
+  return {
+    devices: raw
+      .map((d) => withIndex(d, index, d.iommuGroup === undefined ? undefined : groups.get(d.iommuGroup)))
+      .sort((a, b) => compareAddress(a.address, b.address)),
+  };
 }
 
 export function findDevice(inv: Inventory, address: PciAddress): PciDevice | undefined {
@@ -215,8 +230,9 @@ export async function readPciDevice(sysfs: Sysfs, address: PciAddress): Promise<
 /** A device as read, before its VF index is known (from its PF's links). */
 type Raw = Omit<PciDevice, 'physfn'> & { isVf: boolean };
 
-/** IOMMU group member lists, read once per group during one read of the host. */
-type GroupCache = Map<number, Promise<PciAddress[]>>;
+/** IOMMU group member lists, read once per group during one read of the host; 'derive' when the
+ *  caller reads every function and sets the members from their links (assemble). */
+type GroupCache = Map<number, Promise<PciAddress[]>> | 'derive';
 
 function withoutPhysfn(d: Raw): PciDevice {
   const copy: Partial<Raw> = { ...d };
@@ -308,7 +324,7 @@ async function readRaw(
   ]);
   const config = configBytes === undefined ? undefined : parsePciConfig(configBytes);
   const iommuGroup = groupLink === undefined ? undefined : num(basename(groupLink));
-  const members = iommuGroup === undefined ? [] : await groupMembers(sysfs, iommuGroup, groups);
+  const members = iommuGroup === undefined || groups === 'derive' ? [] : await groupMembers(sysfs, iommuGroup, groups);
   const parentName = basename(devLink.replace(/\/[^/]+$/, ''));
   const numaNode = num(numa);
   const vf = isVf ?? (await sysfs.readLink(`${dir}/physfn`)) !== undefined;
@@ -338,7 +354,7 @@ async function readRaw(
   };
 }
 
-function groupMembers(sysfs: Sysfs, group: number, cache: GroupCache): Promise<PciAddress[]> {
+function groupMembers(sysfs: Sysfs, group: number, cache: Exclude<GroupCache, 'derive'>): Promise<PciAddress[]> {
   let members = cache.get(group);
   if (!members) {
     members = sysfs.list(`/sys/kernel/iommu_groups/${group}/devices`).then((names) =>

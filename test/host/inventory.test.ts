@@ -6,6 +6,7 @@ import { formatPciAddress, parsePciAddress } from '../../src/conf/pci-address.ts
 import { formatNodeDevice } from '../../src/conf/nodedev/format.ts';
 import { parseNodeDevice } from '../../src/conf/nodedev/parse.ts';
 import { findDevice, parsePciUevent, readInventory, readPciDevice } from '../../src/host/inventory.ts';
+import { listProfiles } from '../../src/host/sim/profile.ts';
 import { DirSysfs } from '../../src/host/sysfs.ts';
 import { nodeDevices } from '../../src/host/nodedev.ts';
 import { hostError, simHost } from './helpers.ts';
@@ -177,5 +178,21 @@ test("a device's uevent gives identity, class, modalias and driver in one read; 
     assert.deepEqual(await readInventory(new DirSysfs(dir)), withUevent);
   } finally {
     done();
+  }
+});
+
+test("every profile: a whole read's IOMMU group members (from each function's link) are the kernel's group listing", async () => {
+  for (const profile of listProfiles()) {
+    const { kernel, done } = await simHost(profile);
+    try {
+      const inv = await readInventory(kernel.sysfs);
+      for (const d of inv.devices) {
+        if (d.iommuGroup === undefined) continue;
+        const listed = (await kernel.sysfs.list(`/sys/kernel/iommu_groups/${d.iommuGroup}/devices`)).sort();
+        assert.deepEqual(d.iommuGroupMembers.map(formatPciAddress), listed, `${profile}: ${d.name}`);
+      }
+    } finally {
+      done();
+    }
   }
 });
