@@ -1,6 +1,7 @@
 import type { PciAddress } from '../conf/pci-address.ts';
 import type { AdminMac } from '../host/admin-macs.ts';
 import type { HostUse } from '../host/host-use.ts';
+import type { ResetResult } from '../host/reset.ts';
 import type { DevicePresentation, VfConfig, VfPortProfile, VfSettings } from '../host/types.ts';
 
 /** What the device manager needs to know about a PCI function to plan its assignment. */
@@ -56,9 +57,9 @@ export interface HostOps {
   rebindHostDriver(address: PciAddress, hostDriver?: string): Promise<void>;
   /** nodedev-check: the whole IOMMU group, who holds it and what the host does with it. */
   check(address: PciAddress, holder: (bdf: string) => string | undefined): Promise<AssignabilityReport>;
-  /** Function reset through sysfs `reset` (FLR, PM or bus reset, as the kernel chooses);
-   *  nothing for a device on vfio-pci, which resets it itself (host/reset.ts). */
-  reset(address: PciAddress): Promise<{ reset: boolean; why?: string }>;
+  /** Function reset in libvirt's order (FLR, PM, bus reset), done by the kernel; nothing for a
+   *  device on vfio-pci, which resets it itself (host/reset.ts). */
+  reset(address: PciAddress): Promise<ResetResult>;
   /** How QEMU is to be given the device (vfio-pci on linux, an emulated device on the sim). */
   present(address: PciAddress): Promise<DevicePresentation>;
   /** sriov_numvfs through 0, autoprobe, waiting for the VFs; `holder` vetoes a held VF. */

@@ -48,6 +48,7 @@ export function planPrepare(
 
   const saves: Step[] = [];
   const binds: Step[] = [];
+  const resets: Step[] = [];
   const sets: Step[] = [];
   const ports: Step[] = [];
   for (const [bdf, r] of wanted) {
@@ -65,6 +66,8 @@ export function planPrepare(
         ...(driver === undefined ? {} : { previousDriver: driver }),
       });
     }
+    // A non-VF device is reset once detached and again before its host driver takes it back.
+    if (!vf) resets.push({ kind: 'reset-device', alias: r.alias, address: bdf });
     for (const { pfNetdev, net } of vf ? vfTargets(r, vf) : []) {
       const at = { alias: r.alias, address: bdf, pfNetdev, vf: vf?.index ?? 0 };
       saves.push({ kind: 'save-vf-config', ...at });
@@ -74,9 +77,10 @@ export function planPrepare(
     }
   }
   // Save before detaching, while the VF's own netdev can still be read (libvirt cceada57);
-  // program MAC/VLAN after the VF sits on vfio-pci; associate port profiles last, with the
-  // MAC in place (libvirt sends the MAC in the association request).
-  return [...saves, ...binds, ...sets, ...ports];
+  // reset after detaching (so release resets before the host driver is back); program MAC/VLAN
+  // after the VF sits on vfio-pci; associate port profiles last, with the MAC in place (libvirt
+  // sends the MAC in the association request).
+  return [...saves, ...binds, ...resets, ...sets, ...ports];
 }
 
 /** The MACs the requests program, each with the VF port it goes on. */

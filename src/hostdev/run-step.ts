@@ -30,6 +30,10 @@ export async function runStep(host: HostOps, step: Step): Promise<Step> {
         ...(r.previousDriver === undefined ? {} : { previousDriver: r.previousDriver }),
       };
     }
+    case 'reset-device': {
+      const r = await host.reset(parsePciAddress(step.address));
+      return { ...step, outcome: r.method ?? `skipped: ${r.why ?? 'no reset done'}` };
+    }
     case 'set-vf-config':
       await host.setVf(step.pfNetdev, step.vf, step.settings);
       return step;
@@ -46,6 +50,7 @@ export function undoChangesHost(step: Step): boolean {
       return false;
     case 'bind-stub':
       return step.changed !== false;
+    case 'reset-device':
     case 'set-vf-config':
     case 'associate-port':
       return true;
@@ -63,6 +68,9 @@ export async function undoStep(host: HostOps, step: Step, all: readonly Step[]):
       return;
     case 'associate-port':
       await host.disassociatePort(step.pfNetdev, step.vf, step.profile);
+      return;
+    case 'reset-device':
+      await host.reset(parsePciAddress(step.address));
       return;
     case 'set-vf-config': {
       const save = all.find(

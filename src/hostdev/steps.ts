@@ -2,16 +2,17 @@ import type { DevicePresentation, VfConfig, VfPortProfile, VfSettings } from '..
 
 /**
  * The host changes of a prepare, as an ordered list of steps (libvirt's
- * virHostdevPreparePCIDevicesImpl order: save VF config -> bind the stub -> set VF config).
+ * virHostdevPreparePCIDevicesImpl order: save VF config -> bind the stub -> reset -> set VF
+ * config).
  * Every step belongs to one device (its alias); each is journaled before it runs and marked
  * done after, with what it learned that its undo needs (the saved VF row, the driver it
  * replaced). Release undoes the done steps in reverse: restore VF config (while the VF still
- * sits on vfio-pci), then rebind the host driver.
+ * sits on vfio-pci), reset, then rebind the host driver.
  *
  * A new kind of step is added here, in run-step.ts (run and undo) and in plan.ts; the crash
  * tier enumerates its kill points from the plan, so it is covered without being listed.
  */
-export type Step = SaveVfStep | BindStubStep | SetVfStep | AssociatePortStep;
+export type Step = SaveVfStep | BindStubStep | ResetStep | SetVfStep | AssociatePortStep;
 
 export interface SaveVfStep {
   readonly kind: 'save-vf-config';
@@ -33,6 +34,17 @@ export interface BindStubStep {
    *  (libvirt's unbind_from_stub). Set by the plan from what was bound before. */
   readonly changed?: boolean;
   readonly previousDriver?: string;
+}
+
+/** A non-VF device is reset after it is detached and again when it comes back, before its host
+ *  driver has it (libvirt's virHostdevResetAllPCIDevices); skipped while it sits on vfio-pci,
+ *  which resets it itself (host/reset.ts). Every reset is safe to repeat. */
+export interface ResetStep {
+  readonly kind: 'reset-device';
+  readonly alias: string;
+  readonly address: string;
+  /** Filled when the step runs: the method used, or why none was ("skipped: ..."). */
+  readonly outcome?: string;
 }
 
 export interface SetVfStep {

@@ -17,6 +17,8 @@ export async function simSnapshot(dir: string): Promise<Map<string, string>> {
       if (rel === join('sim', 'faults.json') || rel.startsWith(join('sim', 'lock'))) continue;
       // generation and the change log tell watchers that (and where) the host changed: not host state.
       if (rel === join('sim', 'generation') || rel === join('sim', 'changes')) continue;
+      // The record of resets done is the sim's testimony, not host state (the kernel keeps none).
+      if (rel === join('sim', 'resets')) continue;
       if (/\/net\/[^/]+\/(ifindex|iflink)$/.test(rel)) continue;
       if (/\/net\/[^/]+\/address$/.test(rel) && (await isVf(join(p, '..', '..', '..')))) continue;
       if (e.isSymbolicLink()) out.set(rel, `-> ${await readlink(p)}`);

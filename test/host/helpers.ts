@@ -23,7 +23,14 @@ export function hostError(code: string, errno?: string): (e: unknown) => boolean
 
 /** Every file, link and mode of the sim host except the bookkeeping of one operation. */
 export function treeImage(dir: string): string {
-  const skip = new Set(['sim/generation', 'sim/changes', 'sim/lock', 'sim/faults.json', 'sim/switch.json']);
+  const skip = new Set([
+    'sim/generation',
+    'sim/changes',
+    'sim/resets',
+    'sim/lock',
+    'sim/faults.json',
+    'sim/switch.json',
+  ]);
   const out: string[] = [];
   const walk = (rel: string): void => {
     for (const name of readdirSync(join(dir, rel)).sort()) {

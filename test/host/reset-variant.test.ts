@@ -13,7 +13,7 @@ test('nodedev-reset: FLR devices reset, vfio-bound ones are left to vfio, bridge
   const { kernel, done } = await simHost();
   try {
     const vf = parsePciAddress('0000:06:02.0');
-    assert.deepEqual(await resetDevice(kernel, vf), { reset: true });
+    assert.deepEqual(await resetDevice(kernel, vf), { reset: true, method: 'flr' });
     await bindToStub(kernel, vf);
     assert.equal((await resetDevice(kernel, vf)).reset, false);
     await assert.rejects(resetDevice(kernel, parsePciAddress('0000:00:01.0')), hostError('OPERATION_INVALID'));

@@ -47,7 +47,7 @@ export const nodedevCommands: readonly CommandSpec[] = [
   },
   {
     name: 'nodedev-reset',
-    description: 'reset a PCI device (FLR, PM or bus reset, as the kernel chooses)',
+    description: "reset a PCI device (FLR, else PM reset, else bus reset: libvirt's order; not while on vfio-pci)",
     args: [device],
     run: (inv) => load().then((m) => m.reset(inv)),
   },

@@ -10,6 +10,8 @@ export interface ConfigSpec {
   readonly multifunction: boolean;
   readonly pcieType: 'endpoint' | 'root-port' | 'switch-upstream' | 'switch-downstream';
   readonly flr: boolean;
+  /** PM capability without No_Soft_Reset: D3hot -> D0 resets the function. */
+  readonly pmReset?: boolean;
   readonly link?: { readonly speed: number; readonly width: number; readonly port?: number };
   readonly acs: boolean;
   readonly sriov?: {
@@ -42,11 +44,12 @@ export function buildConfigSpace(spec: ConfigSpec): Buffer {
     buf.writeUInt8(spec.bridge.subordinate, 0x1a);
   }
   buf.writeUInt8(0x40, 0x34);
-  // PM at 0x40 with No_Soft_Reset set: as on most NICs, D3hot gives no reset.
+  // PM at 0x40 with No_Soft_Reset set unless the profile says otherwise: as on most NICs,
+  // D3hot gives no reset.
   buf.writeUInt8(0x01, 0x40);
   buf.writeUInt8(0x50, 0x41);
   buf.writeUInt16LE(0x0003, 0x42);
-  buf.writeUInt16LE(0x0008, 0x44);
+  buf.writeUInt16LE(spec.pmReset ? 0x0000 : 0x0008, 0x44);
   // PCIe at 0x50.
   buf.writeUInt8(0x10, 0x50);
   buf.writeUInt8(0x00, 0x51);

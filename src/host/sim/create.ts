@@ -104,6 +104,7 @@ function boot(ctx: Ctx, placed: ReturnType<typeof placeDevices>): void {
         multifunction: s.multifunction ?? false,
         pcieType: s.kind,
         flr: s.flr ?? false,
+        pmReset: s.pmReset ?? false,
         ...(s.link ? { link: s.link } : {}),
         acs: s.acs ?? false,
         ...(s.sriov

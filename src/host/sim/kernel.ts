@@ -1,9 +1,8 @@
-import { appendFileSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { appendFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { PassthruError } from '../../conf/error.ts';
 import { type MacAddress, ZERO_MAC } from '../../conf/mac.ts';
 import { formatPciAddress, type PciAddress } from '../../conf/pci-address.ts';
-import { parsePciConfig } from '../pci-config.ts';
 import { DirSysfs } from '../sysfs.ts';
 import type {
   DevicePresentation,
@@ -30,6 +29,7 @@ import {
 import { simDriver } from './drivers.ts';
 import { checkFault } from './faults.ts';
 import { withSimLock } from './lock.ts';
+import { resetFunction, setResetMethod } from './reset.ts';
 import { applyLateMacs, fail, pfOfNetdev, portProfileKey, setVfAttribute, setVfPort, vfPortStatus } from './vf.ts';
 import { readHostState, readSwitchConfig, writeHostState, writeNetlink } from './state.ts';
 import {
@@ -297,6 +297,13 @@ function deviceAttribute(ctx: Ctx, address: string, attr: string, value: string,
     }
     case 'reset':
       return reset(ctx, address, value);
+    case 'reset_method': {
+      if (!list(ctx.root, dir).includes('reset_method'))
+        throw fail('ENOENT', `cannot write ${path}: no such attribute`);
+      const refused = setResetMethod(ctx.root, address, value);
+      if (refused !== undefined) throw fail('EINVAL', `cannot set reset_method of PCI device ${address}: ${refused}`);
+      return;
+    }
     default:
       if (!list(ctx.root, dir).includes(attr)) throw fail('ENOENT', `cannot write ${path}: no such attribute`);
       throw fail('EACCES', `cannot write ${path}: the attribute is read-only`);
@@ -338,12 +345,7 @@ function setNumVfs(ctx: Ctx, pf: string, value: string): void {
 
 function reset(ctx: Ctx, address: string, value: string): void {
   if (value.trim() !== '1') throw fail('EINVAL', `cannot reset PCI device ${address}: write 1 to reset`);
-  const cfg = parsePciConfig(readFileSync(join(ctx.root, BUS_DEVICES, address, 'config')));
-  // Without a function-level method the kernel falls back to a secondary bus reset, which it
-  // allows only when the device is alone on its bus.
-  const bus = address.slice(0, 7);
-  const onBus = list(ctx.root, BUS_DEVICES).filter((n) => n.startsWith(bus));
-  if (!(cfg?.pcie?.flr || cfg?.afFlr || cfg?.pmReset) && onBus.length > 1) {
+  if (resetFunction(ctx.root, address) === undefined) {
     throw fail('ENOTTY', `cannot reset PCI device ${address}: no FLR, PM reset or bus reset available`);
   }
 }

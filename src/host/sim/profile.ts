@@ -29,6 +29,7 @@ import { scaleProfile } from './profiles/scale.ts';
  *   "iommuGroup": "nic0",               // devices with the same label share one group; absent = own group
  *   "multifunction": true,              // the header's multifunction bit
  *   "flr": true,                        // DevCap FLR
+ *   "pmReset": true,                    // PM reset (no No_Soft_Reset): the reset kinds a function has
  *   "acs": false,                       // ports: has an ACS capability
  *   "link": { "speed": 8, "width": 8 }, // PCIe link capability (GT/s, lanes)
  *   "secondaryBus": 6,                  // bridges: the bus behind them
@@ -71,6 +72,8 @@ export interface ProfileDevice {
   readonly iommuGroup?: string;
   readonly multifunction?: boolean;
   readonly flr?: boolean;
+  /** PM reset: the PM capability does not say No_Soft_Reset. */
+  readonly pmReset?: boolean;
   readonly acs?: boolean;
   readonly link?: { readonly speed: number; readonly width: number };
   readonly secondaryBus?: number;
@@ -329,6 +332,7 @@ function parseDevice(v: unknown, where: string): ProfileDevice {
     ...opt('iommuGroup', optStr(o, 'iommuGroup', here)),
     ...opt('multifunction', optBool(o, 'multifunction', here)),
     ...opt('flr', optBool(o, 'flr', here)),
+    ...opt('pmReset', optBool(o, 'pmReset', here)),
     ...opt('acs', optBool(o, 'acs', here)),
     ...opt(
       'link',

@@ -11,6 +11,7 @@ import {
 import { basename, dirname, join, relative } from 'node:path';
 import { formatPciAddress, type PciAddress } from '../../conf/pci-address.ts';
 import { functionOfPath } from '../inventory.ts';
+import { parsePciConfig } from '../pci-config.ts';
 
 /**
  * The sim tree's primitive edits, each leaving it shaped as the kernel's: relative symlinks
@@ -158,6 +159,19 @@ export interface NewPciDevice {
 const hex4 = (n: number): string => `0x${n.toString(16).padStart(4, '0')}`;
 const up8 = (n: number): string => n.toString(16).toUpperCase().padStart(8, '0');
 
+/** The methods of a fresh device's `reset_method`: the function-level ones from its config
+ *  space, and `bus` off the root bus (whether it works is probed when it is asked for). */
+export function initialResetMethods(config: Buffer, bus: number): string {
+  const cfg = parsePciConfig(config);
+  const m = [
+    ...(cfg?.pcie?.flr ? ['flr'] : []),
+    ...(cfg?.afFlr ? ['af_flr'] : []),
+    ...(cfg?.pmReset ? ['pm'] : []),
+    ...(bus !== 0 ? ['bus'] : []),
+  ];
+  return m.join(' ');
+}
+
 export function addPciDevice(root: string, d: NewPciDevice): void {
   const name = bdf(d.address);
   const c = d.class;
@@ -171,6 +185,9 @@ export function addPciDevice(root: string, d: NewPciDevice): void {
   writeAttr(root, `${d.dir}/driver_override`, '(null)', 0o644);
   writeAttr(root, `${d.dir}/enable`, '1', 0o644);
   writeAttr(root, `${d.dir}/reset`, '', 0o200);
+  // The kernel shows reset_method only on a function with a reset method.
+  const methods = initialResetMethods(d.config, d.address.bus);
+  if (methods !== '') writeAttr(root, `${d.dir}/reset_method`, methods, 0o644);
   writeAttr(root, `${d.dir}/remove`, '', 0o200);
   writeAttr(root, `${d.dir}/config`, d.config, 0o644);
   const [bc, sc, pi] = [(c >> 16) & 0xff, (c >> 8) & 0xff, c & 0xff].map((x) =>
