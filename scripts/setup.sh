@@ -24,6 +24,12 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# The account the --qemu-user tests run QEMU as (passthrud --qemu-user passthru-qemu).
+if ! getent passwd passthru-qemu >/dev/null && [ "$(id -u)" = 0 ]; then
+  say "creating the system user passthru-qemu"
+  useradd --system --no-create-home --shell /usr/sbin/nologin passthru-qemu
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci"
   npm ci --no-audit --no-fund >&2

@@ -42,6 +42,10 @@ export async function attachLive(ctx: DaemonContext, obj: DomainObj, withNew: Do
   const prepared = await ctx.runs.hostdevs.prepare(live.name, requests);
   const plugged: string[] = [];
   try {
+    await ctx.runs.qemuOwner.lendDevices(
+      live.name,
+      prepared.filter((p) => p.presentation !== undefined),
+    );
     // More VFIO devices may pin more (with a vIOMMU): raise the limit before QEMU maps them.
     if (prepared.some((p) => p.presentation?.kind === 'vfio')) {
       const vfio = hostdevRequests(live).filter((r) => r.assigned).length;
@@ -60,6 +64,7 @@ export async function attachLive(ctx: DaemonContext, obj: DomainObj, withNew: Do
   } catch (err) {
     for (const alias of plugged.reverse())
       await run.proc.qmp.execute('device_del', { id: alias }).catch(() => undefined);
+    await ctx.runs.qemuOwner.giveDevices(live.name, [...aliases]);
     await ctx.runs.hostdevs.release(live.name, [...aliases]).catch((e: unknown) => {
       ctx.log.error(
         { domain: live.name, err: asPassthruError(e).message },
@@ -139,6 +144,7 @@ export async function finishRemoval(ctx: DaemonContext, obj: DomainObj, aliases:
     gone.has(d.alias ?? ''),
   );
   if (devices.length === 0) return;
+  await ctx.runs.qemuOwner.giveDevices(run.live.name, [...gone]);
   await ctx.runs.hostdevs.release(run.live.name, [...gone]);
   const live: DomainDef = {
     ...run.live,

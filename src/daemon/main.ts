@@ -5,6 +5,7 @@ import { resolveConfig } from './config/load.ts';
 import { helpText, printConfig } from './config/print.ts';
 import { defaultAuditLog } from './audit-log.ts';
 import { openDaemon } from './open.ts';
+import { resolveQemuUser } from '../qemu/run-as.ts';
 import { serveApi } from './serve.ts';
 import { loadIdentity, parseListen, serveTls } from './tls.ts';
 
@@ -18,8 +19,10 @@ async function main(): Promise<void> {
   const listen = c['listen-tls'] === undefined ? undefined : parseListen(c['listen-tls']);
   const tls = await loadIdentity({ cert: c['tls-cert'], key: c['tls-key'], ca: c['tls-ca'] });
   if (listen && !tls) throw new PassthruError('INVALID_ARG', '--listen-tls needs --tls-cert, --tls-key and --tls-ca');
+  const qemuUser = c['qemu-user'] === undefined ? undefined : await resolveQemuUser(c['qemu-user']);
   const daemon = await openDaemon({
     host: c.host,
+    ...(qemuUser ? { qemuUser } : {}),
     stateDir: c['state-dir'],
     log,
     emulator: c.qemu,

@@ -18,6 +18,8 @@ import { NodeDevices } from './nodedevs.ts';
 import { HostViews } from './host-views.ts';
 import { Pools } from '../network/pools.ts';
 import { Store } from './store.ts';
+import { QemuOwnership } from './qemu-owner.ts';
+import type { QemuUser } from '../qemu/run-as.ts';
 
 export interface DaemonOptions {
   readonly host: string;
@@ -30,6 +32,8 @@ export interface DaemonOptions {
   readonly tls?: TlsIdentity;
   /** The audit log of host changes (default: defaultAuditLog of the state directory). */
   readonly auditLog?: { readonly path?: string; readonly maxBytes?: number };
+  /** The unprivileged account QEMU runs as (--qemu-user); root when absent. */
+  readonly qemuUser?: QemuUser;
 }
 
 /** Startup in ARCHITECTURE.md's order: store -> device records -> reconnect QEMUs -> serve. */
@@ -64,6 +68,7 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.spareRootPorts === undefined ? {} : { spareRootPorts: o.spareRootPorts }),
     images: new ImageClaims(),
     audit: audit.trail,
+    qemuOwner: await QemuOwnership.open(o.qemuUser, o.stateDir, kernel.sysfs),
   };
   const events = new EventBus();
   pools.onChange((c) =>

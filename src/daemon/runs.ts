@@ -6,6 +6,7 @@ import type { Logger } from '../lib/logger.ts';
 import type { Pools } from '../network/pools.ts';
 import { attachQemu, type ExitStatus, type QemuProcess } from '../qemu/process.ts';
 import { GuestConsole } from './console.ts';
+import type { QemuOwnership } from './qemu-owner.ts';
 import { parseDefinition } from './definitions.ts';
 import type { ImageClaims } from './image-claims.ts';
 import type { HostViews } from './host-views.ts';
@@ -40,6 +41,8 @@ export interface RunDeps {
   readonly images: ImageClaims;
   /** Where QEMU starts and stops are recorded beside the host's changes (absent: not recorded). */
   readonly audit?: AuditTrail;
+  /** What an unprivileged QEMU (--qemu-user) owns while it runs, given back after. */
+  readonly qemuOwner: QemuOwnership;
 }
 
 /** Starts or stops a QEMU, recorded in the audit trail when the daemon keeps one. */
@@ -76,6 +79,7 @@ export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: O
     );
   }
   if (!proc || unfinished) {
+    await deps.qemuOwner.giveAll(status.name);
     await deps.hostdevs.release(status.name);
     await releasePoolDevices(deps, status.name);
     await deps.store.removeStatus(status.name);
@@ -100,6 +104,8 @@ export async function destroyRun(deps: RunDeps, run: Running): Promise<void> {
 /** Gives the host devices back and forgets the status; QEMU is gone. */
 export async function cleanupRun(deps: RunDeps, run: Running): Promise<void> {
   deps.images.release(run.live.name);
+  // Before the devices: /dev/vfio/N goes when its group leaves vfio, and root must own it first.
+  await deps.qemuOwner.giveAll(run.live.name);
   await deps.hostdevs.release(run.live.name);
   // Only once the device manager has the VF back on its host driver may another guest get it.
   await releasePoolDevices(deps, run.live.name);

@@ -9,12 +9,14 @@ import { crashPoint } from '../lib/crash-point.ts';
 import { chooseAccel, readProcModules } from '../qemu/accel.ts';
 import { buildArgv, usesConsoleFallback } from '../qemu/argv.ts';
 import { prepareLiveDef } from '../qemu/live-def.ts';
-import { memlockBytes, withMemlock } from '../qemu/memlock.ts';
+import { memlockBytes } from '../qemu/memlock.ts';
+import { launchCommand } from '../qemu/run-as.ts';
 import { launchQemu, type QemuProcess } from '../qemu/process.ts';
 import { GuestConsole } from './console.ts';
 import { poolWants, withGrants } from '../network/actual.ts';
 import { guestNumaNodes } from '../network/numa.ts';
 import { formatStatus } from './definitions.ts';
+import { type OwnedDevice } from './qemu-owner.ts';
 import { checkRunnable } from './runnable.ts';
 import {
   auditedQemu,
@@ -39,6 +41,8 @@ interface StartState {
   live?: DomainDef;
   requests?: HostdevRequest[];
   presentations?: Map<string, DevicePresentation>;
+  /** The prepared host devices with a guest device (what QEMU opens). */
+  assigned?: OwnedDevice[];
   proc?: QemuProcess;
   console?: GuestConsole;
   status?: DomainStatus;
@@ -122,6 +126,7 @@ const prepare: Stage = {
     const presentations = new Map<string, DevicePresentation>();
     for (const d of prepared) if (d.presentation) presentations.set(d.alias, d.presentation);
     s.presentations = presentations;
+    s.assigned = prepared.filter((d) => d.presentation !== undefined);
   },
   undo: releaseAfterFailure,
 };
@@ -203,7 +208,12 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
   await store.saveStatus(starting);
   // VFIO pins guest RAM: the locked-memory limit is in place before QEMU exists.
   const vfio = [...need(s.presentations).values()].filter((p) => p.kind === 'vfio').length;
-  const [binary, command] = withMemlock(s.def.devices.emulator ?? deps.emulator, argv, memlockBytes(live, vfio));
+  const [binary, command] = launchCommand(s.def.devices.emulator ?? deps.emulator, argv, {
+    memlockBytes: memlockBytes(live, vfio),
+    user: deps.qemuOwner.user,
+  });
+  // An unprivileged QEMU opens these itself: they are its own before it exists.
+  await deps.qemuOwner.forStart(s.def.name, live, dir, need(s.assigned));
   s.proc = await auditedQemu(
     deps,
     { action: 'qemu-start', domain: s.def.name, outcome: (p: QemuProcess) => ({ pid: p.pid }) },
@@ -222,6 +232,12 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
 async function killAfterFailure(s: StartState, deps: RunDeps): Promise<void> {
   s.console?.close();
   if (s.proc) await stopQemu(deps, s.def.name, s.proc).catch(() => undefined);
+  await deps.qemuOwner.giveAll(s.def.name).catch((e: unknown) => {
+    deps.log.error(
+      { domain: s.def.name, err: asPassthruError(e).message },
+      'giving back files after failed start failed',
+    );
+  });
   await deps.store.removeStatus(s.def.name).catch(() => undefined);
 }
 

@@ -18,13 +18,6 @@ export function memlockBytes(def: DomainDef, vfioDevices: number): number | unde
   return viommu ? each * vfioDevices : each;
 }
 
-/** The command that starts QEMU with that limit already in place (util-linux prlimit sets it,
- *  then execs QEMU: same pid, and vfio-pci maps guest RAM at realize, before QMP exists). */
-export function withMemlock(binary: string, argv: readonly string[], bytes: number | undefined): [string, string[]] {
-  if (bytes === undefined) return [binary, [...argv]];
-  return ['prlimit', [`--memlock=${bytes}:${bytes}`, '--', binary, ...argv]];
-}
-
 /** Raises a running QEMU's limit (before a hot-plug adds a VFIO device). */
 export async function setMemlock(pid: number, bytes: number): Promise<void> {
   try {

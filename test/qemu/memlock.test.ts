@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readDomainXml } from '../../src/conf/domain/read.ts';
-import { memlockBytes, setMemlock, withMemlock } from '../../src/qemu/memlock.ts';
+import { memlockBytes, setMemlock } from '../../src/qemu/memlock.ts';
+import { launchCommand } from '../../src/qemu/run-as.ts';
 
 const xml = (extra: string) => `<domain type='kvm'><name>m</name><memory unit='MiB'>512</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='q35'>hvm</type></os><devices>${extra}</devices></domain>`;
@@ -15,7 +16,7 @@ test('memlock: guest RAM + 1 GiB with a VFIO device, times the devices with a vI
   assert.equal(memlockBytes(plain, 3), (512 + 1024) * 1024 * 1024);
   const viommu = readDomainXml(xml("<iommu model='intel'/>"), 'm');
   assert.equal(memlockBytes(viommu, 3), 3 * (512 + 1024) * 1024 * 1024);
-  assert.deepEqual(withMemlock('qemu', ['-S'], undefined), ['qemu', ['-S']]);
+  assert.deepEqual(launchCommand('qemu', ['-S'], { memlockBytes: undefined }), ['qemu', ['-S']]);
 });
 
 /** Max locked memory (soft, hard) of a process, from the kernel's own table. */
@@ -31,7 +32,7 @@ async function limits(pid: number): Promise<string[]> {
 const MiB = 1024 ** 2;
 
 test('memlock: set before the process runs (prlimit execs it, same pid) and changed on a running one', async () => {
-  const [bin, argv] = withMemlock('sleep', ['30'], 4 * MiB);
+  const [bin, argv] = launchCommand('sleep', ['30'], { memlockBytes: 4 * MiB });
   const child = spawn(bin, argv, { stdio: 'ignore' });
   try {
     const pid = child.pid ?? 0;

@@ -70,6 +70,12 @@ export const SETTINGS = {
     expected: 'a program name or path',
     check: nonEmpty,
   }),
+  'qemu-user': text({
+    arg: 'USER[:GROUP]',
+    help: 'run QEMU as this unprivileged user (lent /dev/vfio/N, its disks and run directory while it runs)',
+    expected: 'a user name or uid, optionally :group',
+    check: (s) => /^[^:]+(:[^:]+)?$/.test(s),
+  }),
   'audit-log': text({
     arg: 'FILE',
     help: `the host changes, one JSON line each (default ${SYSTEM_AUDIT_LOG}, or audit.jsonl in state-dir)`,

@@ -128,6 +128,12 @@ export async function loadDomains(ctx: DaemonContext): Promise<void> {
     }
   }
   const running = new Set(ctx.domains.entries().flatMap(([n, o]) => (o.run ? [n] : [])));
+  for (const name of await ctx.runs.qemuOwner.recover(running)) {
+    ctx.log.warn(
+      { domain: name },
+      'gave back the files and /dev/vfio nodes lent to the QEMU of a domain that was not running',
+    );
+  }
   for (const name of await ctx.runs.hostdevs.recover(running)) {
     ctx.log.warn({ domain: name }, 'gave back the host devices of a domain that was not running');
   }

@@ -61,3 +61,26 @@ export async function withRunDir<T>(prefix: string, fn: (dir: string) => Promise
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** The NICs of the guest's last complete scan (the lines between its last two scan markers);
+ *  undefined before two scans were printed. */
+export function lastScanNics(consoleText: string): GuestNic[] | undefined {
+  const scans = consoleText.split('passthru-guest: scan ');
+  const last = scans.length >= 3 ? scans[scans.length - 2] : undefined;
+  return last === undefined ? undefined : parseGuestNics(last);
+}
+
+/** Polls the console until the last complete scan satisfies `want`; fails after `seconds`. */
+export async function waitForScan(
+  consoleLog: string,
+  want: (nics: GuestNic[]) => boolean,
+  seconds = 150,
+): Promise<GuestNic[]> {
+  for (let i = 0; i < seconds * 4; i++) {
+    const nics = lastScanNics(await readFile(consoleLog, 'utf8').catch(() => ''));
+    if (nics && want(nics)) return nics;
+    await sleep(250);
+  }
+  const tail = (await readFile(consoleLog, 'utf8').catch(() => '(no console)')).slice(-1500);
+  throw new Error(`the guest's console never showed the expected NICs:\n${tail}`);
+}
