@@ -71,8 +71,8 @@ export const SETTINGS = {
     check: nonEmpty,
   }),
   'qemu-user': text({
-    arg: 'USER[:GROUP]',
-    help: 'run QEMU as this unprivileged user (lent /dev/vfio/N, its disks and run directory while it runs)',
+    arg: 'USER',
+    help: 'run QEMU as this unprivileged user, USER or USER:GROUP (lent /dev/vfio/N, its disks and run directory while it runs)',
     expected: 'a user name or uid, optionally :group',
     check: (s) => /^[^:]+(:[^:]+)?$/.test(s),
   }),
