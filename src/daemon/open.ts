@@ -3,6 +3,8 @@ import { auditedKernel } from '../host/audit-kernel.ts';
 import { openSimHost } from '../host/sim/kernel.ts';
 import { simDatapath } from '../host/sim/switch.ts';
 import { openLinuxHost } from '../host/linux/kernel.ts';
+import { LinuxNetdevs } from '../host/linux/netdev.ts';
+import { SimNetdevs } from '../host/sim/netdev.ts';
 import type { Kernel } from '../host/types.ts';
 import { hostOps } from '../hostdev/host-ops.ts';
 import { HostdevManager } from '../hostdev/manager.ts';
@@ -69,6 +71,7 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
     images: new ImageClaims(),
     audit: audit.trail,
     qemuOwner: await QemuOwnership.open(o.qemuUser, o.stateDir, kernel.sysfs),
+    netdevs: spec.backend === 'sim' ? new SimNetdevs(kernel.sysfs) : await LinuxNetdevs.open(),
   };
   const events = new EventBus();
   pools.onChange((c) =>

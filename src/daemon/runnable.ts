@@ -27,11 +27,11 @@ export function checkRunnable(def: DomainDef): void {
     }
   }
   for (const n of def.devices.interfaces) {
-    if (n.type !== 'hostdev' && n.type !== 'user' && n.type !== 'network')
+    if (n.type === 'ethernet' || n.type === 'hostdev-hybrid')
       refuse(
         `<interface type='${n.type}'>`,
         n.line,
-        'hostdev, network (hostdev networks) and user interfaces run today',
+        'hostdev, network (hostdev networks), bridge, direct and user interfaces run today',
       );
     if (n.virtualport)
       refuse(`<virtualport type='${n.virtualport.type ?? ''}'> on <interface type='${n.type}'>`, n.line);

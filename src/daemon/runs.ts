@@ -7,6 +7,8 @@ import type { Pools } from '../network/pools.ts';
 import { attachQemu, type ExitStatus, type QemuProcess } from '../qemu/process.ts';
 import { GuestConsole } from './console.ts';
 import type { QemuOwnership } from './qemu-owner.ts';
+import type { HostNetdevs } from '../host/netdev.ts';
+import { unplugHostNics } from './host-nics.ts';
 import { parseDefinition } from './definitions.ts';
 import type { ImageClaims } from './image-claims.ts';
 import type { HostViews } from './host-views.ts';
@@ -43,6 +45,8 @@ export interface RunDeps {
   readonly audit?: AuditTrail;
   /** What an unprivileged QEMU (--qemu-user) owns while it runs, given back after. */
   readonly qemuOwner: QemuOwnership;
+  /** Taps and macvtaps of bridge and direct interfaces (host/netdev.ts). */
+  readonly netdevs: HostNetdevs;
 }
 
 /** Starts or stops a QEMU, recorded in the audit trail when the daemon keeps one. */
@@ -80,6 +84,7 @@ export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: O
   }
   if (!proc || unfinished) {
     await deps.qemuOwner.giveAll(status.name);
+    await unplugHostNics(live, deps.netdevs);
     await deps.hostdevs.release(status.name);
     await releasePoolDevices(deps, status.name);
     await deps.store.removeStatus(status.name);
@@ -106,6 +111,7 @@ export async function cleanupRun(deps: RunDeps, run: Running): Promise<void> {
   deps.images.release(run.live.name);
   // Before the devices: /dev/vfio/N goes when its group leaves vfio, and root must own it first.
   await deps.qemuOwner.giveAll(run.live.name);
+  await unplugHostNics(run.live, deps.netdevs);
   await deps.hostdevs.release(run.live.name);
   // Only once the device manager has the VF back on its host driver may another guest get it.
   await releasePoolDevices(deps, run.live.name);

@@ -13,6 +13,9 @@ import { memlockBytes } from '../qemu/memlock.ts';
 import { launchCommand } from '../qemu/run-as.ts';
 import { launchQemu, type QemuProcess } from '../qemu/process.ts';
 import { GuestConsole } from './console.ts';
+import { closeFds } from '../host/netdev.ts';
+import type { NicBackend } from '../qemu/device-props.ts';
+import { applyLinkStates, checkHostNics, plugHostNics, unplugHostNics } from './host-nics.ts';
 import { poolWants, withGrants } from '../network/actual.ts';
 import { guestNumaNodes } from '../network/numa.ts';
 import { formatStatus } from './definitions.ts';
@@ -43,6 +46,9 @@ interface StartState {
   presentations?: Map<string, DevicePresentation>;
   /** The prepared host devices with a guest device (what QEMU opens). */
   assigned?: OwnedDevice[];
+  /** The host side of bridge and direct NICs (hostNics), and the descriptors QEMU inherits. */
+  nicBackends?: ReadonlyMap<string, NicBackend>;
+  passFds?: readonly number[];
   proc?: QemuProcess;
   console?: GuestConsole;
   status?: DomainStatus;
@@ -62,6 +68,13 @@ interface Stage {
 const check: Stage = {
   name: 'check',
   run: (s) => checkRunnable(s.def),
+};
+
+/** What the host must have for this domain (bridges, parent netdevs), checked before anything
+ *  is taken, so that a missing one changes nothing. */
+const hostCheck: Stage = {
+  name: 'host check',
+  run: (s, deps) => checkHostNics(s.def, deps.netdevs),
 };
 
 /** Disk images: each checked to exist, qcow2 backing chains read from the images (shown in
@@ -131,6 +144,26 @@ const prepare: Stage = {
   undo: releaseAfterFailure,
 };
 
+/** The taps and macvtaps of bridge and direct interfaces, named in the live definition. */
+const hostNics: Stage = {
+  name: 'host NICs',
+  run: async (s, deps) => {
+    const plugged = await plugHostNics(need(s.live), deps.netdevs);
+    s.live = plugged.live;
+    s.nicBackends = plugged.backends;
+    s.passFds = plugged.fds;
+  },
+  undo: async (s, deps) => {
+    closeFds(s.passFds ?? []);
+    await unplugHostNics(need(s.live), deps.netdevs).catch((e: unknown) => {
+      deps.log.error(
+        { domain: s.def.name, err: asPassthruError(e).message },
+        'host NIC removal after failed start failed',
+      );
+    });
+  },
+};
+
 /** QEMU: run directory, argv, status (pid 0 first), spawn, QMP, `cont`, status with the pid. */
 const launch: Stage = {
   name: 'launch',
@@ -146,7 +179,7 @@ const launch: Stage = {
 };
 
 /** The start, in libvirt's order. A feature that needs a step at start adds a stage here. */
-const STAGES: readonly Stage[] = [check, storage, allocate, liveDefinition, prepare, launch];
+const STAGES: readonly Stage[] = [check, hostCheck, storage, allocate, liveDefinition, prepare, hostNics, launch];
 
 /** Starts QEMU for a domain; any failure gives back everything the earlier stages took. */
 export async function startDomain(
@@ -188,6 +221,7 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
     ...paths,
     consoleSocket,
     hostDevices: need(s.presentations),
+    ...(s.nicBackends ? { nicBackends: s.nicBackends } : {}),
     ...(s.incoming ? { incoming: true } : {}),
   });
   log.info({ domain: s.def.name, argv }, 'starting QEMU');
@@ -214,16 +248,30 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
   });
   // An unprivileged QEMU opens these itself: they are its own before it exists.
   await deps.qemuOwner.forStart(s.def.name, live, dir, need(s.assigned));
-  s.proc = await auditedQemu(
-    deps,
-    { action: 'qemu-start', domain: s.def.name, outcome: (p: QemuProcess) => ({ pid: p.pid }) },
-    () => launchQemu({ binary, argv: command, ...paths, name: `QEMU of domain ${s.def.name}` }),
-  );
+  try {
+    s.proc = await auditedQemu(
+      deps,
+      { action: 'qemu-start', domain: s.def.name, outcome: (p: QemuProcess) => ({ pid: p.pid }) },
+      () =>
+        launchQemu({
+          binary,
+          argv: command,
+          ...paths,
+          name: `QEMU of domain ${s.def.name}`,
+          ...(s.passFds?.length ? { passFds: s.passFds } : {}),
+        }),
+    );
+  } finally {
+    // QEMU has its own copies now (or never will): the daemon keeps none open.
+    closeFds(s.passFds ?? []);
+    s.passFds = [];
+  }
   crashPoint('qemu-launched');
   // The console's client is connected before the guest runs, so its log misses nothing.
   if (starting.consoleSocket !== undefined)
     s.console = await GuestConsole.open(starting.consoleSocket, paths.consoleLog);
   // An incoming guest runs once the migration is confirmed (daemon/migration/destination.ts).
+  await applyLinkStates(live, s.proc.qmp);
   if (!s.incoming) await s.proc.qmp.execute('cont');
   s.status = { ...starting, pid: s.proc.pid };
   await store.saveStatus(s.status);

@@ -13,6 +13,7 @@ import {
   type DeviceProps,
   formatDeviceJson,
   hostdevProps,
+  type NicBackend,
   netdevProps,
   nicProps,
   rootPortProps,
@@ -35,6 +36,8 @@ export interface ArgvContext {
   readonly startPaused?: boolean;
   /** A migration destination: `-incoming defer`, the address is given later (migration.ts). */
   readonly incoming?: boolean;
+  /** The host side of each bridge and direct interface, by interface alias (netN). */
+  readonly nicBackends?: ReadonlyMap<string, NicBackend>;
 }
 
 /**
@@ -90,7 +93,7 @@ export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
   }
   for (const iface of def.devices.interfaces) {
     if (isHostdevInterface(iface)) continue; // with the hostdevs, as libvirt does
-    a.push('-netdev', JSON.stringify(netdevProps(iface)));
+    a.push('-netdev', JSON.stringify(netdevProps(iface, ctx.nicBackends?.get(iface.alias ?? ''))));
     device(a, nicProps(iface, buses));
   }
   serialArgs(a, def.devices.serials, ctx);

@@ -87,22 +87,52 @@ function netdevId(alias: string): string {
   return `host${alias}`;
 }
 
-/** `-netdev` for an interface that QEMU backs itself (only `user` so far). */
-export function netdevProps(iface: InterfaceDef): Readonly<Record<string, PropValue>> {
-  if (iface.type !== 'user') {
+/**
+ * How QEMU gets the host side of a NIC it emulates (the host decides, host/netdev.ts): a tap
+ * by descriptor (`fd`, passed at spawn, as libvirt does; `vhostfd` an open /dev/vhost-net),
+ * a tap QEMU opens by name (`ifname`), or QEMU's user-mode network.
+ */
+export type NicBackend =
+  | { readonly type: 'tap'; readonly fd: string; readonly vhostfd?: string }
+  | { readonly type: 'tap'; readonly ifname: string; readonly vhostfd?: string }
+  | { readonly type: 'user' };
+
+/** `-netdev` for an interface QEMU backs: `user` itself, bridge and direct through `backend`
+ *  (libvirt's qemuBuildHostNetProps order: type, fd / ifname, vhost, vhostfd, id). */
+export function netdevProps(iface: InterfaceDef, backend?: NicBackend): Readonly<Record<string, PropValue>> {
+  const id = netdevId(requireAlias(iface, 'interface'));
+  if (iface.type === 'user') return { type: 'user', id };
+  const at = iface.line === undefined ? {} : { line: iface.line };
+  if (iface.type !== 'bridge' && iface.type !== 'direct') {
     throw new PassthruError(
       'CONFIG_UNSUPPORTED',
       `interface type '${iface.type}' has no QEMU network backend in passthru`,
-      iface.line === undefined ? {} : { line: iface.line },
+      at,
     );
   }
-  return { type: 'user', id: netdevId(requireAlias(iface, 'interface')) };
+  if (backend === undefined) {
+    throw new PassthruError(
+      'CONFIG_UNSUPPORTED',
+      `interface ${iface.alias ?? ''}: a ${iface.type} NIC gets its host device at start; hot-plugging one is not supported yet`,
+      at,
+    );
+  }
+  if (backend.type === 'user') return { type: 'user', id };
+  const p: Record<string, PropValue> = { type: 'tap' };
+  if ('fd' in backend) p['fd'] = backend.fd;
+  else Object.assign(p, { ifname: backend.ifname, script: 'no', downscript: 'no' });
+  if (backend.vhostfd !== undefined) Object.assign(p, { vhost: true, vhostfd: backend.vhostfd });
+  p['id'] = id;
+  return p;
 }
 
 /** The guest NIC of an interface QEMU backs (virtio-net-pci, e1000e ...). */
 export function nicProps(iface: InterfaceDef, buses: BusAliases): DeviceProps {
   const id = requireAlias(iface, 'interface');
   const p: Record<string, PropValue> = { driver: nicModel(iface) };
+  // The MTU the guest's virtio-net driver adopts (VIRTIO_NET_F_MTU), among libvirt's virtio
+  // options before netdev; only virtio-net has it (validated at start).
+  if (iface.mtu !== undefined && p['driver'] === 'virtio-net-pci') p['host_mtu'] = iface.mtu;
   if (iface.teaming?.type === 'persistent') {
     // Only virtio-net can be a standby: the guest pairs through VIRTIO_NET_F_STANDBY.
     if (p['driver'] !== 'virtio-net-pci') {

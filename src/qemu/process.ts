@@ -18,6 +18,8 @@ export interface LaunchOptions {
   /** From spawn to a completed QMP handshake. */
   readonly startTimeoutMs?: number;
   readonly clock?: Clock;
+  /** Open descriptors QEMU inherits as fd 3, 4, ... (a macvtap's /dev/tapN, named in argv). */
+  readonly passFds?: readonly number[];
 }
 
 export interface ExitStatus {
@@ -56,7 +58,7 @@ export async function launchQemu(opts: LaunchOptions): Promise<QemuProcess> {
   let child;
   try {
     writeSync(log, `${new Date().toISOString()} starting: ${[opts.binary, ...opts.argv].map(shellWord).join(' ')}\n`);
-    child = spawn(opts.binary, opts.argv, { detached: true, stdio: ['ignore', log, log] });
+    child = spawn(opts.binary, opts.argv, { detached: true, stdio: ['ignore', log, log, ...(opts.passFds ?? [])] });
   } finally {
     closeSync(log);
   }

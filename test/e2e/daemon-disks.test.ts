@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '../../src/protocol/client.ts';
 import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import type { DomainSummary, XmlBody } from '../../src/protocol/wire.ts';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.ts';
 import { type E2eGuest, e2eGuest } from './helpers/guest.ts';
+import { guestXml, waitForLine } from './helpers/guest-xml.ts';
 
 /**
  * Disks end to end: passthrud starts a real QEMU whose guest reports what it sees. The images
@@ -41,35 +41,8 @@ const img = (...args: string[]): void => {
   execFileSync('qemu-img', args, { stdio: 'ignore' });
 };
 
-function domainXml(g: E2eGuest, name: string, disks: string): string {
-  return `<domain type='kvm'>
-  <name>${name}</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='q35'>hvm</type>
-    <kernel>${g.kernel}</kernel>
-    <initrd>${g.initrd}</initrd>
-    <cmdline>${g.append}</cmdline>
-  </os>
-  <devices>
-${disks}
-    <serial type='file'>
-      <source path='${join(dir, `${name}.console`)}'/>
-      <target port='0'/>
-    </serial>
-  </devices>
-</domain>
-`;
-}
-
-async function waitForLine(path: string, re: RegExp, seconds = 120): Promise<string> {
-  for (let i = 0; i < seconds * 4; i++) {
-    const line = (await readFile(path, 'utf8').catch(() => '')).split(/\r?\n/).find((l) => re.test(l));
-    if (line) return line.trim();
-    await sleep(250);
-  }
-  throw new Error(`no line ${re} in ${path}: ${(await readFile(path, 'utf8').catch(() => '(none)')).slice(-2000)}`);
+function domainXml(g: E2eGuest, name: string, devices: string): string {
+  return guestXml(g, name, devices, join(dir, `${name}.console`));
 }
 
 const rejectsWith = async (p: Promise<unknown>, code: string, pattern: RegExp): Promise<void> => {
