@@ -2,6 +2,7 @@ import { PassthruError } from '../conf/error.ts';
 import { parsePciAddress } from '../conf/pci-address.ts';
 import { type Inventory, type PciDevice, readInventory, readPciDevice } from '../host/inventory.ts';
 import { readCpuNodes } from '../host/numa.ts';
+import { DirSysfs } from '../host/sysfs.ts';
 import type { Kernel } from '../host/types.ts';
 import { type HostView, hostView } from '../network/members.ts';
 
@@ -69,6 +70,26 @@ export class HostViews {
   }
 
   /** Host CPU -> NUMA node; CPUs do not come and go under a running daemon. */
+  /** The NUMA node a PCI device sits on (its numa_node), undefined when it has none. */
+  async deviceNode(bdf: string): Promise<number | undefined> {
+    const n = Number((await this.#kernel.sysfs.read(`/sys/bus/pci/devices/${bdf}/numa_node`))?.trim());
+    return Number.isInteger(n) && n >= 0 ? n : undefined;
+  }
+
+  /** The memory nodes of this machine for host NUMA nodes: the same nodes on linux; on the sim,
+   *  whose nodes have no memory of their own, the real nodes of the CPUs its profile maps them
+   *  to (numaCpus), so QEMU's memory policy names nodes this machine has. */
+  async memoryNodes(nodes: readonly number[]): Promise<number[]> {
+    if (this.#kernel.backend === 'linux') return [...nodes];
+    const [sim, real] = await Promise.all([this.cpuNodes(), readCpuNodes(new DirSysfs('/'))]);
+    const out = new Set<number>();
+    for (const [cpu, n] of sim) {
+      const r = real.get(cpu);
+      if (nodes.includes(n) && r !== undefined) out.add(r);
+    }
+    return [...out].sort((a, b) => a - b);
+  }
+
   cpuNodes(): Promise<Map<number, number>> {
     this.#cpuNodes ??= readCpuNodes(this.#kernel.sysfs);
     return this.#cpuNodes;

@@ -15,6 +15,7 @@ import { launchQemu, type QemuProcess } from '../qemu/process.ts';
 import { GuestConsole } from './console.ts';
 import { closeFds } from '../host/netdev.ts';
 import type { NicBackend } from '../qemu/device-props.ts';
+import { applyPinning, checkResources, liveCpu, type PlacementPlan, planPlacement } from './placement.ts';
 import { applyLinkStates, checkHostNics, plugHostNics, unplugHostNics } from './host-nics.ts';
 import { poolWants, withGrants } from '../network/actual.ts';
 import { guestNumaNodes } from '../network/numa.ts';
@@ -49,6 +50,8 @@ interface StartState {
   /** The host side of bridge and direct NICs (hostNics), and the descriptors QEMU inherits. */
   nicBackends?: ReadonlyMap<string, NicBackend>;
   passFds?: readonly number[];
+  /** vCPU, emulator and memory placement (placement). */
+  placement?: PlacementPlan;
   proc?: QemuProcess;
   console?: GuestConsole;
   status?: DomainStatus;
@@ -74,7 +77,10 @@ const check: Stage = {
  *  is taken, so that a missing one changes nothing. */
 const hostCheck: Stage = {
   name: 'host check',
-  run: (s, deps) => checkHostNics(s.def, deps.netdevs),
+  run: async (s, deps) => {
+    await checkResources(s.def, deps);
+    await checkHostNics(s.def, deps.netdevs);
+  },
 };
 
 /** Disk images: each checked to exist, qcow2 backing chains read from the images (shown in
@@ -164,6 +170,16 @@ const hostNics: Stage = {
   },
 };
 
+/** Where the vCPUs, emulator threads and memory go: pins, hugepages, NUMA policy, and with
+ *  placement='device' the node of the host devices just prepared. */
+const placement: Stage = {
+  name: 'placement',
+  run: async (s, deps) => {
+    s.live = liveCpu(need(s.live), chooseAccel(await readProcModules()));
+    s.placement = await planPlacement(s.live, deps);
+  },
+};
+
 /** QEMU: run directory, argv, status (pid 0 first), spawn, QMP, `cont`, status with the pid. */
 const launch: Stage = {
   name: 'launch',
@@ -179,7 +195,17 @@ const launch: Stage = {
 };
 
 /** The start, in libvirt's order. A feature that needs a step at start adds a stage here. */
-const STAGES: readonly Stage[] = [check, hostCheck, storage, allocate, liveDefinition, prepare, hostNics, launch];
+const STAGES: readonly Stage[] = [
+  check,
+  hostCheck,
+  storage,
+  allocate,
+  liveDefinition,
+  prepare,
+  hostNics,
+  placement,
+  launch,
+];
 
 /** Starts QEMU for a domain; any failure gives back everything the earlier stages took. */
 export async function startDomain(
@@ -222,6 +248,7 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
     consoleSocket,
     hostDevices: need(s.presentations),
     ...(s.nicBackends ? { nicBackends: s.nicBackends } : {}),
+    ...(s.placement?.memory ? { memory: s.placement.memory } : {}),
     ...(s.incoming ? { incoming: true } : {}),
   });
   log.info({ domain: s.def.name, argv }, 'starting QEMU');
@@ -272,6 +299,7 @@ async function launchInner(s: StartState, deps: RunDeps): Promise<void> {
     s.console = await GuestConsole.open(starting.consoleSocket, paths.consoleLog);
   // An incoming guest runs once the migration is confirmed (daemon/migration/destination.ts).
   await applyLinkStates(live, s.proc.qmp);
+  if (s.placement) await applyPinning(s.placement, s.proc);
   if (!s.incoming) await s.proc.qmp.execute('cont');
   s.status = { ...starting, pid: s.proc.pid };
   await store.saveStatus(s.status);

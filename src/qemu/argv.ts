@@ -6,6 +6,8 @@ import type { Accel } from './accel.ts';
 import { typedDisks } from '../conf/domain/disk.ts';
 import { hostDevices, isHostdevInterface } from '../conf/domain/hostdevs.ts';
 import { isVirtioScsi, machineFamily } from './addresses.ts';
+import { readTuning, type Tuning } from '../conf/domain/tuning.ts';
+import { type MemoryBackendPlan, memoryBackendProps, RAM_BACKEND_ID } from './memory-props.ts';
 import { blockdevArgs, diskBootIndexes, diskDeviceProps, scsiControllerProps } from './disk-props.ts';
 import {
   type BusAliases,
@@ -38,6 +40,8 @@ export interface ArgvContext {
   readonly incoming?: boolean;
   /** The host side of each bridge and direct interface, by interface alias (netN). */
   readonly nicBackends?: ReadonlyMap<string, NicBackend>;
+  /** The guest RAM's backend (hugepages, NUMA policy); absent: QEMU's anonymous memory. */
+  readonly memory?: MemoryBackendPlan;
 }
 
 /**
@@ -49,12 +53,14 @@ export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
   const a: string[] = ['-name', `guest=${optValue(def.name)},debug-threads=on`];
   if (ctx.startPaused ?? true) a.push('-S');
   const machine = def.os.machine ?? (machineFamily(def) === 'q35' ? 'q35' : 'pc');
-  a.push('-machine', `${machine},usb=off,dump-guest-core=off`);
+  const backend = ctx.memory ? `,memory-backend=${RAM_BACKEND_ID}` : '';
+  a.push('-machine', `${machine},usb=off,dump-guest-core=off${backend}`);
   a.push('-accel', ctx.accel);
-  // TCG has no host CPU to copy; 'max' gives the guest every feature TCG can emulate.
-  a.push('-cpu', ctx.accel === 'kvm' ? 'host' : 'max');
+  const tuning = readTuning(def);
+  a.push('-cpu', cpuArg(tuning, ctx.accel));
   a.push('-m', String(Math.ceil(def.memoryKiB / 1024)));
-  a.push('-smp', `${def.vcpus},sockets=${def.vcpus},cores=1,threads=1`);
+  if (ctx.memory) a.push('-object', JSON.stringify(memoryBackendProps(ctx.memory, def.memoryKiB)));
+  a.push('-smp', smpArg(def.vcpus, tuning));
   if (def.uuid !== undefined) a.push('-uuid', def.uuid);
   a.push('-display', 'none', '-no-user-config', '-nodefaults');
   a.push('-chardev', `socket,id=charmonitor,path=${optValue(ctx.qmpSocket)},server=on,wait=off`);
@@ -169,6 +175,32 @@ function serialArgs(a: string[], serials: readonly CharDevDef[], ctx: ArgvContex
 export function usesConsoleFallback(def: DomainDef): boolean {
   const serials = def.devices.serials;
   return serials.length === 0 || serials.some((s) => s.type !== 'null' && !(s.type === 'file' && s.path !== undefined));
+}
+
+/** `-cpu`: TCG has no host CPU to copy, so every mode gets 'max' (every feature TCG emulates;
+ *  the live XML says mode='maximum', qemu/live-def.ts). Under KVM libvirt's mapping. */
+function cpuArg(t: Tuning, accel: Accel): string {
+  if (accel !== 'kvm') return 'max';
+  switch (t.cpuMode) {
+    case 'host-passthrough':
+      return 'host,migratable=on';
+    case 'custom':
+      return t.cpuModel ?? 'qemu64';
+    case 'maximum':
+      return 'max';
+    default:
+      // host-model, and no <cpu>: the host's CPU (libvirt expands host-model to a named model
+      // plus features; passthru gives QEMU the host's CPU directly).
+      return 'host';
+  }
+}
+
+/** `-smp` as libvirt writes it: with a `<topology>`, its counts (dies too); otherwise one socket
+ *  per vCPU. */
+function smpArg(vcpus: number, t: Tuning): string {
+  const topo = t.topology;
+  if (!topo) return `${vcpus},sockets=${vcpus},cores=1,threads=1`;
+  return `${vcpus},sockets=${topo.sockets},dies=${topo.dies},cores=${topo.cores},threads=${topo.threads}`;
 }
 
 /** A value inside QEMU's key=value option syntax: a comma is written twice (libvirt does the same). */

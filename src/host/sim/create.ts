@@ -56,6 +56,8 @@ export async function createSimHost(
   writeAttr(root, 'sys/bus/pci/rescan', '', 0o200);
   mkdirSync(`${root}/sys/kernel/iommu_groups`, { recursive: true });
   mkdirSync(`${root}/sys/class/net`, { recursive: true });
+  for (const [node, cpus] of (parsed.numaCpus ?? []).entries())
+    writeAttr(root, `sys/devices/system/node/node${node}/cpulist`, `${cpus}\n`);
   const placed = placeDevices(parsed);
   const drivers = new Set(parsed.drivers);
   for (const p of placed) {

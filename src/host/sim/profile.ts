@@ -54,6 +54,9 @@ export interface Profile {
   readonly name: string;
   readonly description: string;
   readonly numaNodes: number;
+  /** [guest] node i's CPUs: real CPUs of the machine QEMU runs on, as a cpulist ("0-1"), so
+   *  that pinning a guest to a sim node pins it to real CPUs (/sys/devices/system/node). */
+  readonly numaCpus?: readonly string[];
   readonly drivers: readonly string[];
   readonly devices: readonly ProfileDevice[];
 }
@@ -355,6 +358,15 @@ export function parseProfile(raw: unknown, where = 'profile'): Profile {
     name: str(o, 'name', where),
     description: str(o, 'description', where),
     numaNodes: optInt(o, 'numaNodes', where, 1, 64) ?? 1,
+    ...opt(
+      'numaCpus',
+      o['numaCpus'] === undefined
+        ? undefined
+        : arr(o, 'numaCpus', where).map((c, i) => {
+            if (typeof c !== 'string') throw bad(where, `numaCpus[${i}] must be a cpulist string`);
+            return c;
+          }),
+    ),
     drivers: arr(o, 'drivers', where).map((d, i) => {
       if (typeof d !== 'string') throw bad(where, `drivers[${i}] must be a string`);
       return d;
