@@ -31,6 +31,21 @@ test('domain extensions validate against passthru-domain.rng, and libvirt alone 
   }
 });
 
+test("<numatune><memory placement='device'/> validates against the overlay, and libvirt alone refuses it", () => {
+  const xml = formatDomainXml(
+    readDomainXml(
+      SKELETON_LIVE.replace(
+        '<os>',
+        "<numatune>\n    <memory mode='strict' placement='device'/>\n  </numatune>\n  <os>",
+      ),
+    ),
+    { inactive: true },
+  );
+  assert.match(xml, /placement='device'/);
+  assert.equal(rngProblem('passthru-domain.rng', xml), undefined);
+  assert.notEqual(rngProblem('domain.rng', xml), undefined);
+});
+
 test('the domain overlay still accepts every libvirt document we write, and refuses bad extension values', () => {
   assert.equal(rngProblem('passthru-domain.rng', SKELETON_LIVE), undefined);
   for (const f of files('domain/xml2xml-out', '.xml')) {
