@@ -8,6 +8,8 @@ import type { Daemon } from '../../src/daemon/daemon.ts';
 import { openDaemon } from '../../src/daemon/open.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import { silentLogger } from '../../src/lib/logger.ts';
+import { PassthruError } from '../../src/conf/error.ts';
+import { DaemonMetrics } from '../../src/daemon/metrics.ts';
 import { parsePromText, sampleValue } from '../helpers/prom-text.ts';
 
 /** GET /metrics of a daemon on a sim host, read with a strict exposition-format reader. */
@@ -89,4 +91,20 @@ test('each action is counted by result and timed, at the door', async () => {
   assert.equal(timed(after0) - timed(before0), 2);
   // The scrapes themselves are actions too.
   assert.ok((sampleValue(after0, 'passthru_operations_total', { action: 'metrics', result: 'ok' }) ?? 0) >= 1);
+});
+
+test('a migration is counted by result, and its downtime observed as QEMU reported it', async () => {
+  const metrics = new DaemonMetrics();
+  metrics.operation('migrate', 2.5, { ok: { name: 'web1', downtimeMs: 42 } });
+  metrics.operation('migrate', 0.1, { err: new PassthruError('QEMU_FAILED', 'no VF on the destination') });
+  metrics.operation('migrateIncoming', 0.2, { ok: {} });
+  const idle = () => Promise.resolve({ pfVfs: [], pools: [], domains: [], qemuProcesses: 0 });
+  const m = parsePromText(await metrics.scrape(idle));
+  assert.equal(sampleValue(m, 'passthru_migrations_total', { result: 'ok' }), 1);
+  assert.equal(sampleValue(m, 'passthru_migrations_total', { result: 'QEMU_FAILED' }), 1);
+  assert.equal(sampleValue(m, 'passthru_migration_downtime_seconds_count'), 1);
+  assert.equal(sampleValue(m, 'passthru_migration_downtime_seconds_sum'), 0.042);
+  assert.equal(sampleValue(m, 'passthru_migration_downtime_seconds_bucket', { le: '0.05' }), 1);
+  assert.equal(sampleValue(m, 'passthru_migration_downtime_seconds_bucket', { le: '0.01' }), 0);
+  assert.equal(sampleValue(m, 'passthru_operations_total', { action: 'migrateIncoming', result: 'ok' }), 1);
 });

@@ -193,6 +193,32 @@ test('passthru audit: --device keeps that function only, --since a time, --json 
   assert.match(bad.stderr, /--since must be a date and time or an age/);
 });
 
+test('a VF asked back from a guest that never lets go counts as unplug_pending; passthru metrics prints the same', {
+  skip,
+}, async () => {
+  const state = (m: Awaited<ReturnType<typeof metrics>>, s: string) => [
+    sampleValue(m, 'passthru_pf_vfs', { pf: PF0, state: s }),
+    sampleValue(m, 'passthru_network_devices', { name: 'vfs', state: s }),
+  ];
+  await client.post('/domains/obs/start');
+  // The halted firmware never answers the unplug request: the VF stays with the guest, pending.
+  const r = await client.post<{ state: string }>('/domains/obs/devices/detach', {
+    xml: `<interface type='network'><mac address='${MAC}'/><source network='vfs'/></interface>`,
+    live: true,
+    timeoutMs: 200,
+  });
+  assert.equal(r.state, 'unplug-pending');
+  const m = await metrics();
+  assert.deepEqual(state(m, 'unplug_pending'), [1, 1]);
+  assert.deepEqual(state(m, 'leased'), [0, 0]);
+  assert.deepEqual(state(m, 'free'), [7, 7]);
+  const printed = cli('metrics');
+  assert.equal(printed.status, 0, printed.stderr);
+  assert.equal(sampleValue(parsePromText(printed.stdout), 'passthru_pf_vfs', { pf: PF0, state: 'unplug_pending' }), 1);
+  await client.post('/domains/obs/destroy');
+  assert.deepEqual(state(await metrics(), 'unplug_pending'), [0, 0]);
+});
+
 test('a VF setting that cannot be restored: counted as a restore failure, and audited as failed', {
   skip,
 }, async () => {
