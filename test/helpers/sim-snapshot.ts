@@ -1,4 +1,4 @@
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 /**
@@ -9,9 +9,11 @@ import { join, relative } from 'node:path';
  * netdev's `address`, the sim's `netdevMac` memory of it), and the sim's counters behind them.
  */
 export async function simSnapshot(dir: string): Promise<Map<string, string>> {
+  // Synchronous reads: a 4,096-VF tree has ~150,000 files, and a promise per file cost several
+  // times the reads themselves (as in host/sysfs.ts).
   const out = new Map<string, string>();
-  const walk = async (d: string): Promise<void> => {
-    for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const p = join(d, e.name);
       const rel = relative(dir, p);
       if (rel === join('sim', 'faults.json') || rel.startsWith(join('sim', 'lock'))) continue;
@@ -20,21 +22,23 @@ export async function simSnapshot(dir: string): Promise<Map<string, string>> {
       // The record of resets done is the sim's testimony, not host state (the kernel keeps none).
       if (rel === join('sim', 'resets')) continue;
       if (/\/net\/[^/]+\/(ifindex|iflink)$/.test(rel)) continue;
-      if (/\/net\/[^/]+\/address$/.test(rel) && (await isVf(join(p, '..', '..', '..')))) continue;
-      if (e.isSymbolicLink()) out.set(rel, `-> ${await readlink(p)}`);
-      else if (e.isDirectory()) await walk(p);
-      else if ((await lstat(p)).isFile()) out.set(rel, normalise(rel, await readFile(p, 'utf8')));
+      if (/\/net\/[^/]+\/address$/.test(rel) && isVf(join(p, '..', '..', '..'))) continue;
+      if (e.isSymbolicLink()) out.set(rel, `-> ${readlinkSync(p)}`);
+      else if (e.isDirectory()) walk(p);
+      else if (e.isFile()) out.set(rel, normalise(rel, readFileSync(p, 'utf8')));
     }
   };
-  await walk(dir);
-  return out;
+  walk(dir);
+  return Promise.resolve(out);
 }
 
-async function isVf(deviceDir: string): Promise<boolean> {
-  return lstat(join(deviceDir, 'physfn')).then(
-    () => true,
-    () => false,
-  );
+function isVf(deviceDir: string): boolean {
+  try {
+    lstatSync(join(deviceDir, 'physfn'));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function normalise(rel: string, text: string): string {
