@@ -26,6 +26,7 @@ export const DEFAULT_UNPLUG_WAIT_MS = 5000;
 /** Adds the devices of `withNew` (the live definition with them appended) to the running QEMU. */
 export async function attachLive(ctx: DaemonContext, obj: DomainObj, withNew: DomainDef): Promise<DeviceRef[]> {
   const run = running(obj);
+  const took = phases();
   const { added: unplanned } = splitAdded(run.live, withNew);
   for (const d of unplanned) {
     if (hostAddressOf(d) === undefined) {
@@ -35,11 +36,14 @@ export async function attachLive(ctx: DaemonContext, obj: DomainObj, withNew: Do
       );
     }
   }
-  const unit = checkUnit(await ctx.nodedevs.inventory(), unplanned.map(hostAddressOf).filter(isAddress), [], 'attach');
+  const requested = unplanned.map(hostAddressOf).filter(isAddress);
+  const unit = checkUnit(await ctx.nodedevs.slotFunctions(requested), requested, [], 'attach');
+  took('unit');
   const { def: live, added } = planHotplugDevices(run.live, withNew, unit);
   const aliases = new Set(added.map((d) => d.alias ?? ''));
   const requests = hostdevRequests(live).filter((r) => aliases.has(r.alias));
   const prepared = await ctx.runs.hostdevs.prepare(live.name, requests);
+  took('prepare');
   const plugged: string[] = [];
   try {
     await ctx.runs.qemuOwner.lendDevices(
@@ -52,6 +56,7 @@ export async function attachLive(ctx: DaemonContext, obj: DomainObj, withNew: Do
       const bytes = memlockBytes(live, vfio);
       if (bytes !== undefined) await setMemlock(run.pid, bytes);
     }
+    took('lend');
     const buses = busAliases(live);
     // Function 0 last: the guest sees a multifunction slot when its function 0 arrives.
     const order = [...added].sort((a, b) => guestFunction(b) - guestFunction(a));
@@ -73,7 +78,9 @@ export async function attachLive(ctx: DaemonContext, obj: DomainObj, withNew: Do
     });
     throw err;
   }
+  took('device_add');
   await saveLive(ctx, run, live);
+  ctx.log.debug({ domain: live.name, ms: took('status') }, 'hot-plug timings');
   const refs = added.map(refOf);
   for (const r of refs) ctx.events.emit({ type: 'device', event: 'added', name: live.name, ...r });
   return refs;
@@ -91,12 +98,10 @@ export async function detachLive(
   waitMs: number,
 ): Promise<{ state: DeviceChange['state']; devices: DeviceRef[] }> {
   const run = running(obj);
-  checkUnit(
-    await ctx.nodedevs.inventory(),
-    targets.map(hostAddressOf).filter(isAddress),
-    heldAddresses(run.live),
-    'detach',
-  );
+  const took = phases();
+  const requested = targets.map(hostAddressOf).filter(isAddress);
+  checkUnit(await ctx.nodedevs.slotFunctions(requested), requested, heldAddresses(run.live), 'detach');
+  took('unit');
   const aliases = targets.map((d) => d.alias ?? '');
   const visible = targets.filter((d) => d.guestAddress?.type !== 'unassigned' && !('assigned' in d && !d.assigned));
   const deleted = new Set<string>();
@@ -119,12 +124,15 @@ export async function detachLive(
       `QEMU refused to unplug ${aliases.join(', ')}: ${asPassthruError(err).message}`,
     );
   }
+  took('device_del');
   await Promise.all(waits);
+  took('guest');
   // Unassigned functions have no guest device: they go with the rest of their unit.
   const gone = targets.filter((d) => deleted.has(d.alias ?? '') || !visible.includes(d));
   const refs = targets.map(refOf);
   if (gone.length === targets.length) {
     await finishRemoval(ctx, obj, aliases);
+    ctx.log.debug({ domain: run.live.name, ms: took('release') }, 'hot-unplug timings');
     return { state: 'detached', devices: refs };
   }
   const pending = new Set([...(run.status.unplugPending ?? []), ...aliases]);
@@ -273,6 +281,19 @@ function splitAdded(live: DomainDef, withNew: DomainDef): { added: PluggedDevice
       ...withNew.devices.interfaces.slice(live.devices.interfaces.length),
       ...withNew.devices.hostdevs.slice(live.devices.hostdevs.length),
     ],
+  };
+}
+
+/** Milliseconds of each phase of a hot-plug, for the structured log: each call names the phase
+ *  that just ended and returns them all so far. */
+function phases(): (phase: string) => Record<string, number> {
+  const out: Record<string, number> = {};
+  let last = performance.now();
+  return (phase) => {
+    const now = performance.now();
+    out[phase] = Math.round(now - last);
+    last = now;
+    return out;
   };
 }
 

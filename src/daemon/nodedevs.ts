@@ -99,6 +99,23 @@ export class NodeDevices {
     return this.#watcher ? this.#watcher.fresh() : readInventory(this.#kernel.sysfs);
   }
 
+  /**
+   * The functions, VFs left out, of the PCI slots the addresses are in: what the multifunction
+   * rule of hot-plug looks at, read from those slots alone (an inventory reads every VF of the
+   * host; a VF is known by its physfn link without reading it).
+   */
+  async slotFunctions(addresses: readonly PciAddress[]): Promise<Inventory> {
+    const sysfs = this.#kernel.sysfs;
+    const slots = new Set(addresses.map((a) => formatPciAddress(a).slice(0, -1)));
+    const names = (await sysfs.list('/sys/bus/pci/devices')).filter((n) => slots.has(n.slice(0, -1)));
+    const devices: PciDevice[] = [];
+    for (const n of names) {
+      if ((await sysfs.readLink(`/sys/bus/pci/devices/${n}/physfn`)) !== undefined) continue;
+      devices.push(await readPciDevice(sysfs, parsePciAddress(n)));
+    }
+    return { devices };
+  }
+
   async list(cap?: 'pci' | 'net'): Promise<NodeDeviceSummary[]> {
     return nodeDevices(await this.inventory()).flatMap((d): NodeDeviceSummary[] => {
       const c = d.caps[0];

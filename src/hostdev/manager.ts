@@ -240,10 +240,13 @@ export class HostdevManager {
       }));
     };
     // The first write holds every record, and with them the leases, before the host changes.
+    // A step that only reads (save-vf-config) is not written before it runs: a crash during it
+    // leaves nothing to undo, and what it read is written with the next step's start, before
+    // anything that needs it for its undo changes the host (one fsync less per VF).
     try {
       for (const [seq, step] of steps.entries()) {
         mark(seq, 'running');
-        await this.#put(records, generation + 1);
+        if (changesHost(step)) await this.#put(records, generation + 1);
         const result = await runStep(this.#host, step);
         mark(seq, 'done', result);
         this.#log.info({ domain, step: result }, 'hostdev step done');
@@ -270,26 +273,19 @@ export class HostdevManager {
    *  undoes their steps journaling each, then drops the records and with them the leases. */
   async #release(targets: readonly DeviceRecord[]): Promise<void> {
     if (targets.length === 0) return;
-    let records = targets.map((d) => ({ ...d, state: 'releasing' as const }));
+    // Marked releasing, undone, dropped: no write per undone step. Every undo is safe to repeat,
+    // so a release killed half way is finished by recovery undoing all of it again; a mark per
+    // step would only spare it repeats, at one fsync each on every release.
+    const records = targets.map((d) => ({ ...d, state: 'releasing' as const }));
     await this.#put(records);
-    await this.#undo(records, async (done) => {
-      records = records.map((d) =>
-        d.domain === done.domain && d.alias === done.alias
-          ? { ...d, steps: d.steps.map((s) => (s.seq === done.seq ? { ...s, status: 'undone' as const } : s)) }
-          : d,
-      );
-      await this.#put(records);
-    });
+    await this.#undo(records);
     await this.#write(without(this.#journal.state, records));
   }
 
   /** Undoes in reverse (newest generation first, then reverse plan order); one failure does not
    *  stop the others (a VF left behind is worse). A step recorded as running is undone like a
    *  done one: every undo is safe to repeat. */
-  async #undo(
-    records: readonly DeviceRecord[],
-    onUndone?: (s: { domain: string; alias: string; seq: number }) => Promise<void>,
-  ): Promise<void> {
+  async #undo(records: readonly DeviceRecord[]): Promise<void> {
     const todo = records
       .flatMap((d) =>
         d.steps
@@ -309,7 +305,6 @@ export class HostdevManager {
         this.#log.error({ domain: d.domain, step: s.step, err: asPassthruError(err).message }, 'hostdev undo failed');
         this.#onUndoFailed();
       }
-      await onUndone?.({ domain: d.domain, alias: d.alias, seq: s.seq });
     }
   }
 
@@ -334,17 +329,13 @@ export class HostdevManager {
 export function journalWrites(steps: readonly Step[]): { prepare: string[]; release: string[] } {
   const name = (s: Step): string => `${s.kind} ${s.alias} ${s.address}`;
   return {
-    prepare: [...steps.map((s) => `start ${name(s)}`), 'commit'],
-    release: [
-      'mark releasing',
-      ...[...steps]
-        .reverse()
-        .filter(undoChangesHost)
-        .map((s) => `undone ${name(s)}`),
-      'drop the records',
-    ],
+    prepare: [...steps.filter(changesHost).map((s) => `start ${name(s)}`), 'commit'],
+    release: ['mark releasing', 'drop the records'],
   };
 }
+
+/** Whether running the step changes the host (save-vf-config only reads the VF's row). */
+const changesHost = (s: Step): boolean => s.kind !== 'save-vf-config';
 
 const key = (d: { domain: string; alias: string }): string => `${d.domain}\u0000${d.alias}`;
 
