@@ -9,7 +9,10 @@ import type { QmpClient } from '../qemu/qmp.ts';
 const MODELS = new Set(['virtio', 'e1000e', 'e1000', 'rtl8139']);
 
 /** A bridge or direct interface's host device, as the host backend is asked for it. */
-export function hostNicRequest(iface: InterfaceDef): HostNicRequest | undefined {
+export function hostNicRequest(
+  iface: InterfaceDef,
+  owner?: { readonly uid: number; readonly gid: number },
+): HostNicRequest | undefined {
   if (iface.type !== 'bridge' && iface.type !== 'direct') return undefined;
   const common = {
     // postParse gives every interface a MAC; one built in code without it is a bug.
@@ -18,7 +21,7 @@ export function hostNicRequest(iface: InterfaceDef): HostNicRequest | undefined 
     ...(iface.mtu === undefined ? {} : { mtu: iface.mtu }),
   };
   return iface.type === 'bridge'
-    ? { kind: 'tap', bridge: iface.bridge, ...common }
+    ? { kind: 'tap', bridge: iface.bridge, ...common, ...(owner ? { owner } : {}) }
     : { kind: 'macvtap', parent: iface.dev, mode: iface.mode ?? 'vepa', ...common };
 }
 
@@ -58,14 +61,18 @@ export interface PluggedNics {
 const FIRST_PASSED_FD = 3;
 
 /** Makes each bridge/direct interface's tap or macvtap; all or none. */
-export async function plugHostNics(live: DomainDef, netdevs: HostNetdevs): Promise<PluggedNics> {
+export async function plugHostNics(
+  live: DomainDef,
+  netdevs: HostNetdevs,
+  owner?: { readonly uid: number; readonly gid: number },
+): Promise<PluggedNics> {
   const backends = new Map<string, NicBackend>();
   const fds: number[] = [];
   const made: string[] = [];
   const interfaces: InterfaceDef[] = [];
   try {
     for (const iface of live.devices.interfaces) {
-      const req = hostNicRequest(iface);
+      const req = hostNicRequest(iface, owner);
       if (!req) {
         interfaces.push(iface);
         continue;

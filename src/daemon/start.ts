@@ -154,7 +154,7 @@ const prepare: Stage = {
 const hostNics: Stage = {
   name: 'host NICs',
   run: async (s, deps) => {
-    const plugged = await plugHostNics(need(s.live), deps.netdevs);
+    const plugged = await plugHostNics(need(s.live), deps.netdevs, deps.qemuOwner.user);
     s.live = plugged.live;
     s.nicBackends = plugged.backends;
     s.passFds = plugged.fds;

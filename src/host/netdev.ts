@@ -17,6 +17,8 @@ export type HostNicRequest =
       readonly name?: string;
       readonly mac: MacAddress;
       readonly mtu?: number;
+      /** An unprivileged QEMU (--qemu-user) attaches to the tap by name: it must own it. */
+      readonly owner?: { readonly uid: number; readonly gid: number };
     }
   | {
       readonly kind: 'macvtap';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { PassthruError } from '../../src/conf/error.ts';
 import type { MacAddress } from '../../src/conf/mac.ts';
-import { ipLinkOps, linkinfoKind, macvtapLinkinfo } from '../../src/host/linux/netdev.ts';
+import { ipLinkOps, LinuxNetdevs, linkinfoKind, macvtapLinkinfo } from '../../src/host/linux/netdev.ts';
 import { tapHostMac } from '../../src/host/netdev.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import { openSimHost } from '../../src/host/sim/kernel.ts';
@@ -76,4 +76,30 @@ test('the sim runs bridge and direct NICs as user-mode networking and checks a d
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a tap for an unprivileged QEMU is made owned by its user, as a port of the bridge', async () => {
+  const runs: string[][] = [];
+  const sets: unknown[] = [];
+  const links = new Map([['br0', { name: 'br0', index: 7, kind: 'bridge', mtu: 1400 }]]);
+  const nets = new LinuxNetdevs(
+    {
+      get: (name) => Promise.resolve(links.get(name)),
+      addMacvtap: () => Promise.reject(new Error('not here')),
+      set: (name, v) => {
+        sets.push([name, v]);
+        return Promise.resolve();
+      },
+      del: () => Promise.resolve(),
+    },
+    (_file, args) => {
+      runs.push([...args]);
+      links.set('vnet0', { name: 'vnet0', index: 9, kind: 'tun', mtu: 1500 });
+      return Promise.resolve({ stdout: '', stderr: '' });
+    },
+  );
+  const got = await nets.plug({ kind: 'tap', bridge: 'br0', mac: MAC, owner: { uid: 107, gid: 108 } });
+  assert.deepEqual(got, { kind: 'tap', name: 'vnet0' });
+  assert.deepEqual(runs, [['tuntap', 'add', 'dev', 'vnet0', 'mode', 'tap', 'user', '107', 'group', '108']]);
+  assert.deepEqual(sets, [['vnet0', { mac: 'fe:54:00:aa:00:01', master: 7, mtu: 1400 }]]);
 });

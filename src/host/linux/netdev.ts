@@ -262,7 +262,10 @@ export class LinuxNetdevs implements HostNetdevs {
       throw new PassthruError('DEVICE_IN_USE', `network device '${name}' (<target dev>) already exists on this host`);
     }
     if (req.kind === 'tap') {
-      await hostCall(`create tap ${name}`, () => this.#run('ip', ['tuntap', 'add', 'dev', name, 'mode', 'tap']));
+      const owner = req.owner ? ['user', String(req.owner.uid), 'group', String(req.owner.gid)] : [];
+      await hostCall(`create tap ${name}`, () =>
+        this.#run('ip', ['tuntap', 'add', 'dev', name, 'mode', 'tap', ...owner]),
+      );
       try {
         const mtu = req.mtu ?? lower.mtu;
         await this.#links.set(name, { mac: tapHostMac(req.mac), master: lower.index, ...(mtu ? { mtu } : {}) });
