@@ -12,7 +12,12 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(helpText(COMMANDS, GROUPS, p.topic));
     return;
   }
-  await p.spec.run({ ctx: contextOf(p.connect, p.readonly === true), args: p.args, opts: p.opts });
+  await p.spec.run({
+    ctx: contextOf(p.connect, p.readonly === true),
+    args: p.args,
+    opts: p.opts,
+    table: { commands: COMMANDS, groups: GROUPS },
+  });
 }
 
 main(process.argv.slice(2)).then(

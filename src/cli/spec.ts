@@ -36,6 +36,9 @@ export interface Invocation {
   readonly args: readonly string[];
   /** Options by camel-cased long name (`--state-dir` -> `stateDir`): a string, or true for a switch. */
   readonly opts: Readonly<Record<string, string | true | undefined>>;
+  /** The command table itself, for the commands about passthru (completion): given by main,
+   *  because run/ importing table.ts would close a loop through commands/. */
+  readonly table: { readonly commands: readonly CommandSpec[]; readonly groups: readonly GroupSpec[] };
 }
 
 /** A group of commands sharing a first word, for the help (`sim` -> `sim create`, `sim profiles`). */

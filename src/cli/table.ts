@@ -6,6 +6,7 @@ import { networkCommands } from './commands/network.ts';
 import { migrationCommands } from './commands/migration.ts';
 import { nodedevCommands } from './commands/nodedev.ts';
 import { observeCommands } from './commands/observe.ts';
+import { serviceCommands } from './commands/service.ts';
 import type { CommandSpec, GroupSpec } from './spec.ts';
 
 /**
@@ -22,6 +23,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...migrationCommands,
   ...observeCommands,
   ...localCommands,
+  ...serviceCommands,
 ];
 
 export const GROUPS: readonly GroupSpec[] = [...localGroups];

@@ -19,6 +19,7 @@ import type {
   PoolSummary,
   SriovChange,
   VfTable,
+  VersionInfo,
 } from '../protocol/wire.ts';
 
 /**
@@ -80,7 +81,9 @@ export type Action =
   | { readonly kind: 'migrateFinish'; readonly name: string; readonly ok: boolean }
   // the daemon itself: its metrics and its audit log (groups/observe.ts)
   | { readonly kind: 'metrics' }
-  | { readonly kind: 'audit'; readonly since?: string; readonly device?: string; readonly limit?: number };
+  | { readonly kind: 'audit'; readonly since?: string; readonly device?: string; readonly limit?: number }
+  // the daemon as a service (groups/service.ts)
+  | { readonly kind: 'version' };
 
 /** libvirt's --live / --config; neither means the running domain if it runs, else its definition. */
 export interface DeviceFlags {
@@ -137,6 +140,7 @@ export interface ActionResults {
   /** Prometheus' text exposition format. */
   metrics: { text: string };
   audit: AuditEntry[];
+  version: VersionInfo;
 }
 
 export type ActionKind = Action['kind'];
@@ -189,6 +193,7 @@ export const READ_ONLY = {
   migrateFinish: false,
   metrics: true,
   audit: true,
+  version: true,
 } as const satisfies Readonly<Record<ActionKind, boolean>>;
 
 export function isReadOnly(action: Action): boolean {

@@ -44,6 +44,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
   serveConsoles(app, daemon, opts.readOnly === true);
 
   app.get('/domains', { config: { action: 'list' } }, () => run({ kind: 'list' }));
+  app.get('/version', { config: { action: 'version' } }, () => run({ kind: 'version' }));
   app.post<{ Body: { xml: string } }>(
     '/domains',
     {

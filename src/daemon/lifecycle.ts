@@ -73,6 +73,7 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'poolInfo':
     case 'metrics':
     case 'audit':
+    case 'version':
       return;
     default:
       assertNever(action);

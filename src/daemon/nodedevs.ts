@@ -76,6 +76,11 @@ export class NodeDevices {
     return this.#synced(await this.#changed(address));
   }
 
+  /** Which host backend the daemon runs on (`passthru version`). */
+  get backend(): Kernel['backend'] {
+    return this.#kernel.backend;
+  }
+
   check(name: string): Promise<NodedevCheck> {
     return this.#hostdevs.check(pciAddressOf(name));
   }

@@ -407,3 +407,13 @@ export interface FinishReply {
   /** ms since the epoch when the destination's failover primary was plugged, if it has one. */
   readonly primaryPluggedAt?: number;
 }
+
+/** GET /version: what `passthru version` shows of the daemon's side. */
+export interface VersionInfo {
+  readonly daemon: string;
+  /** The QEMU binary guests run on (the daemon's `qemu` setting) and its version; `error` when
+   *  it does not answer `--version`. */
+  readonly qemu: { readonly binary: string; readonly version?: string; readonly error?: string };
+  /** The host backend, and the kernel release it runs on. */
+  readonly host: { readonly backend: 'linux' | 'sim'; readonly kernel: string };
+}

@@ -134,6 +134,7 @@ const EXAMPLES: Readonly<
   poolList: { method: 'GET', path: '/networks' },
   poolDumpxml: { method: 'GET', path: '/networks/pool0/xml?inactive=1' },
   poolInfo: { method: 'GET', path: '/networks/pool0/info' },
+  version: { method: 'GET', path: '/version' },
   migrate: { method: 'POST', path: '/domains/web1/migrate', body: { dest: 'unix:/nonexistent.sock' } },
   migrateIncoming: {
     method: 'POST',

@@ -47,7 +47,10 @@ export const guestCommands: readonly CommandSpec[] = [
     name: 'domstate',
     description: "a domain's state",
     args: ['<name>'],
-    options: [{ flags: '--reason', description: 'and why it is in that state' }],
+    options: [
+      { flags: '--reason', description: 'and why it is in that state' },
+      { flags: '--json', description: 'JSON output' },
+    ],
     run: (inv) => load().then((m) => m.domstate(inv)),
   },
   {

@@ -15,6 +15,7 @@ export const localCommands: readonly CommandSpec[] = [
     name: 'validate',
     description: 'check a domain, network, networkport, device pool or node-device XML file; print every error',
     args: ['<file>'],
+    options: [{ flags: '--json', description: 'the kind and every problem as JSON (exit 1 when there is one)' }],
     run: (inv) => offline().then((m) => m.validate(inv)),
   },
   {
@@ -23,6 +24,7 @@ export const localCommands: readonly CommandSpec[] = [
     args: ['<file>'],
     options: [
       { flags: '--offline', description: 'compute it here, without asking the daemon (same code)' },
+      { flags: '--json', description: 'the binary and its arguments as JSON' },
       {
         flags: '--state-dir <dir>',
         description: 'the daemon state directory the paths refer to',
@@ -41,6 +43,7 @@ export const localCommands: readonly CommandSpec[] = [
   {
     name: 'sim profiles',
     description: 'list the built-in topology profiles',
+    options: [{ flags: '--json', description: 'JSON output' }],
     run: (inv) => sim().then((m) => m.profiles(inv)),
   },
   {

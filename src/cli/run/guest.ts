@@ -119,6 +119,7 @@ export async function dominfo({ ctx, args: [name = ''], opts }: Invocation): Pro
 
 export async function domstate({ ctx, args: [name = ''], opts }: Invocation): Promise<void> {
   const i = await ctx.client().get<DomainInfo>(`/domains/${enc(name)}/info`);
+  if (opts['json']) return ctx.out(`${JSON.stringify({ state: i.state, reason: i.reason ?? null })}\n`);
   ctx.out(`${stateWords(i.state)}${opts['reason'] && i.reason !== undefined ? ` (${i.reason})` : ''}\n`);
 }
 

@@ -9,8 +9,20 @@ import { readInput } from './domain.ts';
 
 /** Commands that need no daemon: they only read XML. */
 
-export async function validate({ ctx, args: [file = ''] }: Invocation): Promise<void> {
+export async function validate({ ctx, args: [file = ''], opts }: Invocation): Promise<void> {
   const r = validateAnyXml(await readInput(file), file);
+  if (opts['json']) {
+    const problems = r.problems.map((p) => ({
+      code: p.code,
+      message: p.message,
+      hint: p.hint ?? null,
+      line: p.line ?? null,
+      column: p.column ?? null,
+    }));
+    ctx.out(`${JSON.stringify({ file, kind: r.kind ?? null, valid: problems.length === 0, problems }, null, 2)}\n`);
+    if (problems.length > 0) process.exitCode = 1;
+    return;
+  }
   if (r.problems.length === 0) {
     ctx.out(`${file} is a valid ${r.kind ?? 'document'}\n`);
     return;
@@ -28,7 +40,7 @@ export async function domxmlToNative({ ctx, args: [file = ''], opts }: Invocatio
   const xml = await readInput(file);
   if (!opts['offline']) {
     const r = await ctx.client().post<NativeArgv>('/native', { xml });
-    ctx.out(argsLines([r.binary, ...r.argv]));
+    ctx.out(opts['json'] ? `${JSON.stringify(r, null, 2)}\n` : argsLines([r.binary, ...r.argv]));
     return;
   }
   const def = readDomainXml(xml, file);
@@ -37,7 +49,8 @@ export async function domxmlToNative({ ctx, args: [file = ''], opts }: Invocatio
     accel: chooseAccel(await readProcModules()),
     emulator: 'qemu-system-x86_64',
   });
-  ctx.out(argsLines(argv));
+  const [binary = '', ...rest] = argv;
+  ctx.out(opts['json'] ? `${JSON.stringify({ binary, argv: rest }, null, 2)}\n` : argsLines(argv));
 }
 
 /** libvirt's .args layout: the emulator, then each option with its value on one line, values

@@ -14,7 +14,7 @@ export async function create({ ctx, args: [dir = ''], opts }: Invocation): Promi
   ctx.out(`Simulated host '${host.profile}' created in ${host.root} (${host.devices} PCI functions)\n`);
 }
 
-export function profiles({ ctx }: Invocation): Promise<void> {
-  ctx.out(listProfiles().join('\n').concat('\n'));
+export function profiles({ ctx, opts }: Invocation): Promise<void> {
+  ctx.out(opts['json'] ? `${JSON.stringify(listProfiles())}\n` : listProfiles().join('\n').concat('\n'));
   return Promise.resolve();
 }

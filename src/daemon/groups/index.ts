@@ -7,6 +7,7 @@ import { networkHandlers } from './networks.ts';
 import { migrationHandlers } from './migration.ts';
 import { nodedevHandlers } from './nodedevs.ts';
 import { observeHandlers } from './observe.ts';
+import { serviceHandlers } from './service.ts';
 
 /**
  * Every action's handler, by group. The compiler checks the table names each ActionKind
@@ -21,6 +22,7 @@ export const HANDLERS = {
   ...networkHandlers,
   ...migrationHandlers,
   ...observeHandlers,
+  ...serviceHandlers,
 } satisfies { readonly [K in ActionKind]: Handler<K> };
 
 /** Runs the handler of the action's kind; whatever it throws comes back as a rejection. */
