@@ -48,6 +48,7 @@ const NOT_DATA: Readonly<Record<string, string>> = {
     ['dumpxml', 'nodedev-dumpxml', 'net-dumpxml', 'devpool-dumpxml'].map((c) => [c, 'an XML document']),
   ),
   console: 'the terminal, attached to the guest',
+  metrics: "Prometheus' text exposition, a format of its own",
   quickstart: 'a narrated demonstration',
   completion: 'a shell script, or names one a line for it',
 };
@@ -95,6 +96,7 @@ const SAMPLES = (): Readonly<Record<string, readonly string[]>> => ({
   'domxml-to-native': [domainFile],
   'sim profiles': [],
   version: [],
+  audit: ['--limit', '5'],
 });
 /** Data commands that need more than this daemon can give (a running guest and a second daemon):
  *  the table check still holds them to --json. */
