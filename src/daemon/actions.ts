@@ -11,6 +11,7 @@ import type {
   FinishReply,
   IncomingReply,
   MigrationReport,
+  NetworkPortSummary,
   NodedevChange,
   NodedevCheck,
   NodeDeviceSummary,
@@ -68,6 +69,10 @@ export type Action =
   | { readonly kind: 'poolList'; readonly pool: PoolKind }
   | { readonly kind: 'poolDumpxml'; readonly pool: PoolKind; readonly name: string; readonly inactive: boolean }
   | { readonly kind: 'poolInfo'; readonly pool: PoolKind; readonly name: string }
+  | { readonly kind: 'netPortCreate'; readonly network: string; readonly xml: string }
+  | { readonly kind: 'netPortDelete'; readonly network: string; readonly uuid: string }
+  | { readonly kind: 'netPortList'; readonly network: string }
+  | { readonly kind: 'netPortDumpxml'; readonly network: string; readonly uuid: string }
   // migration (groups/migration.ts)
   | {
       readonly kind: 'migrate';
@@ -134,6 +139,10 @@ export interface ActionResults {
   poolList: PoolSummary[];
   poolDumpxml: { xml: string };
   poolInfo: PoolInfo;
+  netPortCreate: NetworkPortSummary;
+  netPortDelete: Record<string, never>;
+  netPortList: NetworkPortSummary[];
+  netPortDumpxml: { xml: string };
   migrate: MigrationReport;
   migrateIncoming: IncomingReply;
   migrateFinish: FinishReply;
@@ -188,6 +197,10 @@ export const READ_ONLY = {
   poolList: true,
   poolDumpxml: true,
   poolInfo: true,
+  netPortCreate: false,
+  netPortDelete: false,
+  netPortList: true,
+  netPortDumpxml: true,
   migrate: false,
   migrateIncoming: false,
   migrateFinish: false,

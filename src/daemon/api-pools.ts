@@ -72,6 +72,7 @@ export function poolRoutes(app: FastifyInstance, run: (a: Action) => Promise<unk
       (req) => run({ kind: 'poolInfo', pool, name: req.params.name }),
     );
   }
+  portRoutes(app, run);
   app.get<{ Params: { name: string } }>(
     '/domains/:name/hostdevs',
     { config: { action: 'domhostdev' }, schema: { params: nameParam } },
@@ -81,5 +82,46 @@ export function poolRoutes(app: FastifyInstance, run: (a: Action) => Promise<unk
     '/nodedevs/:name/release',
     { config: { action: 'nodedevRelease' }, schema: { params: nameParam } },
     (req) => run({ kind: 'nodedevRelease', name: req.params.name }),
+  );
+}
+
+const portParams = {
+  type: 'object',
+  required: ['name', 'uuid'],
+  properties: { name: nameParam.properties.name, uuid: { type: 'string', minLength: 1, maxLength: 64 } },
+} as const;
+
+/** A hostdev network's ports (net-port-*): a VF held for an owner without a start. */
+function portRoutes(app: FastifyInstance, run: (a: Action) => Promise<unknown>): void {
+  app.post<{ Params: { name: string }; Body: { xml: string } }>(
+    '/networks/:name/ports',
+    {
+      config: { action: 'netPortCreate' },
+      schema: {
+        params: nameParam,
+        body: {
+          type: 'object',
+          required: ['xml'],
+          additionalProperties: false,
+          properties: { xml: { type: 'string' } },
+        },
+      },
+    },
+    (req) => run({ kind: 'netPortCreate', network: req.params.name, xml: req.body.xml }),
+  );
+  app.get<{ Params: { name: string } }>(
+    '/networks/:name/ports',
+    { config: { action: 'netPortList' }, schema: { params: nameParam } },
+    (req) => run({ kind: 'netPortList', network: req.params.name }),
+  );
+  app.get<{ Params: { name: string; uuid: string } }>(
+    '/networks/:name/ports/:uuid/xml',
+    { config: { action: 'netPortDumpxml' }, schema: { params: portParams } },
+    (req) => run({ kind: 'netPortDumpxml', network: req.params.name, uuid: req.params.uuid }),
+  );
+  app.delete<{ Params: { name: string; uuid: string } }>(
+    '/networks/:name/ports/:uuid',
+    { config: { action: 'netPortDelete' }, schema: { params: portParams } },
+    (req) => run({ kind: 'netPortDelete', network: req.params.name, uuid: req.params.uuid }),
   );
 }

@@ -1,10 +1,8 @@
-import { PassthruError } from '../conf/error.ts';
-import { parsePciAddress } from '../conf/pci-address.ts';
-import { type Inventory, type PciDevice, readInventory, readPciDevice } from '../host/inventory.ts';
+import { type Inventory, readInventory, refreshInventory } from '../host/inventory.ts';
 import { readCpuNodes } from '../host/numa.ts';
 import { DirSysfs } from '../host/sysfs.ts';
 import type { Kernel } from '../host/types.ts';
-import { type HostView, hostView } from '../network/members.ts';
+import { type HostView, nextView } from '../network/members.ts';
 
 /**
  * The host as the pools see it, kept between allocations: reading the inventory of a host with
@@ -17,6 +15,7 @@ export class HostViews {
   #inv: Promise<Inventory> | undefined;
   #view: Promise<HostView> | undefined;
   #cpuNodes: Promise<Map<number, number>> | undefined;
+  #last: HostView | undefined;
 
   constructor(kernel: Kernel) {
     this.#kernel = kernel;
@@ -25,7 +24,8 @@ export class HostViews {
   get(): Promise<HostView> {
     if (!this.#view) {
       const inv = this.#inv ?? readInventory(this.#kernel.sysfs);
-      const p = inv.then(hostView);
+      // From the last view when only a few functions changed since (nextView).
+      const p = inv.then((i) => (this.#last = nextView(this.#last, i)));
       this.#inv = inv;
       this.#view = p;
       // A failed read is not kept: the next look tries again.
@@ -44,29 +44,19 @@ export class HostViews {
   invalidate(): void {
     this.#inv = undefined;
     this.#view = undefined;
+    this.#last = undefined;
   }
 
   /** Re-reads a few devices whose driver we just changed (a release), so the next allocation
    *  does not see them as they were while a guest had them. */
   async refresh(bdfs: readonly string[]): Promise<void> {
     if (bdfs.length === 0 || !this.#inv) return;
-    const fresh = new Map<string, PciDevice | undefined>();
-    for (const bdf of bdfs) {
-      fresh.set(
-        bdf,
-        await readPciDevice(this.#kernel.sysfs, parsePciAddress(bdf)).catch((err: unknown) => {
-          if (err instanceof PassthruError && err.code === 'NO_DEVICE') return undefined;
-          throw err;
-        }),
-      );
-    }
-    const inv = await this.#inv;
-    const devices = inv.devices.flatMap((d) => {
-      if (!fresh.has(d.name)) return [d];
-      const f = fresh.get(d.name);
-      return f ? [f] : [];
-    });
-    this.update({ devices });
+    // Only those functions, keeping every other one's object (and a VF's index: reading a VF
+    // alone would list its PF's 256 virtfn links to find it).
+    const base = this.#inv;
+    const inv = await refreshInventory(this.#kernel.sysfs, await base, bdfs);
+    // A newer read of the watcher's came meanwhile: it is newer than ours, keep it.
+    if (this.#inv === base) this.update(inv);
   }
 
   /** Host CPU -> NUMA node; CPUs do not come and go under a running daemon. */

@@ -74,6 +74,10 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'metrics':
     case 'audit':
     case 'version':
+    case 'netPortCreate':
+    case 'netPortDelete':
+    case 'netPortList':
+    case 'netPortDumpxml':
       return;
     default:
       assertNever(action);

@@ -187,10 +187,13 @@ export async function watchHost(
   let announced = log !== undefined;
   // Events say when to look; a slow poll is the floor under them. inotify can drop events (its
   // queue overflows on a loaded host; CI saw a sim change go unnoticed), and on linux some
-  // changes have no event at all.
+  // changes have no event at all. On the sim the change log names every change, so the poll
+  // reads the log, not the host: a full read of 4096 VFs every 10 s held the event loop for
+  // seconds on a loaded machine (the sim's reads are synchronous) and stretched whatever the
+  // daemon was doing then (a device-manager step took 10-60 s).
   const poll = setInterval(
     () => {
-      poke('all');
+      poke(log ? [] : 'all');
     },
     opts.pollMs ?? (kernel.backend === 'sim' ? 10_000 : 5000),
   );

@@ -40,6 +40,8 @@ export function chooseMember(
   members: readonly Member[],
   facts: PoolFacts,
   request: AllocationRequest,
+  /** The members are in allocation order already (the pools keep them so). */
+  ordered = false,
 ): Member {
   const tags = request.requireTags ?? [];
   const near = (m: Member): boolean => m.numaNode !== undefined && request.numaNodes.has(m.numaNode);
@@ -50,9 +52,9 @@ export function chooseMember(
     facts.problem(m) === undefined;
   // Walk in order and stop at the first usable member: on a pool of thousands the checks of
   // the others (health above all) would cost more than the choice.
-  const ordered = [...members].sort(memberOrder);
+  const inOrder = ordered ? members : [...members].sort(memberOrder);
   const best =
-    (request.numaNodes.size > 0 ? ordered.find((m) => near(m) && usable(m)) : undefined) ?? ordered.find(usable);
+    (request.numaNodes.size > 0 ? inOrder.find((m) => near(m) && usable(m)) : undefined) ?? inOrder.find(usable);
   if (best) return best;
   throw noneAvailable(ref, members, facts, tags);
 }

@@ -26,10 +26,29 @@ export interface Member {
 
 /** What a selector and the health check look at, for every function of the host. */
 export interface HostView {
-  readonly byBdf: ReadonlyMap<string, PciDevice>;
+  readonly byBdf: { get(bdf: string): PciDevice | undefined };
   readonly selectable: readonly SelectableDevice[];
   /** PF netdev name -> PF. */
   readonly pfByNetdev: ReadonlyMap<string, PciDevice>;
+  /** Set when this view is `prev` with a few functions read again (a driver bound, a MAC set):
+   *  members resolved on `prev` are patched for those instead of resolved again over the whole
+   *  host (which, on 4096 VFs, cost more than the allocation). */
+  readonly patch?: { readonly prev: HostView; readonly names: readonly string[] };
+}
+
+/** The functions of an inventory by name, kept with their position so a view built from the next
+ *  inventory (the same functions in the same places) shares the index instead of copying it. */
+class Functions {
+  readonly list: readonly PciDevice[];
+  readonly at: ReadonlyMap<string, number>;
+  constructor(list: readonly PciDevice[], at: ReadonlyMap<string, number>) {
+    this.list = list;
+    this.at = at;
+  }
+  get(bdf: string): PciDevice | undefined {
+    const i = this.at.get(bdf);
+    return i === undefined ? undefined : this.list[i];
+  }
 }
 
 /** The netdev that carries a PF's traffic (not a switchdev representor), lowest port first. */
@@ -38,24 +57,92 @@ export function uplinkOf(pf: PciDevice): string | undefined {
 }
 
 export function hostView(inv: Inventory): HostView {
-  const byBdf = new Map(inv.devices.map((d) => [d.name, d]));
+  const byBdf = new Functions(inv.devices, new Map(inv.devices.map((d, i) => [d.name, i])));
   const pfByNetdev = new Map<string, PciDevice>();
   for (const d of inv.devices) if (d.sriov) for (const n of d.netdevs) if (!n.representor) pfByNetdev.set(n.name, d);
-  const selectable = inv.devices.map((d): SelectableDevice => {
-    const pf = d.physfn ? byBdf.get(formatPciAddress(d.physfn.pf)) : undefined;
-    const pfNetdev = pf && uplinkOf(pf);
-    return {
-      address: d.address,
-      vendor: d.vendor,
-      device: d.device,
-      ...(d.driver === undefined ? {} : { driver: d.driver }),
-      ...(d.numaNode === undefined ? {} : { numaNode: d.numaNode }),
-      ...(d.physfn
-        ? { pfAddress: formatPciAddress(d.physfn.pf), vfIndex: d.physfn.index, ...(pfNetdev ? { pf: pfNetdev } : {}) }
-        : {}),
-    };
-  });
+  const selectable = inv.devices.map((d) => selectable1(byBdf, d));
   return { byBdf, selectable, pfByNetdev };
+}
+
+function selectable1(byBdf: Functions, d: PciDevice): SelectableDevice {
+  const pf = d.physfn ? byBdf.get(formatPciAddress(d.physfn.pf)) : undefined;
+  const pfNetdev = pf && uplinkOf(pf);
+  return {
+    address: d.address,
+    vendor: d.vendor,
+    device: d.device,
+    ...(d.driver === undefined ? {} : { driver: d.driver }),
+    ...(d.numaNode === undefined ? {} : { numaNode: d.numaNode }),
+    ...(d.physfn
+      ? { pfAddress: formatPciAddress(d.physfn.pf), vfIndex: d.physfn.index, ...(pfNetdev ? { pf: pfNetdev } : {}) }
+      : {}),
+  };
+}
+
+/**
+ * The view of `inv`, built from `prev` when `inv` is the inventory `prev` was built from with a
+ * few functions read again (the watcher's refresh keeps every other function's object): those
+ * are found by identity, which costs a pointer comparison per function instead of the whole
+ * view. A function that came or went, or a PF that changed (its VF list, its netdevs), builds
+ * the view anew.
+ */
+export function nextView(prev: HostView | undefined, inv: Inventory): HostView {
+  const fns = prev?.byBdf;
+  if (!prev || !(fns instanceof Functions) || fns.list.length !== inv.devices.length) return hostView(inv);
+  const names: string[] = [];
+  const changed: number[] = [];
+  let whole = false;
+  inv.devices.forEach((d, i) => {
+    const old = fns.list[i];
+    if (d === old) return;
+    if (d.name !== old?.name || d.sriov || old.sriov) whole = true;
+    names.push(d.name);
+    changed.push(i);
+  });
+  if (whole) return hostView(inv);
+  if (names.length === 0) return prev;
+  const byBdf = new Functions(inv.devices, fns.at);
+  const selectable = prev.selectable.slice();
+  for (const i of changed) {
+    const d = inv.devices[i];
+    if (d) selectable[i] = selectable1(byBdf, d);
+  }
+  return { byBdf, selectable, pfByNetdev: prev.pfByNetdev, patch: { prev, names } };
+}
+
+/**
+ * The members of a pool after the functions `names` were read again, from its members before
+ * (in allocation order): each changed function is resolved alone and put in its place. Undefined
+ * when the change moved membership (a function that a selector takes or drops now): then the
+ * caller resolves the pool again.
+ */
+export function patchMembers(
+  before: readonly Member[],
+  at: ReadonlyMap<string, number>,
+  view: HostView,
+  names: readonly string[],
+  resolve: (narrow: HostView) => Member[],
+): Member[] | undefined {
+  const fns = view.byBdf;
+  if (!(fns instanceof Functions)) return undefined;
+  // A view whose selectors see only the changed functions: a selector pool resolves just
+  // those; a `<pf>` or `<address>` pool resolves its own list, which does not depend on them.
+  const narrow: HostView = {
+    ...view,
+    selectable: names.flatMap((n) => {
+      const d = view.selectable[fns.at.get(n) ?? -1];
+      return d ? [d] : [];
+    }),
+  };
+  const now = new Map(resolve(narrow).map((m) => [m.bdf, m]));
+  const out = before.slice();
+  for (const n of names) {
+    const i = at.get(n);
+    const m = now.get(n);
+    if ((i === undefined) !== (m === undefined)) return undefined;
+    if (i !== undefined && m !== undefined) out[i] = m;
+  }
+  return out;
 }
 
 function member(view: HostView, address: PciAddress, tags: readonly string[] = []): Member {

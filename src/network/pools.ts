@@ -1,10 +1,11 @@
 import { asPassthruError, PassthruError } from '../conf/error.ts';
+import { formatNetworkPortXml, type NetworkPortDef, parseNetworkPortXml } from '../conf/network/port.ts';
 import { formatPciAddress, parsePciAddress } from '../conf/pci-address.ts';
 import type { Logger } from '../lib/logger.ts';
 import { chooseMember, type PoolFacts, type PoolRef, poolLabel } from './allocate.ts';
 import type { PoolDefs, PoolWant } from './actual.ts';
 import { memberProblem } from './health.ts';
-import type { HostView, Member } from './members.ts';
+import { type HostView, type Member, memberOrder, patchMembers } from './members.ts';
 import { formatDef, healthRules, membersOf, parseDef, type PoolDef, quarantines } from './pool-def.ts';
 import { type PoolKind, PoolStore } from './store.ts';
 
@@ -39,6 +40,9 @@ export interface PoolInfo extends PoolSummary {
 export interface Allocation {
   readonly domain: string;
   readonly label?: string;
+  /** A network port (net-port-create): held for its owner until net-port-delete, whether or not
+   *  the owner runs, so a restart keeps it. */
+  readonly port?: NetworkPortDef;
 }
 
 /** A member changing hands, for the daemon's events. */
@@ -70,9 +74,11 @@ export class Pools {
   readonly #store: PoolStore;
   readonly #log: Logger;
   readonly #entries = new Map<string, Entry>();
-  /** Members by pool definition, per host view: resolving a selector over thousands of
-   *  functions costs more than an allocation, and the view only changes with the host. */
-  #members = new WeakMap<HostView, WeakMap<PoolDef, Member[]>>();
+  /** Members by pool definition, in allocation order, with the view they were resolved on:
+   *  resolving a selector over thousands of functions costs more than an allocation, and a
+   *  view that differs from the last by a few functions (each allocation rebinds one) patches
+   *  them (members.ts patchMembers). */
+  #members = new WeakMap<PoolDef, { view: HostView; members: Member[]; at: Map<string, number> }>();
   #listener: (c: PoolChange) => void = () => undefined;
 
   private constructor(store: PoolStore, log: Logger) {
@@ -101,7 +107,11 @@ export class Pools {
             allocations: new Map(
               (rt?.allocations ?? []).map((a) => [
                 a.bdf,
-                { domain: a.domain, ...(a.label === undefined ? {} : { label: a.label }) },
+                {
+                  domain: a.domain,
+                  ...(a.label === undefined ? {} : { label: a.label }),
+                  ...(a.port === undefined ? {} : { port: parseNetworkPortXml(a.port) }),
+                },
               ]),
             ),
             quarantined: new Set(rt?.quarantined ?? []),
@@ -292,7 +302,7 @@ export class Pools {
           quarantined: (bdf) => e.quarantined.has(bdf),
           problem: (m) => memberProblem(m, view, healthRules(def)),
         };
-        const m = chooseMember(w.ref, this.#membersOf(def, view), facts, w.request);
+        const m = chooseMember(w.ref, this.#membersOf(def, view), facts, w.request, true);
         e.allocations.set(m.bdf, { domain, label: w.label });
         taken.push({ e, bdf: m.bdf });
         grants.push(m);
@@ -321,7 +331,7 @@ export class Pools {
     const touched = new Set<Entry>();
     for (const e of this.#entries.values()) {
       for (const [bdf, a] of e.allocations) {
-        if (a.domain !== domain || (devices !== undefined && !devices.includes(bdf))) continue;
+        if (a.port || a.domain !== domain || (devices !== undefined && !devices.includes(bdf))) continue;
         e.allocations.delete(bdf);
         const quarantine = quarantines(e.running ?? e.def);
         if (quarantine) e.quarantined.add(bdf);
@@ -366,7 +376,9 @@ export class Pools {
   ): Promise<PassthruError[]> {
     const errors: PassthruError[] = [];
     const before = new Map([...this.#entries.values()].map((e) => [e, new Map(e.allocations)]));
-    for (const e of this.#entries.values()) e.allocations.clear();
+    // Ports are not claimed by running domains: they stay until net-port-delete.
+    for (const e of this.#entries.values())
+      for (const [bdf, a] of e.allocations) if (!a.port) e.allocations.delete(bdf);
     for (const c of claims) {
       const e = this.#entries.get(key(c.ref));
       if (!e) {
@@ -401,18 +413,92 @@ export class Pools {
     return errors;
   }
 
+  /**
+   * net-port-create: a VF of a hostdev network for the port's owner, chosen as for a start, and
+   * the port as libvirt returns it (`<plug type='hostdev-pci'>` naming the VF). The allocation is
+   * in the state file (fsync, shared with concurrent changes) before this returns.
+   */
+  async createPort(name: string, port: NetworkPortDef, view: HostView, leases: LeaseHolder): Promise<NetworkPortDef> {
+    const ref = { kind: 'network', name } as const;
+    const e = this.#active(ref);
+    if (e.running?.kind !== 'network') throw new PassthruError('INTERNAL', `internal error: ${name} is not a network`);
+    const net = e.running.def;
+    if (this.#port(e, port.uuid))
+      throw new PassthruError('OPERATION_INVALID', `network port ${port.uuid} already exists in network '${name}'`);
+    const m = chooseMember(
+      ref,
+      this.#membersOf(e.running, view),
+      {
+        holder: (bdf) => this.holder(bdf) ?? leases(bdf),
+        quarantined: (bdf) => e.quarantined.has(bdf),
+        problem: (x) => memberProblem(x, view, healthRules(e.running ?? e.def)),
+      },
+      { numaNodes: new Set() },
+      true,
+    );
+    const plugged: NetworkPortDef = {
+      ...port,
+      plug: {
+        type: 'hostdev-pci',
+        managed: net.forward?.managed ?? false,
+        ...(net.forward?.driver ? { driver: net.forward.driver } : {}),
+        address: m.address,
+      },
+    };
+    const label = `port ${port.uuid}`;
+    e.allocations.set(m.bdf, { domain: port.owner.name, label, port: plugged });
+    try {
+      await this.#save(ref, e);
+    } catch (err) {
+      e.allocations.delete(m.bdf);
+      throw err;
+    }
+    this.#listener({ event: 'allocated', ref, device: m.bdf, domain: port.owner.name, label });
+    return plugged;
+  }
+
+  /** net-port-delete: the port's VF goes back to its network. */
+  async deletePort(name: string, uuid: string): Promise<void> {
+    const ref = { kind: 'network', name } as const;
+    const e = this.#get(ref);
+    const hit = this.#port(e, uuid);
+    if (!hit) throw noPort(name, uuid);
+    e.allocations.delete(hit.bdf);
+    await this.#save(ref, e);
+    this.#listener({ event: 'released', ref, device: hit.bdf, domain: hit.a.domain, label: `port ${uuid}` });
+  }
+
+  /** net-port-list / net-port-dumpxml: the ports of a network, in device order. */
+  ports(name: string): NetworkPortDef[] {
+    const e = this.#get({ kind: 'network', name });
+    return [...e.allocations.values()].flatMap((a) => (a.port ? [a.port] : []));
+  }
+
+  port(name: string, uuid: string): NetworkPortDef {
+    const hit = this.#port(this.#get({ kind: 'network', name }), uuid);
+    if (!hit?.a.port) throw noPort(name, uuid);
+    return hit.a.port;
+  }
+
+  #port(e: Entry, uuid: string): { bdf: string; a: Allocation } | undefined {
+    for (const [bdf, a] of e.allocations) if (a.port?.uuid === uuid) return { bdf, a };
+    return undefined;
+  }
+
   #membersOf(def: PoolDef, view: HostView): Member[] {
-    let byDef = this.#members.get(view);
-    if (!byDef) {
-      byDef = new WeakMap();
-      this.#members.set(view, byDef);
+    const c = this.#members.get(def);
+    if (c?.view === view) return c.members;
+    const patched =
+      c && view.patch?.prev === c.view
+        ? patchMembers(c.members, c.at, view, view.patch.names, (narrow) => membersOf(def, narrow))
+        : undefined;
+    if (c && patched) {
+      this.#members.set(def, { view, members: patched, at: c.at });
+      return patched;
     }
-    let ms = byDef.get(def);
-    if (!ms) {
-      ms = membersOf(def, view);
-      byDef.set(def, ms);
-    }
-    return ms;
+    const members = membersOf(def, view).sort(memberOrder);
+    this.#members.set(def, { view, members, at: new Map(members.map((m, i) => [m.bdf, i])) });
+    return members;
   }
 
   #get(ref: PoolRef): Entry {
@@ -443,7 +529,12 @@ export class Pools {
       await this.#store.saveRuntime(ref.kind, ref.name, {
         version: 1,
         active: !!e.running,
-        allocations: [...e.allocations].map(([bdf, a]) => ({ bdf, ...a })),
+        allocations: [...e.allocations].map(([bdf, a]) => ({
+          bdf,
+          domain: a.domain,
+          ...(a.label === undefined ? {} : { label: a.label }),
+          ...(a.port === undefined ? {} : { port: formatNetworkPortXml(a.port) }),
+        })),
         quarantined: [...e.quarantined],
       });
     };
@@ -456,6 +547,13 @@ export class Pools {
 
 function refOf(e: Entry): PoolRef {
   return { kind: e.def.kind, name: e.def.def.name };
+}
+
+/** libvirt's words (virNetworkPortLookupByUUID). */
+function noPort(network: string, uuid: string): PassthruError {
+  return new PassthruError('NO_NETWORK', `network port not found: Network port with UUID ${uuid} not found`, {
+    hint: `see 'passthru net-port-list ${network}'`,
+  });
 }
 
 function refuse(ref: PoolRef, what: string, why: string): PassthruError {

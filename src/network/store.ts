@@ -17,7 +17,13 @@ export type PoolKind = 'network' | 'devicepool';
 export interface PoolRuntime {
   readonly version: 1;
   readonly active: boolean;
-  readonly allocations: readonly { readonly bdf: string; readonly domain: string; readonly label?: string }[];
+  readonly allocations: readonly {
+    readonly bdf: string;
+    readonly domain: string;
+    readonly label?: string;
+    /** A network port's XML (net-port-create), kept until net-port-delete. */
+    readonly port?: string;
+  }[];
   readonly quarantined: readonly string[];
 }
 

@@ -31,6 +31,10 @@
  *   POST   /networks/:name/autostart {enable} -> PoolSummary
  *   GET    /networks/:name/xml?inactive=1 -> {xml}
  *   GET    /networks/:name/info           -> PoolInfo
+ *   POST   /networks/:name/ports {xml}    -> NetworkPortSummary   (net-port-create)
+ *   GET    /networks/:name/ports          -> NetworkPortSummary[]
+ *   GET    /networks/:name/ports/:uuid/xml -> {xml}
+ *   DELETE /networks/:name/ports/:uuid    -> {}
  *   POST   /domains/:name/devices {xml, live?, config?}            -> DeviceChange (attach-device)
  *   POST   /domains/:name/devices/detach {xml, live?, config?, timeoutMs?} -> DeviceChange
  *   POST   /domains/:name/devices/:alias/detach {live?, config?, timeoutMs?} -> DeviceChange
@@ -291,6 +295,16 @@ export interface AuditEntry {
   readonly after?: unknown;
   readonly result: 'ok' | 'failed';
   readonly error?: string;
+}
+
+/** net-port-create / net-port-list: a network port (libvirt's virNetworkPort) and the VF it holds. */
+export interface NetworkPortSummary {
+  readonly uuid: string;
+  /** The owning domain's name. */
+  readonly owner: string;
+  readonly mac: string;
+  /** The VF's PCI address. */
+  readonly device: string;
 }
 
 export const DEFAULT_SOCKET = '/run/passthru/passthru.sock';

@@ -31,6 +31,8 @@ before(async () => {
   close = () => served.close();
   await daemon.handle({ kind: 'define', xml: vfDomainXml('web1', 1) });
   await daemon.handle({ kind: 'poolDefine', pool: 'network', xml: NET });
+  await daemon.handle({ kind: 'poolStart', pool: 'network', name: 'pool0' });
+  await daemon.handle({ kind: 'netPortCreate', network: 'pool0', xml: PORT });
 });
 after(async () => {
   await close();
@@ -90,6 +92,10 @@ const HOSTDEV = `<hostdev mode='subsystem' type='pci' managed='yes'>
   <source><address domain='0x0000' bus='0x06' slot='0x02' function='0x5'/></source>
 </hostdev>`;
 
+const PORT = `<networkport><uuid>7a4c6b0e-3c53-4a0e-9f55-6c1f3c3c0001</uuid>
+  <owner><name>web1</name><uuid>7a4c6b0e-3c53-4a0e-9f55-6c1f3c3c0002</uuid></owner>
+  <mac address='52:54:00:7a:00:01'/></networkport>`;
+
 /** One request per action: a new action does not compile until it has one here. */
 const EXAMPLES: Readonly<
   Record<ActionKind, { method: string; path: string; body?: unknown; headers?: Record<string, string> }>
@@ -135,6 +141,10 @@ const EXAMPLES: Readonly<
   poolDumpxml: { method: 'GET', path: '/networks/pool0/xml?inactive=1' },
   poolInfo: { method: 'GET', path: '/networks/pool0/info' },
   version: { method: 'GET', path: '/version' },
+  netPortCreate: { method: 'POST', path: '/networks/pool0/ports', body: { xml: PORT } },
+  netPortDelete: { method: 'DELETE', path: '/networks/pool0/ports/7a4c6b0e-3c53-4a0e-9f55-6c1f3c3c0001' },
+  netPortList: { method: 'GET', path: '/networks/pool0/ports' },
+  netPortDumpxml: { method: 'GET', path: '/networks/pool0/ports/7a4c6b0e-3c53-4a0e-9f55-6c1f3c3c0001/xml' },
   migrate: { method: 'POST', path: '/domains/web1/migrate', body: { dest: 'unix:/nonexistent.sock' } },
   migrateIncoming: {
     method: 'POST',

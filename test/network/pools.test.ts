@@ -4,11 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PassthruError } from '../../src/conf/error.ts';
-import { readInventory } from '../../src/host/inventory.ts';
+import { parsePciAddress } from '../../src/conf/pci-address.ts';
+import { bindToStub, rebindHostDriver } from '../../src/host/bind.ts';
+import { readInventory, refreshInventory } from '../../src/host/inventory.ts';
 import type { SimKernel } from '../../src/host/sim/kernel.ts';
 import { silentLogger } from '../../src/lib/logger.ts';
 import type { PoolWant } from '../../src/network/actual.ts';
-import { type HostView, hostView } from '../../src/network/members.ts';
+import { type HostView, hostView, memberOrder, nextView, patchMembers } from '../../src/network/members.ts';
+import { membersOf, parseDef } from '../../src/network/pool-def.ts';
 import { Pools } from '../../src/network/pools.ts';
 import { simHost } from '../host/helpers.ts';
 
@@ -168,4 +171,59 @@ test('live XML of a <pf> network lists its VFs; inactive only the PF; a pool sho
     () => pools.summary({ kind: 'network', name: 'ghost' }),
     code('NO_NETWORK', /^no network with matching name 'ghost'$/),
   );
+});
+
+test('a view patched for the functions the host changed (no new resolution over the host): health and membership follow them', async () => {
+  const pools = await Pools.open(join(dir, 'patch'), silentLogger());
+  const byPf = { kind: 'network', name: 'bypf' } as const;
+  const byDriver = { kind: 'network', name: 'bydriver' } as const;
+  await pools.define(
+    'network',
+    `<network><name>bypf</name><forward mode='hostdev' managed='yes'><select pf='enp6s0f0#0-3'/></forward></network>`,
+  );
+  await pools.define(
+    'network',
+    `<network><name>bydriver</name><forward mode='hostdev' managed='yes'><select pf='enp6s0f0' driver='iavf'/></forward></network>`,
+  );
+  const inv1 = await readInventory(host.kernel.sysfs);
+  const v1 = nextView(undefined, inv1);
+  await pools.start(byPf, v1);
+  await pools.start(byDriver, v1);
+  assert.equal(pools.info(byDriver, v1, noLeases).size, 8);
+  const [a] = await pools.allocate('a', [want(byPf)], v1, noLeases);
+  assert.equal(a?.bdf, '0000:06:02.0');
+  await pools.release('a');
+  // Someone detaches VF 0 (nodedev-detach): the watcher's refresh re-reads that one function.
+  await bindToStub(host.kernel, parsePciAddress('0000:06:02.0'));
+  try {
+    const v2 = nextView(v1, await refreshInventory(host.kernel.sysfs, inv1, ['0000:06:02.0']));
+    assert.deepEqual(v2.patch?.names, ['0000:06:02.0']);
+    assert.equal(v2.patch?.prev, v1);
+    const [b] = await pools.allocate('b', [want(byPf)], v2, noLeases);
+    assert.equal(b?.bdf, '0000:06:02.1', 'VF 0 is on vfio-pci outside the pool now: not handed out');
+    // Patched members: VF 0 in its place with its new driver; a driver selector drops VF 0, so
+    // its pool cannot be patched and is resolved again.
+    const resolve = (xml: string) => {
+      const def = parseDef('network', xml, 'test');
+      const before = membersOf(def, v1).sort(memberOrder);
+      const at = new Map(before.map((m, i) => [m.bdf, i]));
+      return patchMembers(before, at, v2, ['0000:06:02.0'], (narrow) => membersOf(def, narrow));
+    };
+    const patched = resolve(`<network><name>p</name><forward mode='hostdev'><pf dev='enp6s0f0'/></forward></network>`);
+    assert.equal(patched?.length, 8);
+    assert.equal(patched?.[0]?.driver, 'vfio-pci');
+    assert.equal(patched?.[1]?.driver, 'iavf');
+    assert.equal(
+      resolve(`<network><name>p</name><forward mode='hostdev'><select driver='iavf'/></forward></network>`),
+      undefined,
+    );
+    const info = pools.info(byDriver, v2, noLeases);
+    assert.equal(info.size, 7);
+    const [c] = await pools.allocate('c', [want(byDriver)], v2, noLeases);
+    assert.equal(c?.bdf, '0000:06:02.2');
+    await pools.release('b');
+    await pools.release('c');
+  } finally {
+    await rebindHostDriver(host.kernel, parsePciAddress('0000:06:02.0'), 'iavf');
+  }
 });

@@ -75,6 +75,31 @@ export const networkCommands: readonly CommandSpec[] = [
     run: (inv) => load().then((m) => m.release(inv)),
   },
   {
+    name: 'net-port-create',
+    description: "hold a VF of a hostdev network for a port's owner (libvirt's network port XML); prints its VF",
+    args: ['<network>', '<file>'],
+    run: (inv) => load().then((m) => m.portCreate(inv)),
+  },
+  {
+    name: 'net-port-delete',
+    description: "give a network port's VF back to its network",
+    args: ['<network>', '<port-uuid>'],
+    run: (inv) => load().then((m) => m.portDelete(inv)),
+  },
+  {
+    name: 'net-port-list',
+    description: "list a network's ports: UUID, owner, MAC and VF",
+    args: ['<network>'],
+    options: [json],
+    run: (inv) => load().then((m) => m.portList(inv)),
+  },
+  {
+    name: 'net-port-dumpxml',
+    description: "print a network port's XML (with the VF it is plugged into)",
+    args: ['<network>', '<port-uuid>'],
+    run: (inv) => load().then((m) => m.portDumpxml(inv)),
+  },
+  {
     name: 'domhostdev',
     description: 'list every PCI device a domain holds, pool VFs included, with their interface or pool',
     args: [name],

@@ -1,4 +1,11 @@
-import type { DomainHostdev, PoolInfo, PoolKind, PoolSummary, XmlBody } from '../../protocol/wire.ts';
+import type {
+  DomainHostdev,
+  NetworkPortSummary,
+  PoolInfo,
+  PoolKind,
+  PoolSummary,
+  XmlBody,
+} from '../../protocol/wire.ts';
 import { table } from '../render.ts';
 import type { Invocation } from '../spec.ts';
 import { readInput } from './domain.ts';
@@ -95,4 +102,32 @@ export async function domhostdev({ ctx, args: [name = ''], opts }: Invocation): 
           ]),
         ),
   );
+}
+
+const ports = (network: string): string => `${base('network', network)}/ports`;
+
+export async function portCreate({ ctx, args: [network = '', file = ''] }: Invocation): Promise<void> {
+  const p = await ctx.client().post<NetworkPortSummary>(ports(network), { xml: await readInput(file) });
+  ctx.out(`Network port ${p.uuid} created from ${file} (VF ${p.device})\n`);
+}
+
+export async function portDelete({ ctx, args: [network = '', uuid = ''] }: Invocation): Promise<void> {
+  await ctx.client().delete(`${ports(network)}/${enc(uuid)}`);
+  ctx.out(`Network port ${uuid} deleted\n`);
+}
+
+export async function portList({ ctx, args: [network = ''], opts }: Invocation): Promise<void> {
+  const rows = await ctx.client().get<NetworkPortSummary[]>(ports(network));
+  ctx.out(
+    opts['json']
+      ? json(rows)
+      : table(
+          ['UUID', 'Owner', 'MAC', 'VF'],
+          rows.map((p) => [p.uuid, p.owner, p.mac, p.device]),
+        ),
+  );
+}
+
+export async function portDumpxml({ ctx, args: [network = '', uuid = ''] }: Invocation): Promise<void> {
+  ctx.out((await ctx.client().get<XmlBody>(`${ports(network)}/${enc(uuid)}/xml`)).xml);
 }

@@ -1,7 +1,8 @@
 import { PassthruError } from '../../conf/error.ts';
 import type { DomainDef } from '../../conf/domain/types.ts';
 import { formatPciAddress, parsePciAddress } from '../../conf/pci-address.ts';
-import type { DomainHostdev, PoolKind } from '../../protocol/wire.ts';
+import { formatNetworkPortXml, type NetworkPortDef, parseNetworkPortXml } from '../../conf/network/port.ts';
+import type { DomainHostdev, NetworkPortSummary, PoolKind } from '../../protocol/wire.ts';
 import type { DaemonContext, HandlerGroup } from '../context.ts';
 
 /** Networks and device pools: definitions, activation, and what they gave to whom. */
@@ -41,6 +42,17 @@ export const networkHandlers = {
     const refs = await ctx.pools.releaseQuarantine(bdf);
     return { pools: refs.map((r) => r.name) };
   },
+  netPortCreate: async (a, ctx) => {
+    const port = parseNetworkPortXml(a.xml);
+    const view = await ctx.runs.hostViews.get();
+    return portSummary(await ctx.pools.createPort(a.network, port, view, (bdf) => ctx.runs.hostdevs.holder(bdf)));
+  },
+  netPortDelete: async (a, ctx) => {
+    await ctx.pools.deletePort(a.network, a.uuid);
+    return {};
+  },
+  netPortList: (a, ctx) => ctx.pools.ports(a.network).map(portSummary),
+  netPortDumpxml: (a, ctx) => ({ xml: formatNetworkPortXml(ctx.pools.port(a.network, a.uuid)) }),
   domhostdev: (a, ctx) => {
     const obj = ctx.domains.get(a.name);
     return domainHostdevs(obj.run ? obj.run.live : obj.def);
@@ -56,7 +68,16 @@ export const networkHandlers = {
   | 'poolInfo'
   | 'nodedevRelease'
   | 'domhostdev'
+  | 'netPortCreate'
+  | 'netPortDelete'
+  | 'netPortList'
+  | 'netPortDumpxml'
 >;
+
+function portSummary(p: NetworkPortDef): NetworkPortSummary {
+  const device = p.plug?.type === 'hostdev-pci' ? formatPciAddress(p.plug.address) : '-';
+  return { uuid: p.uuid, owner: p.owner.name, mac: p.mac, device };
+}
 
 function emit(
   ctx: DaemonContext,

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassthruError } from '../../conf/error.ts';
 
@@ -31,7 +31,10 @@ export async function withSimLock<T>(root: string, fn: () => Promise<T>, timeout
   try {
     return await fn();
   } finally {
-    rmSync(lock, { recursive: true, force: true });
+    // The two entries we made, not a recursive removal: every kernel operation takes the lock,
+    // and rm -r (a listing, a stat per entry) cost as much as the operation on a busy disk.
+    unlinkSync(join(lock, 'pid'));
+    rmdirSync(lock);
   }
 }
 
