@@ -76,10 +76,12 @@ export function findDocumentDevices(def: DomainDef, xml: string): PluggedDevice[
   });
 }
 
-/** The host PCI function behind a device, if it has one. */
+/** The host PCI function behind a device, if it has one: a network interface's is the VF its
+ *  network gave it (the live definition's `<actual>`). */
 export function hostAddressOf(d: PluggedDevice): PciAddress | undefined {
   if ('mode' in d && d.type === 'pci') return d.source.address;
   if (d.type === 'hostdev' || d.type === 'hostdev-hybrid') return d.source.address;
+  if (d.type === 'network') return d.actual?.source.address;
   return undefined;
 }
 
@@ -93,7 +95,11 @@ export function describeDevice(d: PluggedDevice): string {
 function sameDevice(have: PluggedDevice, want: PluggedDevice): boolean {
   const a = hostAddressOf(have);
   const b = hostAddressOf(want);
-  if (isHostdevElement(have) !== isHostdevElement(want)) return false;
+  // A <hostdev> naming the VF of an interface (type='hostdev', or a network's VF) stands for the
+  // interface, as in libvirt (a hostdev with a parent net is detached through its net): its VF
+  // is reset, its port profile disassociated, and a network VF goes back to its pool.
+  const redirected = isHostdevElement(want) && !isHostdevElement(have);
+  if (isHostdevElement(have) !== isHostdevElement(want) && !redirected) return false;
   if (b !== undefined) return a !== undefined && formatPciAddress(a) === formatPciAddress(b);
   const mac = (want as InterfaceDef).mac;
   return mac !== undefined && (have as InterfaceDef).mac === mac;

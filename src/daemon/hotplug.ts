@@ -11,7 +11,9 @@ import type { DaemonContext } from './context.ts';
 import { formatDefinition } from './definitions.ts';
 import { hostAddressOf } from './device-doc.ts';
 import type { DomainObj } from './domain-table.ts';
-import type { Running } from './runs.ts';
+import { releasePoolDevices, type Running } from './runs.ts';
+import { poolWants, withGrants } from '../network/actual.ts';
+import { guestNumaNodes } from '../network/numa.ts';
 
 /**
  * Hot-plug and hot-unplug of host devices into a running domain, libvirt's order
@@ -23,8 +25,65 @@ import type { Running } from './runs.ts';
 
 export const DEFAULT_UNPLUG_WAIT_MS = 5000;
 
-/** Adds the devices of `withNew` (the live definition with them appended) to the running QEMU. */
+/**
+ * Adds the devices of `withNew` (the live definition with them appended) to the running QEMU.
+ * An `<interface type='network'>` on a hostdev network first gets a VF from its pool (as at
+ * start), which goes back if anything after fails (QEMU refusing the device_add above all).
+ */
 export async function attachLive(ctx: DaemonContext, obj: DomainObj, withNew: DomainDef): Promise<DeviceRef[]> {
+  const run = running(obj);
+  const { def, devices } = await allocateInterfaces(ctx, run.live, withNew);
+  try {
+    return await attachHostDevices(ctx, obj, def);
+  } catch (err) {
+    await releasePoolDevices(ctx.runs, run.live.name, devices).catch((e: unknown) => {
+      ctx.log.error(
+        { domain: run.live.name, err: asPassthruError(e).message },
+        'pool release after a refused hot-plug failed',
+      );
+    });
+    throw err;
+  }
+}
+
+/** The added network interfaces of `withNew` with the VFs their networks gave them (all or none),
+ *  and those VFs' PCI addresses. */
+async function allocateInterfaces(
+  ctx: DaemonContext,
+  live: DomainDef,
+  withNew: DomainDef,
+): Promise<{ def: DomainDef; devices: string[] }> {
+  const kept = live.devices.interfaces.length;
+  const added = withNew.devices.interfaces.slice(kept);
+  const asking: DomainDef = {
+    ...withNew,
+    devices: {
+      ...withNew.devices,
+      interfaces: added.filter((i) => i.type === 'network'),
+      hostdevs: [],
+      poolHostdevs: [],
+    },
+  };
+  const wants = poolWants(asking, guestNumaNodes(live, await ctx.runs.hostViews.cpuNodes()));
+  if (wants.length === 0) return { def: withNew, devices: [] };
+  const view = await ctx.runs.hostViews.get();
+  const grants = await ctx.pools.allocate(live.name, wants, view, (bdf) => ctx.runs.hostdevs.holder(bdf));
+  const devices = grants.map((g) => g.bdf);
+  try {
+    const given = withGrants(asking, grants, ctx.pools.defs()).devices.interfaces;
+    let n = 0;
+    const interfaces = added.map((i) => (i.type === 'network' ? (given[n++] ?? i) : i));
+    return {
+      def: { ...withNew, devices: { ...withNew.devices, interfaces: [...live.devices.interfaces, ...interfaces] } },
+      devices,
+    };
+  } catch (err) {
+    await releasePoolDevices(ctx.runs, live.name, devices);
+    throw err;
+  }
+}
+
+async function attachHostDevices(ctx: DaemonContext, obj: DomainObj, withNew: DomainDef): Promise<DeviceRef[]> {
   const run = running(obj);
   const took = phases();
   const { added: unplanned } = splitAdded(run.live, withNew);
@@ -154,6 +213,9 @@ export async function finishRemoval(ctx: DaemonContext, obj: DomainObj, aliases:
   if (devices.length === 0) return;
   await ctx.runs.qemuOwner.giveDevices(run.live.name, [...gone]);
   await ctx.runs.hostdevs.release(run.live.name, [...gone]);
+  // A network's VF goes back to its pool once the device manager has it on its host driver.
+  const bdfs = devices.map(hostAddressOf).filter(isAddress).map(formatPciAddress);
+  await releasePoolDevices(ctx.runs, run.live.name, bdfs);
   const live: DomainDef = {
     ...run.live,
     devices: {

@@ -118,10 +118,10 @@ export async function cleanupRun(deps: RunDeps, run: Running): Promise<void> {
   await deps.store.removeStatus(run.live.name);
 }
 
-/** Gives a domain's pool devices back, and looks at them again on the host (their driver
- *  changed under the pools' cached view). */
-export async function releasePoolDevices(deps: RunDeps, domain: string): Promise<void> {
-  const released = await deps.pools.release(domain);
+/** Gives a domain's pool devices back (only `devices`, PCI addresses, when given: a hot-unplug),
+ *  and looks at them again on the host (their driver changed under the pools' cached view). */
+export async function releasePoolDevices(deps: RunDeps, domain: string, devices?: readonly string[]): Promise<void> {
+  const released = await deps.pools.release(domain, devices);
   await deps.hostViews.refresh(released.map((r) => r.device));
 }
 

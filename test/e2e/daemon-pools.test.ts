@@ -8,6 +8,7 @@ import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import type {
   DaemonEvent,
+  DeviceChange,
   DomainHostdev,
   DomainSummary,
   PoolInfo,
@@ -159,9 +160,9 @@ test('guests on a network get distinct VFs with their MAC and the merged VLAN; l
 
 const guest = e2eGuest();
 
-test('a real guest on the network sees the MAC programmed on the VF the pool gave it', {
+test('a real guest on the network sees the MAC programmed on the VF the pool gave it; detach by its <hostdev> gives it back; hot-plug of a network interface', {
   skip: typeof guest === 'string' ? guest : false,
-}, async () => {
+}, async (t) => {
   if (typeof guest === 'string') return;
   const consoleLog = join(dir, 'tiny.console');
   const xml = `<domain type='kvm'>
@@ -180,11 +181,58 @@ test('a real guest on the network sees the MAC programmed on the VF the pool gav
   </devices>
 </domain>`;
   await client.post('/domains', { xml });
+  const initial = (await table()).vfs;
+  const free0 = initial.find((r) => r.vf === 0);
+  const free1 = initial.find((r) => r.vf === 1);
+  if (!free0 || !free1) throw new Error('no VF 0 or 1 in the table of enp6s0f0');
   await client.post('/domains/tiny/start');
   const nic = await waitForGuestNic(consoleLog, (n) => n.mac === mac(7), 180_000);
   assert.equal(nic.driver, 'e1000e', 'the sim presents the VF as an emulated NIC carrying its admin MAC');
   const row0 = (await table()).vfs.find((r) => r.vf === 0);
   assert.deepEqual([row0?.mac, row0?.vlan, row0?.driver], [mac(7), 20, 'vfio-pci']);
+  const [held] = await client.get<DomainHostdev[]>('/domains/tiny/hostdevs');
+  assert.equal(held?.device, '0000:06:02.0');
+
+  // detach-device given the VF's <hostdev> acts on its interface: unplugged, VF restored, back
+  // in the pool.
+  const hostdev = `<hostdev mode='subsystem' type='pci' managed='yes'>
+    <source><address domain='0x0000' bus='0x06' slot='0x02' function='0x0'/></source></hostdev>`;
+  const gone = await client.post<DeviceChange>('/domains/tiny/devices/detach', { xml: hostdev, timeoutMs: 120_000 });
+  assert.equal(gone.state, 'detached', gone.message);
+  assert.deepEqual(
+    gone.devices.map((d) => d.alias),
+    ['hostdev0'],
+  );
+  assert.equal((await info()).free, 8, 'the VF is back in the pool');
+  assert.deepEqual(vfState((await table()).vfs.find((r) => r.vf === 0) ?? free1), vfState(free0), 'VF 0 as it was');
+  assert.deepEqual(await client.get<DomainHostdev[]>('/domains/tiny/hostdevs'), []);
+  assert.doesNotMatch((await client.get<XmlBody>('/domains/tiny/xml')).xml, /<interface/);
+
+  // Hot-plug of <interface type='network'>: a VF from the pool (the lowest free), the network's
+  // VLAN on it, the guest sees the MAC.
+  await client.post('/domains/tiny/devices', { xml: netIface(mac(8)) });
+  await waitForGuestNic(consoleLog, (n) => n.mac === mac(8), 180_000);
+  const plugged = (await table()).vfs.find((r) => r.vf === 0);
+  assert.deepEqual([plugged?.mac, plugged?.vlan, plugged?.driver], [mac(8), 10, 'vfio-pci']);
+  assert.equal((await info()).free, 7);
+  assert.match((await client.get<XmlBody>('/domains/tiny/xml')).xml, /<interface type='hostdev'/);
+  // Refused after the allocation (when the hot-plug root ports run out): the VF it was given
+  // goes back, untouched.
+  let plugs = 1;
+  let refused: unknown;
+  for (let i = 9; i < 14 && refused === undefined; i++) {
+    await client.post('/domains/tiny/devices', { xml: netIface(mac(i)) }).then(
+      () => plugs++,
+      (e: unknown) => (refused = e),
+    );
+  }
+  assert.ok(refused instanceof PassthruError, 'a hot-plug beyond the free root ports is refused');
+  t.diagnostic(`refused after ${plugs} hot-plugged interfaces: ${refused.message}`);
+  assert.equal((await info()).free, 8 - plugs, 'the refused hot-plug gave its VF back');
+  const next = (await table()).vfs.find((r) => r.vf === plugs);
+  const was = initial.find((r) => r.vf === plugs);
+  assert.ok(next && was);
+  assert.deepEqual(vfState(next), vfState(was), `VF ${plugs}, given to the refused one, as it was`);
   await client.post('/domains/tiny/destroy');
   await client.delete('/domains/tiny');
   assert.equal((await info()).free, 8);
