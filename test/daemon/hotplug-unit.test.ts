@@ -117,11 +117,18 @@ test('device documents: errors point at the document, a device already there or 
     "<interface type='hostdev'><source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x0'/></source></interface>",
   );
   assert.equal(found?.alias, 'hostdev0');
+  // A <hostdev> naming an interface's VF stands for the interface (libvirt detaches a hostdev
+  // with a parent net through its net); one naming a function the domain does not hold is refused.
+  const [redirected] = findDocumentDevices(
+    live,
+    "<hostdev mode='subsystem' type='pci'><source><address domain='0x0000' bus='0x06' slot='0x02' function='0x0'/></source></hostdev>",
+  );
+  assert.equal(redirected, found);
   assert.throws(
     () =>
       findDocumentDevices(
         live,
-        "<hostdev mode='subsystem' type='pci'><source><address domain='0x0000' bus='0x06' slot='0x02' function='0x0'/></source></hostdev>",
+        "<hostdev mode='subsystem' type='pci'><source><address domain='0x0000' bus='0x06' slot='0x02' function='0x7'/></source></hostdev>",
       ),
     (e: unknown) => e instanceof PassthruError && e.code === 'NO_DEVICE',
   );

@@ -216,6 +216,10 @@ test('a real guest on the network sees the MAC programmed on the VF the pool gav
   assert.deepEqual([plugged?.mac, plugged?.vlan, plugged?.driver], [mac(8), 10, 'vfio-pci']);
   assert.equal((await info()).free, 7);
   assert.match((await client.get<XmlBody>('/domains/tiny/xml')).xml, /<interface type='hostdev'/);
+  assert.deepEqual(
+    (await client.get<DomainHostdev[]>('/domains/tiny/hostdevs')).map((h) => [h.device, h.element, h.network, h.mac]),
+    [['0000:06:02.0', 'interface', 'vfs', mac(8)]],
+  );
   // Refused after the allocation (when the hot-plug root ports run out): the VF it was given
   // goes back, untouched.
   let plugs = 1;
