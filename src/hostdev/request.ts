@@ -140,10 +140,6 @@ function interfaceNetConfig(iface: HostdevInterface, uuid: string | undefined, a
     return vfNetConfig(iface.mac, iface.vlan, iface, portProfileOf(iface.virtualport, uuid, alias));
   }
   const a = iface.actual;
-  return vfNetConfig(
-    iface.mac,
-    a?.vlan,
-    a?.trustGuestRxFilters === undefined ? {} : { trustGuestRxFilters: a.trustGuestRxFilters },
-    portProfileOf(a?.virtualport, uuid, alias),
-  );
+  // The actual device carries every VF attribute merged (trust, spoof check, link, TX rates).
+  return vfNetConfig(iface.mac, a?.vlan, a ?? {}, portProfileOf(a?.virtualport, uuid, alias));
 }

@@ -76,6 +76,7 @@ export function actualInterface(iface: NetworkInterfaceDef, net: NetworkDef, vf:
     ...(s.vlan ? { vlan: s.vlan } : {}),
     ...(vport ? { virtualport: vport } : {}),
     ...(s.trustGuestRxFilters === undefined ? {} : { trustGuestRxFilters: s.trustGuestRxFilters }),
+    ...s.vf,
   };
 }
 

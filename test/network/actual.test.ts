@@ -131,3 +131,34 @@ test("the guest's NUMA nodes: numatune memory first, else pinned vCPUs through t
   assert.deepEqual(parseCpuset('0-3,^2,8'), [0, 1, 3, 8]);
   assert.throws(() => parseCpuset('1-x'), /is not a CPU or node set/);
 });
+
+test('spoof check, link state and TX rates: interface > portgroup > network, kept through the status XML', () => {
+  const net = readNetworkXml(`<network spoofCheck='no'>
+  <name>vfs</name>
+  <forward mode='hostdev' managed='yes'><pf dev='enp6s0f0'/></forward>
+  <bandwidth><outbound average='12500' floor='1250'/></bandwidth>
+  <link state='up'/>
+  <portgroup name='pg' spoofCheck='yes'><link state='down'/></portgroup>
+</network>`);
+  const with2 = { network: () => net, devicePool: () => POOL };
+  const actualOf = (inner: string) => {
+    const live = withGrants(
+      domain(`<interface type='network'><mac address='52:54:00:aa:00:01'/>${inner}</interface>`),
+      [VF0, GPU],
+      with2,
+    );
+    const back = readDomainXml(formatDomainXml(live, { status: true }));
+    const i = back.devices.interfaces[0];
+    assert.ok(i?.type === 'network' && i.actual);
+    const a = i.actual;
+    return [a.spoofCheck, a.linkState, a.bandwidth?.outbound.average, a.bandwidth?.outbound.floor];
+  };
+  assert.deepEqual(actualOf("<source network='vfs'/>"), [false, 'up', 12500, 1250]);
+  assert.deepEqual(actualOf("<source network='vfs' portgroup='pg'/>"), [true, 'down', 12500, 1250]);
+  assert.deepEqual(
+    actualOf(
+      "<source network='vfs' portgroup='pg'/><link state='up'/><bandwidth><outbound average='25000'/></bandwidth>",
+    ),
+    [true, 'up', 25000, undefined],
+  );
+});

@@ -137,6 +137,7 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
             ['type', 'hostdev'],
             ['managed', a.source.managed ? 'yes' : undefined],
             ['trustGuestRxFilters', actualTrust === undefined ? undefined : actualTrust ? 'yes' : 'no'],
+            ['spoofCheck', yesNoOut(a.spoofCheck)],
           ],
           [
             mac,
@@ -144,6 +145,9 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
             pciSourceOut(a.source.address, true),
             vlanOut(a.vlan ?? i.vlan),
             virtualPortOut(a.virtualport ?? i.virtualport),
+            vfBandwidthOut(a.bandwidth ?? i.bandwidth),
+            // The interface's own <link> is in the tail; the network's shows when it has none.
+            i.linkState === undefined && a.linkState !== undefined && out('link', [['state', a.linkState]]),
             ...tail,
           ],
         );
@@ -160,12 +164,15 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
               'trustGuestRxFilters',
               a.trustGuestRxFilters === undefined ? undefined : a.trustGuestRxFilters ? 'yes' : 'no',
             ],
+            ['spoofCheck', yesNoOut(a.spoofCheck)],
           ],
           [
             hostdevDriverOut(a.source.driver),
             pciSourceOut(a.source.address, true),
             vlanOut(a.vlan),
             virtualPortOut(a.virtualport),
+            vfBandwidthOut(a.bandwidth),
+            a.linkState !== undefined && out('link', [['state', a.linkState]]),
           ],
         );
       const source = out('source', [
@@ -173,7 +180,11 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
         ['portgroup', i.portgroup],
         ['portid', flags.inactive ? undefined : i.portid],
       ]);
-      return out('interface', [['type', 'network'], trust], [mac, source, actual, ...nets, ...tail]);
+      return out(
+        'interface',
+        [['type', 'network'], trust],
+        [mac, source, actual, ...nets, vfBandwidthOut(i.bandwidth), ...tail],
+      );
     }
     case 'bridge':
       return out(

@@ -171,7 +171,7 @@ const COMMON_CHILDREN = ['mac', 'model', 'vlan', 'virtualport', 'teaming', 'targ
 const TYPE_CHILDREN: Record<InterfaceType, readonly string[]> = {
   hostdev: ['source', 'driver', 'bandwidth'],
   'hostdev-hybrid': ['source', 'driver'],
-  network: ['source', 'actual', 'driver'],
+  network: ['source', 'actual', 'driver', 'bandwidth'],
   bridge: ['source', 'driver'],
   direct: ['source', 'driver'],
   user: ['driver'],
@@ -230,9 +230,11 @@ export function parseInterface(el: XmlElement): InterfaceDef {
       const portgroup = attr(s, 'portgroup');
       const portid = attr(s, 'portid');
       const actual = single(el, 'actual');
+      const bandwidth = single(el, 'bandwidth');
       return {
         type,
         ...c,
+        ...(bandwidth ? { bandwidth: parseVfBandwidth(bandwidth) } : {}),
         network: requireAttr(s, 'network'),
         ...(portgroup === undefined ? {} : { portgroup }),
         ...(portid === undefined ? {} : { portid: located(s, () => parseUuid(portid)) }),
@@ -265,16 +267,21 @@ function requireSource(el: XmlElement, attrs: readonly string[]): XmlElement {
 
 /** The `<actual type='hostdev'>` of status XML: what a network allocated. */
 function parseActual(el: XmlElement): ActualHostdev {
-  rejectUnknown(el, ['type', 'managed', 'trustGuestRxFilters'], ['source', 'driver', 'vlan', 'virtualport']);
+  rejectUnknown(
+    el,
+    ['type', 'managed', 'trustGuestRxFilters', 'spoofCheck'],
+    ['source', 'driver', 'vlan', 'virtualport', 'bandwidth', 'link'],
+  );
   const type = requireAttr(el, 'type');
   if (type !== 'hostdev') throw invalid(el, `unsupported type '${type}' in interface's <actual> element`);
   const vlan = single(el, 'vlan');
   const vport = single(el, 'virtualport');
-  const trust = yesNo(el, 'trustGuestRxFilters');
+  const { trustGuestRxFilters: trust, ...vf } = parseVfAttributes(el);
   return {
     type,
     source: parsePciSource(el, parseManaged(el), true),
     ...(trust === undefined ? {} : { trustGuestRxFilters: trust }),
+    ...vf,
     ...(vlan ? { vlan: parseVlan(vlan) } : {}),
     ...(vport ? { virtualport: parseVirtualPort(vport) } : {}),
   };

@@ -332,6 +332,11 @@ export interface ActualHostdev {
   readonly vlan?: Vlan;
   readonly virtualport?: VirtualPortDef;
   readonly trustGuestRxFilters?: boolean;
+  /** passthru: spoof check, link state and TX rates merged the same way (network and portgroup
+   *  carry them too, see conf/network/types.ts). */
+  readonly spoofCheck?: boolean;
+  readonly linkState?: 'up' | 'down';
+  readonly bandwidth?: VfBandwidthDef;
 }
 
 export interface NetworkInterfaceDef extends InterfaceCommon {
@@ -340,6 +345,8 @@ export interface NetworkInterfaceDef extends InterfaceCommon {
   readonly portgroup?: string;
   readonly portid?: Uuid;
   readonly actual?: ActualHostdev;
+  /** The VF's TX rates (`<outbound average= floor=>`), over the portgroup's and the network's. */
+  readonly bandwidth?: VfBandwidthDef;
 }
 
 export type InterfaceDef =

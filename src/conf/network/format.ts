@@ -1,8 +1,14 @@
-import { hostdevDriverOut, pciAttrs, virtualPortOut, vlanOut } from '../domain/format-parts.ts';
+import { hostdevDriverOut, pciAttrs, vfBandwidthOut, virtualPortOut, vlanOut } from '../domain/format-parts.ts';
 import type { FormatFlags } from '../format-flags.ts';
 import { type OutElement, out, outText } from '../xml/tree.ts';
 import { formatXml } from '../xml/writer.ts';
-import { type DeviceSelector, type ForwardDef, isHostdevMode, type NetworkDef } from './types.ts';
+import {
+  type DeviceSelector,
+  type ForwardDef,
+  isHostdevMode,
+  type NetworkDef,
+  type NetworkVfAttributes,
+} from './types.ts';
 
 /** NetworkDef -> XML in libvirt's style and order (virNetworkDefFormatBuf). */
 export function formatNetworkXml(def: NetworkDef, flags: FormatFlags = {}): string {
@@ -14,14 +20,19 @@ const yn = (b: boolean | undefined): string | undefined => (b === undefined ? un
 function networkOut(def: NetworkDef, flags: FormatFlags = {}): OutElement {
   return out(
     'network',
-    [['trustGuestRxFilters', yn(def.trustGuestRxFilters)]],
+    [
+      ['trustGuestRxFilters', yn(def.trustGuestRxFilters)],
+      ['spoofCheck', yn(def.vf?.spoofCheck)],
+    ],
     [
       outText('name', def.name),
       def.uuid !== undefined && outText('uuid', def.uuid),
       def.forward && forwardOut(def.forward, flags),
       def.bridge !== undefined && out('bridge', [['name', def.bridge]]),
+      vfBandwidthOut(def.vf?.bandwidth),
       vlanOut(def.vlan),
       virtualPortOut(def.virtualport),
+      linkOut(def.vf),
       ...def.portgroups.map((p) =>
         out(
           'portgroup',
@@ -29,8 +40,9 @@ function networkOut(def: NetworkDef, flags: FormatFlags = {}): OutElement {
             ['name', p.name],
             ['default', yn(p.default)],
             ['trustGuestRxFilters', yn(p.trustGuestRxFilters)],
+            ['spoofCheck', yn(p.vf?.spoofCheck)],
           ],
-          [vlanOut(p.vlan), virtualPortOut(p.virtualport)],
+          [vlanOut(p.vlan), virtualPortOut(p.virtualport), vfBandwidthOut(p.vf?.bandwidth), linkOut(p.vf)],
         ),
       ),
     ],
@@ -71,4 +83,9 @@ export function selectorOut(s: DeviceSelector): OutElement {
     ['numa', s.numaNode],
     ['tags', s.tags?.join(',')],
   ]);
+}
+
+/** passthru's `<link state>` for the VFs of a network or portgroup. */
+function linkOut(vf: NetworkVfAttributes | undefined): OutElement | false {
+  return vf?.linkState !== undefined && out('link', [['state', vf.linkState]]);
 }

@@ -2,7 +2,7 @@ import type { InterfaceDef, VirtualPortDef } from '../domain/types.ts';
 import { PassthruError } from '../error.ts';
 import type { Vlan } from '../vlan.ts';
 import type { Mutable } from '../xml/read.ts';
-import type { NetworkDef, PortgroupDef } from './types.ts';
+import type { NetworkDef, NetworkVfAttributes, PortgroupDef } from './types.ts';
 
 /**
  * What an `<interface type='network'>` gets from its network: libvirt's precedence (section b of
@@ -15,6 +15,9 @@ export interface PortSettings {
   readonly vlan?: Vlan;
   readonly virtualport?: VirtualPortDef;
   readonly trustGuestRxFilters?: boolean;
+  /** Spoof check, link state and TX rates, each from the first of interface, portgroup, network
+   *  that sets it (passthru; libvirt has the same precedence for `<bandwidth>`). */
+  readonly vf: NetworkVfAttributes;
 }
 
 /** The named portgroup, or the network's default one when the interface names none. */
@@ -41,11 +44,19 @@ export function portSettings(iface: InterfaceDef, net: NetworkDef): PortSettings
     [iface.virtualport, pg?.virtualport, net.virtualport],
     `${who} on network '${net.name}'`,
   );
+  const spoofCheck = ('spoofCheck' in iface ? iface.spoofCheck : undefined) ?? pg?.vf?.spoofCheck ?? net.vf?.spoofCheck;
+  const linkState = iface.linkState ?? pg?.vf?.linkState ?? net.vf?.linkState;
+  const bandwidth = ('bandwidth' in iface ? iface.bandwidth : undefined) ?? pg?.vf?.bandwidth ?? net.vf?.bandwidth;
   return {
     ...(pg ? { portgroup: pg } : {}),
     ...(vlan ? { vlan } : {}),
     ...(virtualport ? { virtualport } : {}),
     ...(trust === undefined ? {} : { trustGuestRxFilters: trust }),
+    vf: {
+      ...(spoofCheck === undefined ? {} : { spoofCheck }),
+      ...(linkState === undefined ? {} : { linkState }),
+      ...(bandwidth === undefined ? {} : { bandwidth }),
+    },
   };
 }
 

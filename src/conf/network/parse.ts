@@ -3,6 +3,7 @@ import {
   parseHostdevDriver,
   parseTags,
   parseUuidElement,
+  parseVfBandwidth,
   parseVirtualPort,
   parseVlan,
 } from '../domain/parse-parts.ts';
@@ -22,7 +23,7 @@ import {
 } from '../xml/read.ts';
 import { parseXml } from '../xml/reader.ts';
 import type { XmlElement } from '../xml/tree.ts';
-import type { DeviceSelector, ForwardDef, NetworkDef, PortgroupDef } from './types.ts';
+import type { DeviceSelector, ForwardDef, NetworkDef, NetworkVfAttributes, PortgroupDef } from './types.ts';
 
 const MODES = ['hostdev', 'hostdev-hybrid', 'bridge', 'private', 'vepa', 'passthrough'] as const;
 
@@ -36,8 +37,8 @@ function parseNetworkElement(root: XmlElement): NetworkDef {
   if (root.name !== 'network') throw invalid(root, `expected a <network> document, not <${root.name}>`);
   rejectUnknown(
     root,
-    ['trustGuestRxFilters'],
-    ['name', 'uuid', 'forward', 'bridge', 'vlan', 'virtualport', 'portgroup'],
+    ['trustGuestRxFilters', 'spoofCheck'],
+    ['name', 'uuid', 'forward', 'bridge', 'bandwidth', 'vlan', 'virtualport', 'link', 'portgroup'],
   );
   const nameEl = single(root, 'name');
   const name = nameEl && leafText(nameEl);
@@ -52,6 +53,8 @@ function parseNetworkElement(root: XmlElement): NetworkDef {
   if (uuid) def.uuid = parseUuidElement(uuid);
   const trust = yesNo(root, 'trustGuestRxFilters');
   if (trust !== undefined) def.trustGuestRxFilters = trust;
+  const vf = parseVfAttributes(root);
+  if (vf) def.vf = vf;
   const forward = single(root, 'forward');
   if (forward) def.forward = parseForward(forward, name);
   const bridge = single(root, 'bridge');
@@ -136,8 +139,14 @@ function parseVfRanges(el: XmlElement, text: string): [number, number][] {
 }
 
 function parsePortgroup(el: XmlElement): PortgroupDef {
-  rejectUnknown(el, ['name', 'default', 'trustGuestRxFilters'], ['vlan', 'virtualport']);
+  rejectUnknown(
+    el,
+    ['name', 'default', 'trustGuestRxFilters', 'spoofCheck'],
+    ['vlan', 'virtualport', 'bandwidth', 'link'],
+  );
   const p: Mutable<PortgroupDef> = { name: requireAttr(el, 'name'), line: el.line };
+  const vf = parseVfAttributes(el);
+  if (vf) p.vf = vf;
   const def = yesNo(el, 'default');
   const trust = yesNo(el, 'trustGuestRxFilters');
   if (def !== undefined) p.default = def;
@@ -147,4 +156,17 @@ function parsePortgroup(el: XmlElement): PortgroupDef {
   const vport = single(el, 'virtualport');
   if (vport) p.virtualport = parseVirtualPort(vport);
   return p;
+}
+
+/** spoofCheck, `<link state>` and `<bandwidth>` (the VF's TX rates) of a network or portgroup. */
+function parseVfAttributes(el: XmlElement): NetworkVfAttributes | undefined {
+  const spoof = yesNo(el, 'spoofCheck');
+  const link = single(el, 'link');
+  const bandwidth = single(el, 'bandwidth');
+  const vf: NetworkVfAttributes = {
+    ...(spoof === undefined ? {} : { spoofCheck: spoof }),
+    ...(link ? { linkState: oneOf(link, 'state', onlyAttr(link, 'state'), ['up', 'down'] as const) } : {}),
+    ...(bandwidth ? { bandwidth: parseVfBandwidth(bandwidth) } : {}),
+  };
+  return Object.keys(vf).length > 0 ? vf : undefined;
 }

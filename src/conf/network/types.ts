@@ -1,4 +1,4 @@
-import type { HostdevDriver, VirtualPortDef } from '../domain/types.ts';
+import type { HostdevDriver, VfAttributesDef, VirtualPortDef } from '../domain/types.ts';
 import type { PciAddress } from '../pci-address.ts';
 import type { Uuid } from '../uuid.ts';
 import type { Vlan } from '../vlan.ts';
@@ -12,6 +12,10 @@ export interface NetworkDef {
   readonly name: string;
   readonly uuid?: Uuid;
   readonly trustGuestRxFilters?: boolean;
+  /** The VF attributes beyond VLAN, virtualport and trust, for every VF the network gives
+   *  (passthru: spoofCheck, `<link state>`, `<bandwidth>` as the VF's TX rates; libvirt refuses a
+   *  `<bandwidth>` on a hostdev network). An interface's own, then its portgroup's, win. */
+  readonly vf?: NetworkVfAttributes;
   readonly forward?: ForwardDef;
   /** `<bridge name=.../>` for forward mode bridge on an existing host bridge. */
   readonly bridge?: string;
@@ -57,10 +61,14 @@ export interface PortgroupDef {
   readonly name: string;
   readonly default?: boolean;
   readonly trustGuestRxFilters?: boolean;
+  readonly vf?: NetworkVfAttributes;
   readonly vlan?: Vlan;
   readonly virtualport?: VirtualPortDef;
   readonly line?: number;
 }
+
+/** spoofCheck, link state and TX rates, as on `<interface type='hostdev'>`. */
+export type NetworkVfAttributes = Pick<VfAttributesDef, 'spoofCheck' | 'linkState' | 'bandwidth'>;
 
 export function isHostdevMode(mode: ForwardMode | undefined): boolean {
   return mode === 'hostdev' || mode === 'hostdev-hybrid';

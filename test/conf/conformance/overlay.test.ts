@@ -57,21 +57,35 @@ test('the domain overlay still accepts every libvirt document we write, and refu
 
 test('network extensions (hostdev-hybrid mode, selectors) validate against passthru-network.rng', () => {
   const xml = formatNetworkXml(
-    readNetworkXml(`<network>
+    readNetworkXml(`<network spoofCheck='yes'>
   <name>hybrid</name>
   <forward mode='hostdev-hybrid' managed='yes'>
     <select vendor='8086' device='154c' driver='iavf' pf='enp6s0f0#0,2-7' numa='1'/>
     <select pf='0000:06:00.1#3' tags='fast'/>
   </forward>
+  <vlan><tag id='5' qos='3' protocol='802.1ad'/></vlan>
+  <link state='up'/>
   <portgroup name='web'>
     <vlan>
       <tag id='7'/>
     </vlan>
   </portgroup>
+  <portgroup name='db' spoofCheck='no'>
+    <bandwidth><outbound average='12500' floor='1250'/></bandwidth>
+    <link state='down'/>
+  </portgroup>
 </network>`),
   );
   assert.equal(rngProblem('passthru-network.rng', xml), undefined);
   assert.notEqual(rngProblem('network.rng', xml), undefined);
+  for (const kept of [
+    "<network spoofCheck='yes'>",
+    "<tag id='5' qos='3' protocol='802.1ad'/>",
+    "<portgroup name='db' spoofCheck='no'>",
+    "<outbound average='12500' floor='1250'/>",
+    "<link state='down'/>",
+  ])
+    assert.ok(xml.includes(kept), kept);
   for (const f of files('network/out', '.xml')) {
     assert.equal(rngProblem('passthru-network.rng', read('network/out', f)), undefined, f);
   }
