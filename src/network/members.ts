@@ -26,7 +26,10 @@ export interface Member {
 
 /** What a selector and the health check look at, for every function of the host. */
 export interface HostView {
-  readonly byBdf: { get(bdf: string): PciDevice | undefined };
+  readonly byBdf: {
+    get(bdf: string): PciDevice | undefined;
+    [Symbol.iterator](): Iterator<[string, PciDevice]>;
+  };
   readonly selectable: readonly SelectableDevice[];
   /** PF netdev name -> PF. */
   readonly pfByNetdev: ReadonlyMap<string, PciDevice>;
@@ -48,6 +51,9 @@ class Functions {
   get(bdf: string): PciDevice | undefined {
     const i = this.at.get(bdf);
     return i === undefined ? undefined : this.list[i];
+  }
+  *[Symbol.iterator](): Iterator<[string, PciDevice]> {
+    for (const d of this.list) yield [d.name, d];
   }
 }
 
