@@ -96,12 +96,14 @@ function executable(path: string): boolean {
 
 /**
  * Node options of passthrud, also on the first line of `src/daemon/main.ts` (the installed
- * `passthrud` runs through that line; a test keeps the two the same). A new-space semi-space of
- * 1 MiB instead of V8's 16: the daemon's allocations are short-lived replies and a host
- * inventory that lives for long, and the larger nursery only held ~25 MB of resident memory
- * (docs/performance.md, daemon RSS).
+ * `passthrud` runs through that line; a test keeps the two the same). Both trade a little GC
+ * concurrency for resident memory, which a long-running host daemon keeps (docs/performance.md,
+ * daemon RSS, measured with 4,096 VFs and 200 domains): a new-space semi-space of 1 MiB instead
+ * of V8's 16 (the daemon's allocations are short-lived replies and a host inventory that lives
+ * for long; the large nursery held ~25 MB), and one V8 worker thread instead of four (each held
+ * its own allocation buffers and malloc arena: ~6 MB).
  */
-export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'] as const;
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1'] as const;
 
 /** Starts passthrud as a child, with the same runtime as this CLI (tsx from src, node from dist). */
 export function spawnDaemon(

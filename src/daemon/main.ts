@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --v8-pool-size=1
 import { asPassthruError, PassthruError } from '../conf/error.ts';
 import { createLogger } from '../lib/logger.ts';
 import { resolveConfig } from './config/load.ts';
