@@ -42,10 +42,15 @@ const NOT_DATA: Readonly<Record<string, string>> = {
         ['define', 'undefine', 'start', 'destroy', 'autostart'].map((c) => `${p}-${c}`),
       ),
       'sim create',
+      'net-port-create',
+      'net-port-delete',
     ].map((c) => [c, "a change: one sentence saying it is done (virsh's)"]),
   ),
   ...Object.fromEntries(
-    ['dumpxml', 'nodedev-dumpxml', 'net-dumpxml', 'devpool-dumpxml'].map((c) => [c, 'an XML document']),
+    ['dumpxml', 'nodedev-dumpxml', 'net-dumpxml', 'devpool-dumpxml', 'net-port-dumpxml'].map((c) => [
+      c,
+      'an XML document',
+    ]),
   ),
   console: 'the terminal, attached to the guest',
   metrics: "Prometheus' text exposition, a format of its own",
@@ -90,6 +95,7 @@ const SAMPLES = (): Readonly<Record<string, readonly string[]>> => ({
   'nodedev-check': ['0000:06:02.3'],
   'net-list': ['--all'],
   'net-info': ['pool0'],
+  'net-port-list': ['pool0'],
   'devpool-list': ['--all'],
   'devpool-info': ['dp0'],
   validate: [domainFile],
@@ -211,6 +217,7 @@ test('passthru completion bash completes commands, flags and names asked of the 
   assert.deepEqual(complete(script, bin, ['passthru', '-c', socket, 'start', '']).replies, ['web1']);
   assert.deepEqual(complete(script, bin, ['passthru', '-c', socket, 'net-info', '']).replies, ['pool0']);
   assert.deepEqual(complete(script, bin, ['passthru', 'devpool-info', '-c', socket, '']).replies, ['dp0']);
+  assert.deepEqual(complete(script, bin, ['passthru', '-c', socket, 'net-port-list', '']).replies, ['pool0']);
   assert.deepEqual(complete(script, bin, ['passthru', '-c', socket, 'nodedev-vfs', 'pci_0000_06_00']).replies, [
     'pci_0000_06_00_0',
     'pci_0000_06_00_1',

@@ -21,6 +21,7 @@ export function argKinds(spec: CommandSpec): string[] {
     if (words) return words.join(',');
     if (name === 'file' || name === 'dir') return name;
     if (spec.name.startsWith('nodedev-') || name === 'device' || name === 'pf') return 'nodedev';
+    if (name === 'network') return 'network';
     if (name !== 'name') return '-';
     if (spec.name.startsWith('net-')) return 'network';
     if (spec.name.startsWith('devpool-')) return 'devicepool';
