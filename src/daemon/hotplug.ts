@@ -14,6 +14,7 @@ import type { DomainObj } from './domain-table.ts';
 import { releasePoolDevices, type Running } from './runs.ts';
 import { poolWants, withGrants } from '../network/actual.ts';
 import { guestNumaNodes } from '../network/numa.ts';
+import { attachNics, isQemuBackedNic, removeNics } from './hotplug-nics.ts';
 
 /**
  * Hot-plug and hot-unplug of host devices into a running domain, libvirt's order
@@ -87,11 +88,22 @@ async function attachHostDevices(ctx: DaemonContext, obj: DomainObj, withNew: Do
   const run = running(obj);
   const took = phases();
   const { added: unplanned } = splitAdded(run.live, withNew);
+  const nics = unplanned.filter(isQemuBackedNic);
+  if (nics.length > 0 && nics.length === unplanned.length) {
+    const { def: planned, added } = planHotplugDevices(run.live, withNew, false);
+    const live = await attachNics(ctx, run, planned, added.filter(isQemuBackedNic));
+    await saveLive(ctx, run, live);
+    const refs = added.map(refOf);
+    for (const r of refs) ctx.events.emit({ type: 'device', event: 'added', name: live.name, ...r });
+    return refs;
+  }
   for (const d of unplanned) {
     if (hostAddressOf(d) === undefined) {
       throw new PassthruError(
         'CONFIG_UNSUPPORTED',
-        "hot-plug of an interface QEMU backs is not supported yet: attach a <hostdev> or <interface type='hostdev'>",
+        nics.length > 0
+          ? 'attach host devices and the NICs QEMU backs in separate documents'
+          : "this interface type cannot be hot-plugged: attach a <hostdev>, an <interface type='hostdev'> or a bridge, direct or user interface",
       );
     }
   }
@@ -211,8 +223,11 @@ export async function finishRemoval(ctx: DaemonContext, obj: DomainObj, aliases:
     gone.has(d.alias ?? ''),
   );
   if (devices.length === 0) return;
-  await ctx.runs.qemuOwner.giveDevices(run.live.name, [...gone]);
-  await ctx.runs.hostdevs.release(run.live.name, [...gone]);
+  const nics = devices.filter(isQemuBackedNic);
+  await removeNics(ctx, run, nics);
+  const hostAliases = devices.filter((d) => !isQemuBackedNic(d)).map((d) => d.alias ?? '');
+  await ctx.runs.qemuOwner.giveDevices(run.live.name, hostAliases);
+  if (hostAliases.length > 0) await ctx.runs.hostdevs.release(run.live.name, hostAliases);
   // A network's VF goes back to its pool once the device manager has it on its host driver.
   const bdfs = devices.map(hostAddressOf).filter(isAddress).map(formatPciAddress);
   await releasePoolDevices(ctx.runs, run.live.name, bdfs);

@@ -83,7 +83,7 @@ function nicModel(iface: InterfaceDef): string {
   return model === 'virtio' ? 'virtio-net-pci' : model;
 }
 
-function netdevId(alias: string): string {
+export function netdevId(alias: string): string {
   return `host${alias}`;
 }
 

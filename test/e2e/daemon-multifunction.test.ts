@@ -4,10 +4,11 @@ import { readlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { PassthruError } from '../../src/conf/error.ts';
-import type { DeviceChange, DomainSummary } from '../../src/protocol/wire.ts';
+import type { DeviceChange } from '../../src/protocol/wire.ts';
 import { simDaemonFixture } from '../helpers/daemon.ts';
 import { waitForScan } from './helpers/console.ts';
 import { e2eGuest } from './helpers/guest.ts';
+import { startBareGuest } from './helpers/guest-xml.ts';
 
 /**
  * Multifunction as one unit [seed], end to end: the four functions of a simulated Broadcom
@@ -43,15 +44,7 @@ test('a four-function card plugged as one into a running guest: the guest sees f
 }, async (t) => {
   if (typeof env === 'string') throw new Error(env);
   const { client } = fixture.current();
-  const console = join(fixture.dir(), 'mf.console');
-  await client.post('/domains', {
-    xml: `<domain type='kvm'><name>mf</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type><kernel>${env.kernel}</kernel><initrd>${env.initrd}</initrd>
-  <cmdline>${env.append}</cmdline></os>
-  <devices><serial type='file'><source path='${console}'/><target port='0'/></serial></devices></domain>`,
-  });
-  await client.post<DomainSummary>('/domains/mf/start');
-  await waitForScan(console, (nics) => nics.length === 0);
+  const console = await startBareGuest(client, env, 'mf', fixture.dir());
   assert.deepEqual(await drivers(), ['tg3', 'tg3', 'tg3', 'tg3']);
 
   // Three of four: refused, naming the missing one; nothing was taken from the host.

@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
+import { waitForScan } from './console.ts';
 import type { E2eGuest } from './guest.ts';
 
 /** The domain XML of a q35 test guest booting the test kernel, with `devices` (XML lines) and
@@ -34,4 +36,19 @@ export async function waitForLine(path: string, re: RegExp, seconds = 120): Prom
     await sleep(250);
   }
   throw new Error(`no line ${re} in ${path}: ${(await readFile(path, 'utf8').catch(() => '(none)')).slice(-2000)}`);
+}
+
+/** Defines and starts a test guest with no devices, and waits for its first NIC scans (none);
+ *  returns its console file. */
+export async function startBareGuest(
+  client: { post(path: string, body?: unknown): Promise<unknown> },
+  g: E2eGuest,
+  name: string,
+  dir: string,
+): Promise<string> {
+  const console = join(dir, `${name}.console`);
+  await client.post('/domains', { xml: guestXml(g, name, '', console) });
+  await client.post(`/domains/${name}/start`);
+  await waitForScan(console, (nics) => nics.length === 0);
+  return console;
 }
