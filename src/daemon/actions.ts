@@ -3,6 +3,7 @@ import type {
   AuditEntry,
   DomainHostdev,
   DeviceChange,
+  DeviceRef,
   DomainInfo,
   DomainSummary,
   InterfaceRow,
@@ -12,6 +13,7 @@ import type {
   IncomingReply,
   MigrationReport,
   NetworkPortSummary,
+  CheckReply,
   NodedevChange,
   NodedevCheck,
   NodeDeviceSummary,
@@ -82,8 +84,10 @@ export type Action =
       readonly unplugHostdevs?: boolean;
       readonly timeoutMs?: number;
     }
+  | { readonly kind: 'migrateCheck'; readonly xml: string }
   | { readonly kind: 'migrateIncoming'; readonly xml: string; readonly listenHost: string; readonly tls: boolean }
   | { readonly kind: 'migrateFinish'; readonly name: string; readonly ok: boolean }
+  | { readonly kind: 'migratePlug'; readonly name: string; readonly xml: string }
   // the daemon itself: its metrics and its audit log (groups/observe.ts)
   | { readonly kind: 'metrics' }
   | { readonly kind: 'audit'; readonly since?: string; readonly device?: string; readonly limit?: number }
@@ -144,8 +148,10 @@ export interface ActionResults {
   netPortList: NetworkPortSummary[];
   netPortDumpxml: { xml: string };
   migrate: MigrationReport;
+  migrateCheck: CheckReply;
   migrateIncoming: IncomingReply;
   migrateFinish: FinishReply;
+  migratePlug: { readonly devices: readonly DeviceRef[] };
   /** Prometheus' text exposition format. */
   metrics: { text: string };
   audit: AuditEntry[];
@@ -202,8 +208,10 @@ export const READ_ONLY = {
   netPortList: true,
   netPortDumpxml: true,
   migrate: false,
+  migrateCheck: false,
   migrateIncoming: false,
   migrateFinish: false,
+  migratePlug: false,
   metrics: true,
   audit: true,
   version: true,

@@ -227,6 +227,21 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
         ...(req.body.timeoutS === undefined ? {} : { timeoutMs: Math.round(req.body.timeoutS * 1000) }),
       }),
   );
+  app.post<{ Body: { xml: string } }>(
+    '/migrations/check',
+    {
+      config: { action: 'migrateCheck' },
+      schema: {
+        body: {
+          type: 'object',
+          required: ['xml'],
+          additionalProperties: false,
+          properties: { xml: { type: 'string' } },
+        },
+      },
+    },
+    (req) => run({ kind: 'migrateCheck', xml: req.body.xml }),
+  );
   app.post<{ Body: IncomingRequest }>(
     '/migrations/incoming',
     {
@@ -261,6 +276,22 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
       },
     },
     (req) => run({ kind: 'migrateFinish', name: req.params.name, ok: req.body.ok }),
+  );
+  app.post<{ Params: { name: string }; Body: { xml: string } }>(
+    '/migrations/:name/plug',
+    {
+      config: { action: 'migratePlug' },
+      schema: {
+        params: nameParam,
+        body: {
+          type: 'object',
+          required: ['xml'],
+          additionalProperties: false,
+          properties: { xml: { type: 'string' } },
+        },
+      },
+    },
+    (req) => run({ kind: 'migratePlug', name: req.params.name, xml: req.body.xml }),
   );
 
   app.get<{ Headers: { 'last-event-id'?: string } }>('/events', { config: { access: 'read' } }, (req, reply) => {

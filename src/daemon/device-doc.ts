@@ -23,7 +23,9 @@ function inner(xml: string): string {
  * the base is a live definition (its aliases are kept).
  */
 export function withDocument(base: DomainDef, xml: string, live: boolean): DomainDef {
-  const doc = formatDomainXml(base, live ? { live: true } : { inactive: true });
+  // A live base in its status form: a network interface keeps its network and the VF it got
+  // (the live form would show it as a plain hostdev interface).
+  const doc = formatDomainXml(base, live ? { status: true } : { inactive: true });
   const at = doc.lastIndexOf('</devices>');
   const head = doc.slice(0, at);
   const offset = head.split('\n').length - 1;

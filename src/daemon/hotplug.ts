@@ -390,7 +390,7 @@ function isAddress(a: PciAddress | undefined): a is PciAddress {
 export function refOf(
   d: { readonly alias?: string; readonly guestAddress?: PluggedDevice['guestAddress'] } & Partial<PluggedDevice>,
 ): DeviceRef {
-  const host = 'source' in d || 'mode' in d ? hostAddressOf(d as PluggedDevice) : undefined;
+  const host = 'source' in d || 'mode' in d || 'actual' in d ? hostAddressOf(d as PluggedDevice) : undefined;
   return {
     alias: d.alias ?? '',
     ...(d.guestAddress?.type === 'pci' ? { address: formatPciAddress(d.guestAddress) } : {}),

@@ -25,6 +25,9 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'migrateFinish':
       if (state !== 'migrating' && state !== 'shutoff') refuse(`it is ${state}, not arriving`);
       return;
+    case 'migratePlug':
+      if (state !== 'running') refuse(`it is ${state}`);
+      return;
     case 'undefine':
       if (state !== 'shutoff' && state !== 'crashed') refuse(`it is ${state}; destroy it first`);
       return;
@@ -71,6 +74,7 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'poolList':
     case 'poolDumpxml':
     case 'poolInfo':
+    case 'migrateCheck':
     case 'metrics':
     case 'audit':
     case 'version':

@@ -33,7 +33,11 @@ export function checkRunnable(def: DomainDef): void {
         n.line,
         'hostdev, network (hostdev networks), bridge, direct and user interfaces run today',
       );
-    if (n.virtualport)
+    // The device manager (pre)associates 802.1Qbh/802.1Qbg port profiles of a VF through its PF.
+    const vfProfile =
+      (n.type === 'hostdev' || n.type === 'network') &&
+      (n.virtualport?.type === '802.1Qbh' || n.virtualport?.type === '802.1Qbg');
+    if (n.virtualport && !vfProfile)
       refuse(`<virtualport type='${n.virtualport.type ?? ''}'> on <interface type='${n.type}'>`, n.line);
   }
   for (const h of def.devices.hostdevs) {

@@ -131,7 +131,8 @@ const liveDefinition: Stage = {
   name: 'live definition',
   run: (s, deps) => {
     s.live = prepareLiveDef(s.pooled ?? need(s.withChains), spareOption(deps));
-    s.requests = hostdevRequests(s.live);
+    // An incoming migration's port profiles are only pre-associated until it finishes here.
+    s.requests = hostdevRequests(s.live, { incoming: s.incoming === true });
   },
 };
 

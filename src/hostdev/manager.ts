@@ -24,6 +24,7 @@ import type { DeviceRecord, JournalState, Step, StepStatus } from './steps.ts';
  *   release(domain, devices?)      give back some (by alias, optionally with the generation the
  *                                  caller was given) or all of a domain's devices
  *   held(domain)                   what a domain holds now (after a daemon restart too)
+ *   associateIncoming(domain)      an incoming migration's pre-associated port profiles associated
  *   recover(running)               after a restart: undo prepares that did not commit, finish
  *                                  releases that started, release what non-running domains hold
  *   detach / reattach / reset / setVfCount / check    the node-device operations
@@ -80,6 +81,35 @@ export class HostdevManager {
       const targets = pick(recordsOf(this.#journal.state, domain), domain, devices);
       await this.#release(targets);
       return targets.map((d) => d.alias);
+    });
+  }
+
+  /**
+   * An incoming migration's guest is about to run here: every port profile its prepare only
+   * pre-associated is now associated (libvirt's qemuMigrationDstVPAssociatePortProfiles, before
+   * the guest's CPUs run). Each device's record is rewritten after its association, so the
+   * journal says what the switch was asked last; the undo (disassociate) is the same either way.
+   * Returns the aliases associated.
+   */
+  associateIncoming(domain: string): Promise<string[]> {
+    return this.#serial(async () => {
+      const done: string[] = [];
+      for (const d of recordsOf(this.#journal.state, domain)) {
+        if (d.state !== 'prepared') continue;
+        const pending = d.steps.filter((s) => s.step.kind === 'associate-port' && s.step.incoming);
+        if (pending.length === 0) continue;
+        for (const { step } of pending) {
+          if (step.kind !== 'associate-port') continue;
+          await this.#host.associatePort(step.pfNetdev, step.vf, step.profile, false);
+          this.#log.info({ domain, step: { ...step, incoming: false } }, 'hostdev port associated');
+        }
+        const steps = d.steps.map((s) =>
+          s.step.kind === 'associate-port' && s.step.incoming ? { ...s, step: { ...s.step, incoming: false } } : s,
+        );
+        await this.#put([{ ...d, steps }]);
+        done.push(d.alias);
+      }
+      return done;
     });
   }
 

@@ -324,6 +324,28 @@ export class Pools {
     return grants;
   }
 
+  /** What `allocate` would give now, all or none, reserving nothing (a migration's check on its
+   *  destination): two wants of one pool never get the same member. */
+  probe(wants: readonly PoolWant[], view: HostView, leases: LeaseHolder): Member[] {
+    const chosen = new Set<string>();
+    return wants.map((w) => {
+      const e = this.#active(w.ref);
+      const def = e.running ?? e.def;
+      const m = chooseMember(
+        w.ref,
+        this.#membersOf(def, view),
+        {
+          holder: (bdf) => (chosen.has(bdf) ? 'this migration' : (this.holder(bdf) ?? leases(bdf))),
+          quarantined: (bdf) => e.quarantined.has(bdf),
+          problem: (x) => memberProblem(x, view, healthRules(def)),
+        },
+        w.request,
+      );
+      chosen.add(m.bdf);
+      return m;
+    });
+  }
+
   /** Gives back what the pools gave `domain` (only `devices` when given). A quarantine pool
    *  holds the device out until nodedev-release. */
   async release(domain: string, devices?: readonly string[]): Promise<Released[]> {

@@ -42,8 +42,10 @@
  *   POST   /native            {xml}      -> NativeArgv            (domxml-to-native)
  *   GET    /events                        -> text/event-stream of DaemonEvent
  *   POST   /domains/:name/migrate {dest, live?, unplugHostdevs?, timeoutS?} -> MigrationReport
+ *   POST   /migrations/check {xml}  -> CheckReply                         (daemon to daemon)
  *   POST   /migrations/incoming {xml, listenHost, tls}  -> IncomingReply   (daemon to daemon)
  *   POST   /migrations/:name/finish {ok}  -> FinishReply                   (daemon to daemon)
+ *   POST   /migrations/:name/plug {xml}  -> {devices}                      (daemon to daemon)
  *   GET    /metrics                       -> Prometheus text exposition (text/plain; version=0.0.4)
  *   GET    /audit?since=&device=&limit=   -> AuditEntry[]         (the host changes, oldest first)
  *
@@ -358,6 +360,7 @@ export type MigrationPhase =
   | 'transfer'
   | 'unplugged'
   | 'confirm'
+  | 'replugged'
   | 'done'
   | 'rolled-back'
   | 'failed';
@@ -397,6 +400,13 @@ export interface MigrationReport {
   readonly vfLessMs?: number;
   readonly statuses: readonly string[];
   readonly unplugged: readonly string[];
+  /** --unplug-hostdevs: the devices plugged again on the destination, each with its new device. */
+  readonly replugged?: readonly DeviceRef[];
+  /** --unplug-hostdevs: from the source's unplug request to the destination's device_add done (ms,
+   *  the source's clock): how long the guest was without them. */
+  readonly unplugGapMs?: number;
+  /** --unplug-hostdevs: why the destination could not plug them again (the guest runs there without). */
+  readonly replugError?: string;
   /** Each phase's start, ms after the request. */
   readonly phases: readonly { readonly phase: MigrationPhase; readonly atMs: number }[];
 }
@@ -408,6 +418,17 @@ export interface IncomingRequest {
   readonly listenHost: string;
   /** The stream goes over TLS (both daemons have a TLS identity). */
   readonly tls: boolean;
+}
+
+/** What a destination would give an incoming guest now (its check, nothing taken). */
+export interface CheckReply {
+  readonly devices: readonly {
+    readonly alias: string;
+    /** The host PCI device, DDDD:BB:SS.F. */
+    readonly address: string;
+    /** The network or device pool it would come from (absent for a device named by address). */
+    readonly pool?: string;
+  }[];
 }
 
 export interface IncomingReply {

@@ -146,12 +146,14 @@ const EXAMPLES: Readonly<
   netPortList: { method: 'GET', path: '/networks/pool0/ports' },
   netPortDumpxml: { method: 'GET', path: '/networks/pool0/ports/7a4c6b0e-3c53-4a0e-9f55-6c1f3c3c0001/xml' },
   migrate: { method: 'POST', path: '/domains/web1/migrate', body: { dest: 'unix:/nonexistent.sock' } },
+  migrateCheck: { method: 'POST', path: '/migrations/check', body: { xml: '<domain/>' } },
   migrateIncoming: {
     method: 'POST',
     path: '/migrations/incoming',
     body: { xml: '<domain/>', listenHost: '127.0.0.1', tls: false },
   },
   migrateFinish: { method: 'POST', path: '/migrations/web1/finish', body: { ok: false } },
+  migratePlug: { method: 'POST', path: '/migrations/web1/plug', body: { xml: '<devices/>' } },
   metrics: { method: 'GET', path: '/metrics' },
   audit: { method: 'GET', path: '/audit?device=0000:06:02.3&limit=10' },
 };

@@ -6,13 +6,15 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
+import { readNetlink } from '../../src/host/sim/state.ts';
 import { readSwitch } from '../../src/host/sim/switch.ts';
 import { Client } from '../../src/protocol/client.ts';
 import type { DaemonEvent, DomainSummary, MigrationReport } from '../../src/protocol/wire.ts';
 import { type CertFiles, identity, makeCa, makeLeaf } from '../helpers/certs.ts';
 import { startDaemon, type TestDaemon, vfRow, vfState } from '../helpers/daemon.ts';
+import type { GuestNic } from './helpers/console.ts';
 import { e2eGuest } from './helpers/guest.ts';
-import { consoleOf, enslavedVf, migratingGuestXml, noVf, waitRound } from './helpers/migration.ts';
+import { consoleOf, enslavedVf, migratingGuestXml, noVf, waitRound, watchPortRequests } from './helpers/migration.ts';
 
 /**
  * Live migration between two passthrud on one machine: two sim hosts with the same profile,
@@ -22,6 +24,7 @@ import { consoleOf, enslavedVf, migratingGuestXml, noVf, waitRound } from './hel
 const g = e2eGuest();
 const skip = typeof g === 'string' ? g : false;
 const PF = 'pci_0000_06_00_0';
+const PF_BDF = '0000:06:00.0';
 const VF = 3;
 const MAC = '52:54:00:fa:33:01';
 
@@ -134,7 +137,7 @@ test('a guest without host devices moves to the other daemon and runs there', { 
   await b.client.post(`/domains/${name}/destroy`);
 });
 
-test("failover: the VF leaves with the guest's help, the MAC follows, and the guest gets a VF of B enslaved again", {
+test("failover: the VF leaves with the guest's help, the MAC follows, the port profile is pre-associated on B, and the guest gets a VF of B enslaved again", {
   skip,
   timeout: 300_000,
 }, async (t) => {
@@ -142,17 +145,23 @@ test("failover: the VF leaves with the guest's help, the MAC follows, and the gu
   const name = 'mig-failover';
   const beforeA = vfState(await vfRow(a.client, PF, VF));
   const beforeB = vfState(await vfRow(b.client, PF, VF));
-  await a.client.post('/domains', { xml: migratingGuestXml(name, g, { mac: MAC, vf: VF }) });
+  await a.client.post('/domains', { xml: migratingGuestXml(name, g, { mac: MAC, vf: VF, portProfile: 'web' }) });
   await a.client.post(`/domains/${name}/start`);
   const consoleA = consoleOf(stateDir(a), name);
+  assert.equal(readNetlink(hostDir(a), PF_BDF).vfs.find((r) => r.vf === VF)?.port?.request, 'associate');
   await waitRound(consoleA, enslavedVf(MAC), 150_000, 'VF enslaved to the failover master on A');
   assert.equal((await vfRow(a.client, PF, VF)).mac, MAC);
 
   const evA = record(a);
   const evB = record(b);
   await Promise.all([evA.opened, evB.opened]);
+  const portsB = watchPortRequests(hostDir(b), PF_BDF, VF);
   const t0 = Date.now();
   const report = await a.client.post<MigrationReport>(`/domains/${name}/migrate`, { dest: tlsB, live: true });
+  // B's switch was asked to get ready for the guest before B's QEMU started (prepare), and to
+  // move it only when the guest arrived (finish); A's port is disassociated with its release.
+  assert.deepEqual(portsB.stop(), [undefined, 'preassociate-rr', 'associate']);
+  assert.equal(readNetlink(hostDir(a), PF_BDF).vfs.find((r) => r.vf === VF)?.port, undefined);
   t.diagnostic(`failover migration over TLS: ${JSON.stringify({ ...report, phases: undefined })}`);
   assert.deepEqual(report.unplugged, ['hostdev0']);
   assert.ok(report.statuses.includes('wait-unplug'), report.statuses.join(' > '));
@@ -280,12 +289,169 @@ test('the destination QEMU killed mid-migration: the guest runs on at the source
   for (let i = 0; i < 100 && (await settled()) === 'migrating'; i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(await settled(), 'shutoff');
   assert.deepEqual(vfState(await vfRow(a.client, PF, VF)), beforeA);
+  // The destination's pre-association was withdrawn; the source's port stays associated.
+  assert.equal(readNetlink(hostDir(a), PF_BDF).vfs.find((r) => r.vf === VF)?.port, undefined);
+  assert.equal(readNetlink(hostDir(b), PF_BDF).vfs.find((r) => r.vf === VF)?.port?.request, 'associate');
 });
 
 function readSwitchAny(host: string): string | undefined {
   for (const macs of Object.values(readSwitch(host).steering)) if (macs[MAC]) return macs[MAC];
   return undefined;
 }
+
+/** A hostdev network of one VF, listed by address: the two hosts list different VFs. */
+const oneVfNetwork = (fn: number): string => `<network>
+  <name>vfs</name>
+  <forward mode='hostdev' managed='yes'>
+    <address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x${fn}'/>
+  </forward>
+</network>`;
+
+test("a network's VF: the check asks B for a free VF of its same-named network, and the guest arrives on B's VF (another address)", {
+  skip,
+  timeout: 300_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = 'mig-net';
+  const mac = '52:54:00:fa:33:0e';
+  const [vfA, vfB] = [1, 6];
+  for (const [d, fn] of [
+    [a, vfA],
+    [b, vfB],
+  ] as const) {
+    await d.client.post('/networks', { xml: oneVfNetwork(fn) });
+    await d.client.post('/networks/vfs/start');
+  }
+  const beforeA = vfState(await vfRow(a.client, PF, vfA));
+  try {
+    await a.client.post('/domains', { xml: migratingGuestXml(name, g, { mac, network: 'vfs' }) });
+    await a.client.post(`/domains/${name}/start`);
+    await waitRound(consoleOf(stateDir(a), name), enslavedVf(mac), 150_000, 'VF enslaved on A');
+    assert.equal((await vfRow(a.client, PF, vfA)).mac, mac);
+
+    // B's only VF of 'vfs' busy: the check refuses with libvirt's words, nothing moves.
+    const blocker = 'mig-net-blocker';
+    await b.client.post('/domains', {
+      xml: migratingGuestXml(blocker, g, { mac: '52:54:00:fa:33:0f', network: 'vfs' }),
+    });
+    await b.client.post(`/domains/${blocker}/start`);
+    const evA = record(a);
+    await evA.opened;
+    await assert.rejects(a.client.post(`/domains/${name}/migrate`, { dest: tlsB, live: true }), (e: unknown) => {
+      t.diagnostic(`refused: ${(e as Error).message}`);
+      return (
+        e instanceof PassthruError &&
+        e.message.includes('requires exclusive access to interfaces, but none are available')
+      );
+    });
+    evA.stop();
+    assert.ok(!evA.events.some((e) => e.type === 'migration' && e.phase === 'prepare'), 'refused at the check');
+    assert.equal((await summary(a, name))?.state, 'running');
+    assert.equal((await summary(b, name))?.state ?? 'undefined', 'undefined');
+    await b.client.post(`/domains/${blocker}/destroy`);
+
+    const report = await a.client.post<MigrationReport>(`/domains/${name}/migrate`, { dest: tlsB, live: true });
+    t.diagnostic(`network VF migration: ${JSON.stringify({ ...report, phases: undefined })}`);
+    assert.deepEqual(report.unplugged, ['hostdev0']);
+    assert.equal((await summary(b, name))?.state, 'running');
+    // B gave its own VF of 'vfs' (function 6), programmed with the guest's MAC; A's is restored.
+    assert.equal((await vfRow(b.client, PF, vfB)).mac, mac);
+    assert.deepEqual(vfState(await vfRow(a.client, PF, vfA)), beforeA);
+    const { xml: live } = await b.client.get<{ xml: string }>(`/domains/${name}/xml`);
+    assert.match(live, /<interface type='hostdev'[^>]*>[\s\S]*function='0x6'/);
+    await waitRound(consoleOf(stateDir(b), name), enslavedVf(mac), 150_000, 'VF of B enslaved on B');
+    const swB = readSwitch(hostDir(b)).moves.filter((m) => m.mac === mac);
+    assert.deepEqual(
+      swB.map((m) => m.to),
+      ['standby', `vf${vfB}`],
+    );
+    await b.client.post(`/domains/${name}/destroy`);
+  } finally {
+    for (const d of [a, b]) {
+      await d.client.post('/networks/vfs/destroy').catch(() => undefined);
+      await d.client.delete('/networks/vfs').catch(() => undefined);
+    }
+  }
+});
+
+test('--unplug-hostdevs: the pool VF leaves before the migration, a VF of B comes back with the same MAC, the gap is reported; a VF named by address blocks', {
+  skip,
+  timeout: 300_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = 'mig-unplug';
+  const mac = '52:54:00:fa:33:1a';
+  const [vfA, vfB] = [2, 7];
+  for (const [d, fn] of [
+    [a, vfA],
+    [b, vfB],
+  ] as const) {
+    await d.client.post('/networks', { xml: oneVfNetwork(fn) });
+    await d.client.post('/networks/vfs/start');
+  }
+  const beforeA = vfState(await vfRow(a.client, PF, vfA));
+  const blocker = 'mig-unplug-byaddr';
+  try {
+    // A VF named by its host address has no pool on B to come from: libvirt's refusal.
+    const byAddress = migratingGuestXml(blocker, g, { mac: '52:54:00:fa:33:1b', vf: 4 }).replace(
+      /\s*<teaming type='(transient|persistent)'[^>]*\/>/g,
+      '',
+    );
+    await a.client.post('/domains', { xml: byAddress });
+    await a.client.post(`/domains/${blocker}/start`);
+    await assert.rejects(
+      a.client.post(`/domains/${blocker}/migrate`, { dest: tlsB, live: true, unplugHostdevs: true }),
+      (e: unknown) =>
+        e instanceof PassthruError && e.message === "cannot migrate a domain with <interface type='hostdev'>",
+    );
+    await a.client.post(`/domains/${blocker}/destroy`);
+
+    await a.client.post('/domains', { xml: migratingGuestXml(name, g, { mac, network: 'vfs', failover: false }) });
+    await a.client.post(`/domains/${name}/start`);
+    const consoleA = consoleOf(stateDir(a), name);
+    const withNic = (r: GuestNic[]) => r.some((n) => n.driver === 'e1000e' && n.mac === mac);
+    await waitRound(consoleA, withNic, 150_000, 'the VF on A');
+    // Without the flag a pool VF without a standby blocks, and the hint names the flag.
+    await assert.rejects(a.client.post(`/domains/${name}/migrate`, { dest: tlsB, live: true }), (e: unknown) => {
+      assert.ok(e instanceof PassthruError);
+      assert.equal(e.message, "cannot migrate a domain with <interface type='hostdev'>");
+      assert.match(e.hint ?? '', /--unplug-hostdevs/);
+      return true;
+    });
+
+    const report = await a.client.post<MigrationReport>(`/domains/${name}/migrate`, {
+      dest: tlsB,
+      live: true,
+      unplugHostdevs: true,
+    });
+    t.diagnostic(`unplug/replug migration: ${JSON.stringify({ ...report, phases: report.phases })}`);
+    assert.deepEqual(report.unplugged, ['hostdev0']);
+    assert.deepEqual(
+      report.replugged?.map((r) => [r.alias, r.host]),
+      [['hostdev0', `0000:06:02.${vfB}`]],
+    );
+    assert.ok((report.unplugGapMs ?? 0) > 0, 'the gap is reported');
+    assert.equal((await summary(a, name))?.state, 'shutoff');
+    assert.equal((await summary(b, name))?.state, 'running');
+    assert.equal((await vfRow(b.client, PF, vfB)).mac, mac);
+    assert.deepEqual(vfState(await vfRow(a.client, PF, vfA)), beforeA);
+
+    // The guest saw the NIC leave (on A) and come back with its MAC (on B).
+    const roundsA = await waitRound(consoleA, () => true, 1_000, 'rounds on A');
+    const firstA = roundsA.findIndex(withNic);
+    assert.ok(roundsA.slice(firstA + 1).some(noVf), 'a round on A without the VF after the unplug');
+    const roundsB = await waitRound(consoleOf(stateDir(b), name), withNic, 150_000, 'the VF back on B');
+    const backAt = roundsB.findIndex(withNic);
+    t.diagnostic(`B rounds before the VF came back: ${backAt}`);
+    await b.client.post(`/domains/${name}/destroy`);
+  } finally {
+    await a.client.post(`/domains/${blocker}/destroy`).catch(() => undefined);
+    for (const d of [a, b]) {
+      await d.client.post('/networks/vfs/destroy').catch(() => undefined);
+      await d.client.delete('/networks/vfs').catch(() => undefined);
+    }
+  }
+});
 
 test('a peer without a certificate from the CA cannot ask for a migration', { skip, timeout: 60_000 }, async () => {
   if (typeof g === 'string') return;

@@ -92,12 +92,61 @@ test('every attribute from the XML reaches the VF, the port profile is associate
   }
 });
 
-test('incoming migration pre-associates the port profile', async () => {
-  const { kernel, m, done } = await setup('mellanox-cx5');
+test('incoming migration pre-associates the port profile, associates it when the guest arrives, and release disassociates', async () => {
+  const { kernel, host, m, done } = await setup('mellanox-cx5');
   try {
+    const before = await simSnapshot(host);
     await m.prepare('web1', hostdevRequests(domain(RICH), { incoming: true }));
     assert.equal((await kernel.vfPortStatus('ens3f0np0', 2))?.request, 'preassociate-rr');
+    assert.deepEqual(await m.associateIncoming('web1'), ['ua-qbh']);
+    assert.deepEqual(await kernel.vfPortStatus('ens3f0np0', 2), {
+      profile: { type: '802.1Qbh', profileid: 'finance', instanceUuid: UUID },
+      request: 'associate',
+      response: 'success',
+    });
+    // Nothing left to associate: a second call asks the switch nothing.
+    assert.deepEqual(await m.associateIncoming('web1'), []);
     await m.release('web1');
+    assert.deepEqual(snapshotDiff(before, await simSnapshot(host)), []);
+  } finally {
+    await done();
+  }
+});
+
+test('802.1Qbg: PREASSOCIATE for an incoming migration, then ASSOCIATE', async () => {
+  const { kernel, m, done } = await setup('mellanox-cx5');
+  try {
+    const qbg = `<interface type='hostdev' managed='yes'>
+  <mac address='52:54:00:00:10:03'/>
+  <source>${pci('0x3b', '0x00', '0x5')}</source>
+  <virtualport type='802.1Qbg'><parameters managerid='11' typeid='1193047' typeidversion='2' instanceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'/></virtualport>
+</interface>`;
+    await m.prepare('web1', hostdevRequests(domain(qbg), { incoming: true }));
+    assert.equal((await kernel.vfPortStatus('ens3f0np0', 3))?.request, 'preassociate');
+    await m.associateIncoming('web1');
+    assert.equal((await kernel.vfPortStatus('ens3f0np0', 3))?.request, 'associate');
+    await m.release('web1');
+    assert.equal(await kernel.vfPortStatus('ens3f0np0', 3), undefined);
+  } finally {
+    await done();
+  }
+});
+
+test('a switch that refuses the association of an arrived guest: the error says so, the pre-association is withdrawn, release restores the host', async () => {
+  const { kernel, host, m, done } = await setup('mellanox-cx5');
+  try {
+    const before = await simSnapshot(host);
+    await m.prepare('web1', hostdevRequests(domain(RICH), { incoming: true }));
+    await setSwitchAnswer(host, 'finance', { answer: 'failure', response: 'insufficient-resources' });
+    await assert.rejects(m.associateIncoming('web1'), (e: unknown) => {
+      assert.ok(e instanceof PassthruError);
+      assert.match(e.message, /cannot associate VF 2 of PF ens3f0np0 with 802.1Qbh port profile 'finance'/);
+      return true;
+    });
+    await m.release('web1');
+    assert.equal(await kernel.vfPortStatus('ens3f0np0', 2), undefined);
+    const diff = snapshotDiff(before, await simSnapshot(host)).filter((d) => !d.includes('switch.json'));
+    assert.deepEqual(diff, []);
   } finally {
     await done();
   }

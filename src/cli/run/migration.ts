@@ -77,6 +77,10 @@ export function summary(r: MigrationReport): string {
     `Migration of '${r.name}' to ${r.dest}: done`,
     `  total ${ms(r.totalMs)}, QEMU ${ms(r.qemuTotalMs)}, downtime ${ms(r.downtimeMs)}` +
       (r.vfLessMs === undefined ? '' : `, VF-less window ${ms(r.vfLessMs)}`),
+    ...(r.unplugGapMs === undefined
+      ? []
+      : [`  unplugged ${r.unplugged.join(', ')} and plugged again on the destination after ${ms(r.unplugGapMs)}`]),
+    ...(r.replugError === undefined ? [] : [`  the destination could not plug them again: ${r.replugError}`]),
     '',
   ].join('\n');
 }

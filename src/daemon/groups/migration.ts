@@ -1,10 +1,15 @@
 import type { HandlerGroup } from '../context.ts';
+import { checkIncoming } from '../migration/check-incoming.ts';
 import { finishIncoming, prepareIncoming } from '../migration/destination.ts';
 import { migrateOut } from '../migration/source.ts';
+import { plugFromPools } from '../migration/unplug.ts';
 
-/** Migration: the source's one action, and the destination's two phases (daemon to daemon). */
+/** Migration: the source's one action, and the destination's three phases (daemon to daemon). */
 export const migrationHandlers = {
   migrate: (a, ctx) => migrateOut(a, ctx),
+  migrateCheck: (a, ctx) => checkIncoming(a, ctx),
   migrateIncoming: (a, ctx) => prepareIncoming(a, ctx),
   migrateFinish: (a, ctx) => finishIncoming(a, ctx),
-} satisfies HandlerGroup<'migrate' | 'migrateIncoming' | 'migrateFinish'>;
+  migratePlug: (a, ctx) =>
+    ctx.domains.locked(a, a.name, async (obj) => ({ devices: await plugFromPools(ctx, obj, a.xml) })),
+} satisfies HandlerGroup<'migrate' | 'migrateCheck' | 'migrateIncoming' | 'migrateFinish' | 'migratePlug'>;

@@ -10,6 +10,7 @@ import { onExit } from '../groups/domains.ts';
 import { destroyRun } from '../runs.ts';
 import { startDomain } from '../start.ts';
 import type { DomainStatus } from '../store.ts';
+import { refuseInTheWay } from './check-incoming.ts';
 import { type FailoverPrimary, failoverPrimaries } from './checks.ts';
 import { primaryPlugged, steer } from './datapath.ts';
 import { addStreamTls } from './stream-tls.ts';
@@ -44,13 +45,8 @@ function pendingOf(ctx: DaemonContext): Map<string, Incoming> {
 
 export async function prepareIncoming(a: ActionOf<'migrateIncoming'>, ctx: DaemonContext): Promise<IncomingReply> {
   const def = parseDefinition(a.xml, 'migration XML');
+  refuseInTheWay(ctx, def);
   const existing = ctx.domains.find(def.name);
-  if (existing?.def.uuid && def.uuid && existing.def.uuid !== def.uuid) {
-    throw new PassthruError(
-      'DOMAIN_EXISTS',
-      `domain ${def.name} already exists on the destination with uuid ${existing.def.uuid}, not ${def.uuid}`,
-    );
-  }
   if (a.tls && !ctx.peers.tls) {
     throw new PassthruError('OPERATION_INVALID', 'the destination has no TLS identity for the migration stream');
   }
@@ -152,20 +148,33 @@ export async function finishIncoming(a: ActionOf<'migrateFinish'>, ctx: DaemonCo
     state?.stop();
     const run = obj.run;
     const primaries = run ? failoverPrimaries(run.live) : [];
-    if (!a.ok || !run) {
+    const giveBack = async (): Promise<void> => {
       if (run) await destroyRun(ctx.runs, run);
       obj.run = undefined;
       obj.state = 'shutoff';
       for (const p of primaries) await steer(ctx, p, 'none', 'incoming migration rolled back');
       if (state?.added) ctx.domains.delete(a.name);
       ctx.events.emit({ type: 'migration', name: a.name, role: 'destination', phase: 'rolled-back' });
+    };
+    if (!a.ok || !run) {
+      await giveBack();
       if (a.ok) throw new PassthruError('QEMU_FAILED', `the incoming QEMU of domain ${a.name} is gone`);
       return { name: a.name, state: 'shutoff' };
+    }
+    // The switch moves the guest's port profiles here before its CPUs run (libvirt's order);
+    // a switch that refuses sends the guest back to the source, which still has it.
+    try {
+      const associated = await ctx.runs.hostdevs.associateIncoming(a.name);
+      if (associated.length > 0) ctx.log.info({ domain: a.name, associated }, 'port profiles associated');
+    } catch (err) {
+      await giveBack();
+      throw err;
     }
     // The guest is ours from here: its status loses `incoming` before it runs, so that a
     // restart in between adopts it rather than stopping the only copy.
     const status = withoutIncoming(run.status);
     await ctx.store.saveStatus(status);
+    run.status = status; // a later hot-plug writes the status from this one
     await ctx.store.saveConfig(a.name, formatDefinition(run.live, true));
     obj.def = run.live;
     await run.proc.qmp.execute('cont');

@@ -1,6 +1,9 @@
 import { asPassthruError, PassthruError } from '../../conf/error.ts';
 import { Client, parseEndpoint } from '../../protocol/client.ts';
+import { formatDomainXml } from '../../conf/domain/format.ts';
 import type {
+  CheckReply,
+  DeviceRef,
   FinishReply,
   IncomingReply,
   MigrationEvent,
@@ -10,12 +13,12 @@ import type {
 import { type MigrationResult, sendMigration } from '../../qemu/migration.ts';
 import type { ActionOf } from '../actions.ts';
 import type { DaemonContext } from '../context.ts';
-import { formatDefinition } from '../definitions.ts';
 import type { DomainObj } from '../domain-table.ts';
 import { destroyRun } from '../runs.ts';
 import { checkMigratable, failoverPrimaries } from './checks.ts';
 import { steer, waitPlugged } from './datapath.ts';
 import { addStreamTls } from './stream-tls.ts';
+import { devicesDocument, plugFromPools, poolDevices, unplugPoolDevices } from './unplug.ts';
 
 /**
  * The source's side, in libvirt's order (qemu_migration.c: Begin, Prepare on the destination,
@@ -27,6 +30,8 @@ import { addStreamTls } from './stream-tls.ts';
  * QEMU plugs the source's VF back.
  */
 const PEER_TIMEOUT_MS = 120_000;
+/** How long the guest has to let go of a device --unplug-hostdevs unplugs. */
+const UNPLUG_WAIT_MS = 30_000;
 
 export function migrateOut(a: ActionOf<'migrate'>, ctx: DaemonContext): Promise<MigrationReport> {
   return ctx.domains.locked(a, a.name, (obj) => migrateLocked(a, ctx, obj));
@@ -36,6 +41,8 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
   const t0 = performance.now();
   const phases: { phase: MigrationPhase; atMs: number }[] = [];
   let unpluggedAt: number | undefined;
+  /** --unplug-hostdevs: when the source asked the guest to let go of its pool devices. */
+  let unplugStart: number | undefined;
   const emit = (phase: MigrationPhase, extra: Partial<MigrationEvent> = {}): void => {
     if (phases.at(-1)?.phase !== phase) {
       phases.push({ phase, atMs: Math.round(performance.now() - t0) });
@@ -46,7 +53,9 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
       name: a.name,
       role: 'source',
       phase,
-      ...(unpluggedAt === undefined ? {} : { vfLessMs: Date.now() - unpluggedAt }),
+      ...((unpluggedAt ?? unplugStart) === undefined
+        ? {}
+        : { vfLessMs: Date.now() - (unpluggedAt ?? unplugStart ?? 0) }),
       ...extra,
     });
   };
@@ -54,7 +63,7 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
   if (!run) throw new PassthruError('OPERATION_INVALID', `domain ${a.name} is not running`);
 
   emit('check');
-  checkMigratable(run.live);
+  checkMigratable(run.live, { unplug: a.unplugHostdevs === true });
   const endpoint = parseEndpoint(a.dest);
   if (endpoint.kind === 'tls' && !ctx.peers.tls) {
     throw new PassthruError('OPERATION_INVALID', `migration to ${a.dest} needs this daemon's TLS identity`, {
@@ -67,18 +76,42 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
   const primaries = failoverPrimaries(run.live);
   const qmp = run.proc.qmp;
 
-  emit('prepare');
+  // --unplug-hostdevs: the pool devices leave before the migration and come back after (unplug.ts).
+  const toUnplug = a.unplugHostdevs === true ? poolDevices(run.live) : [];
+  const unplugDoc = toUnplug.length === 0 ? undefined : devicesDocument(toUnplug);
+  let unplugDone = false;
+  const replugHere = async (): Promise<void> => {
+    if (unplugDoc === undefined || !unplugDone) return;
+    const back = await plugFromPools(ctx, obj, unplugDoc);
+    emit('replugged', { detail: `on the source: ${describeRefs(back)}` });
+  };
+
+  // The migratable XML: aliases and guest addresses kept, a network's or pool's device left out
+  // (the destination takes one from its same-named network or pool). The check sees the devices
+  // to unplug too: the destination must have them free for after.
   obj.state = 'migrating';
   let incoming: IncomingReply;
+  let xml = formatDomainXml(run.live, { migratable: true });
   try {
+    const check = await peer.post<CheckReply>('/migrations/check', { xml }, { timeoutMs: PEER_TIMEOUT_MS });
+    if (check.devices.length > 0) emit('check', { detail: describeDevices(check) });
+    if (toUnplug.length > 0) {
+      unplugStart = Date.now();
+      await unplugPoolDevices(ctx, obj, toUnplug, UNPLUG_WAIT_MS);
+      unplugDone = true;
+      emit('unplugged', { detail: toUnplug.map((d) => d.alias ?? '?').join(', ') });
+      xml = formatDomainXml(run.live, { migratable: true });
+    }
+    emit('prepare');
     incoming = await peer.post<IncomingReply>(
       '/migrations/incoming',
-      { xml: formatDefinition(run.live, false), listenHost, tls: useTls },
+      { xml, listenHost, tls: useTls },
       { timeoutMs: PEER_TIMEOUT_MS },
     );
   } catch (err) {
     // Nothing moved: the destination refused (no free VF, domain running there) or is away.
     obj.state = 'running';
+    await replugHere().catch((e: unknown) => replugFailed(ctx, a, e));
     emit('failed', { detail: asPassthruError(err).message });
     throw err;
   }
@@ -105,7 +138,7 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
       onProgress: (p) => emit('transfer', { status: p.status, ramTransferred: p.ramTransferred, ramTotal: p.ramTotal }),
     });
   } catch (err) {
-    await rollBack(ctx, a, obj, finish, unpluggedAt !== undefined);
+    await rollBack(ctx, a, obj, finish, unpluggedAt !== undefined, replugHere);
     emit('rolled-back', { detail: asPassthruError(err).message });
     throw err;
   }
@@ -117,12 +150,24 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
   } catch (err) {
     // The destination could not run the guest: the source still has it (postmigrate).
     await finish(false).catch(() => undefined);
-    await rollBack(ctx, a, obj, () => Promise.resolve({ name: a.name, state: 'shutoff' }), unpluggedAt !== undefined);
+    await rollBack(
+      ctx,
+      a,
+      obj,
+      () => Promise.resolve({ name: a.name, state: 'shutoff' }),
+      unpluggedAt !== undefined,
+      replugHere,
+    );
     emit('rolled-back', { detail: asPassthruError(err).message });
     throw err;
   }
 
-  // Confirmed: the guest runs on the destination; the source's QEMU stops and its VF goes back.
+  // Confirmed: the guest runs on the destination, which plugs the unplugged devices from its own
+  // pools first (the guest's gap ends there); the source's QEMU stops and its VF goes back.
+  const replug = unplugDoc === undefined ? undefined : await replugThere(peer, a.name, unplugDoc);
+  if (replug?.devices) emit('replugged', { detail: `on the destination: ${describeRefs(replug.devices)}` });
+  if (replug?.error) emit('failed', { detail: `the destination could not plug the devices again: ${replug.error}` });
+  const unplugGapMs = replug?.devices && unplugStart !== undefined ? Date.now() - unplugStart : undefined;
   await destroyRun(ctx.runs, run);
   obj.run = undefined;
   obj.state = 'shutoff';
@@ -140,7 +185,10 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
     ...(result.downtimeMs === undefined ? {} : { downtimeMs: result.downtimeMs }),
     ...(vfLessMs === undefined ? {} : { vfLessMs }),
     statuses: result.statuses,
-    unplugged: result.unpluggedPrimaries,
+    unplugged: [...toUnplug.map((d) => d.alias ?? '?'), ...result.unpluggedPrimaries],
+    ...(replug?.devices ? { replugged: replug.devices } : {}),
+    ...(unplugGapMs === undefined ? {} : { unplugGapMs }),
+    ...(replug?.error === undefined ? {} : { replugError: replug.error }),
     phases,
   };
 }
@@ -156,6 +204,7 @@ async function rollBack(
   obj: DomainObj,
   finish: (ok: boolean) => Promise<FinishReply>,
   unplugged: boolean,
+  replug: () => Promise<void>,
 ): Promise<void> {
   await finish(false).catch((err: unknown) => {
     ctx.log.error({ domain: a.name, err: asPassthruError(err).message }, 'destination did not confirm the rollback');
@@ -169,6 +218,7 @@ async function rollBack(
       ctx.log.error({ domain: a.name, err: asPassthruError(err).message }, 'source guest could not be resumed');
     });
   }
+  await replug().catch((e: unknown) => replugFailed(ctx, a, e));
   const primaries = failoverPrimaries(run.live);
   if (!unplugged || primaries.length === 0) return;
   const back = await waitPlugged(
@@ -184,4 +234,42 @@ async function rollBack(
       back ? 'rollback: primary plugged again' : 'rollback: primary not back',
     );
   }
+}
+
+/** "hostdev0 0000:06:02.3 (network vfs)": what the destination will give, for the check event. */
+function describeDevices(c: CheckReply): string {
+  return `destination devices: ${c.devices
+    .map((d) => `${d.alias} ${d.address}${d.pool === undefined ? '' : ` (${d.pool})`}`)
+    .join(', ')}`;
+}
+
+/** The destination plugs the devices the source unplugged; a refusal leaves the guest running there
+ *  without them (the migration itself is done), and is reported. */
+async function replugThere(
+  peer: Client,
+  name: string,
+  xml: string,
+): Promise<{ devices?: readonly DeviceRef[]; error?: string }> {
+  try {
+    const r = await peer.post<{ devices: readonly DeviceRef[] }>(
+      `/migrations/${encodeURIComponent(name)}/plug`,
+      { xml },
+      { timeoutMs: PEER_TIMEOUT_MS },
+    );
+    return { devices: r.devices };
+  } catch (err) {
+    return { error: asPassthruError(err).message };
+  }
+}
+
+function replugFailed(ctx: DaemonContext, a: ActionOf<'migrate'>, err: unknown): void {
+  ctx.log.error(
+    { domain: a.name, err: asPassthruError(err).message },
+    'the unplugged devices could not be plugged back',
+  );
+}
+
+/** "hostdev1 0000:06:02.6": the device each alias got. */
+function describeRefs(refs: readonly DeviceRef[]): string {
+  return refs.map((r) => `${r.alias}${r.host === undefined ? '' : ` ${r.host}`}`).join(', ');
 }

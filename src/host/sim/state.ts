@@ -16,6 +16,7 @@ import { parseProfile, type Profile } from './profile.ts';
  *   sim/netlink/<PF BDF>.port1.json  the second port's table (mlx4: one table per PF netdev)
  *   sim/faults.json             fault injection rules (sim/faults.ts)
  *   sim/switch.json             how the switch behind the PFs answers port profiles (SwitchConfig)
+ *   sim/steering.json           where the PFs' switches steer each guest MAC, and every move (switch.ts)
  */
 export interface SimHostState {
   readonly version: 1;

@@ -15,7 +15,7 @@ import { simDir } from './state.ts';
  * A real NIC's switch steers by the VF's MAC filter: while the MAC is programmed on the VF,
  * frames for it go to the VF even when no driver is there (a guest whose VF was unplugged loses
  * them); removing it lets the PF's FDB deliver them to the standby path. The sim keeps every
- * move with a sequence number and a time, in <root>/sim/switch.json, so a test (another
+ * move with a sequence number and a time, in <root>/sim/steering.json (beside the port-profile answers of switch.json), so a test (another
  * process) can read where each MAC was steered at every moment and in what order.
  */
 export type SteerTarget = `vf${number}` | 'standby' | 'none';
@@ -37,12 +37,12 @@ export interface SwitchState {
   readonly moves: readonly SwitchMove[];
 }
 
-const switchFile = (root: string): string => join(simDir(root), 'switch.json');
+const steeringFile = (root: string): string => join(simDir(root), 'steering.json');
 
 export function readSwitch(root: string): SwitchState {
   let text: string;
   try {
-    text = readFileSync(switchFile(root), 'utf8');
+    text = readFileSync(steeringFile(root), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { steering: {}, moves: [] };
     throw err;
@@ -50,7 +50,7 @@ export function readSwitch(root: string): SwitchState {
   try {
     return JSON.parse(text) as SwitchState;
   } catch (err) {
-    throw new PassthruError('STATE_CORRUPT', `sim switch file ${switchFile(root)} is not valid JSON`, { cause: err });
+    throw new PassthruError('STATE_CORRUPT', `sim switch file ${steeringFile(root)} is not valid JSON`, { cause: err });
   }
 }
 
@@ -63,7 +63,7 @@ export function steerMac(root: string, pf: string, mac: string, to: SteerTarget,
     const s = readSwitch(root);
     const steering = { ...s.steering, [pf]: { ...(s.steering[pf] ?? {}), [mac.toLowerCase()]: to } };
     const move: SwitchMove = { seq: s.moves.length + 1, at: Date.now(), pf, mac: mac.toLowerCase(), to, reason };
-    await atomicWriteFile(switchFile(root), `${JSON.stringify({ steering, moves: [...s.moves, move] }, null, 2)}\n`);
+    await atomicWriteFile(steeringFile(root), `${JSON.stringify({ steering, moves: [...s.moves, move] }, null, 2)}\n`);
   };
   const next = (queues.get(root) ?? Promise.resolve()).then(work, work);
   queues.set(

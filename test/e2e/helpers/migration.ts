@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readNetlink } from '../../../src/host/sim/state.ts';
 import { type GuestNic, GUEST_NIC_LINE } from './console.ts';
 import type { E2eGuest } from './guest.ts';
 
@@ -10,16 +11,35 @@ import type { E2eGuest } from './guest.ts';
 export function migratingGuestXml(
   name: string,
   g: E2eGuest,
-  o: { mac: string; vf?: number; memoryMiB?: number },
+  o: {
+    mac: string;
+    vf?: number;
+    memoryMiB?: number;
+    portProfile?: string;
+    network?: string;
+    /** false: the VF has no virtio standby (migrate --unplug-hostdevs moves it). */
+    failover?: boolean;
+  },
 ): string {
-  const primary =
-    o.vf === undefined
+  const virtualport =
+    o.portProfile === undefined
       ? ''
       : `
+      <virtualport type='802.1Qbh'><parameters profileid='${o.portProfile}'/></virtualport>`;
+  const primary =
+    o.network !== undefined
+      ? `
+    <interface type='network'>
+      <mac address='${o.mac}'/>
+      <source network='${o.network}'/>${o.failover === false ? '' : "\n      <teaming type='transient' persistent='ua-backup0'/>"}${virtualport}
+    </interface>`
+      : o.vf === undefined
+        ? ''
+        : `
     <interface type='hostdev' managed='yes'>
       <mac address='${o.mac}'/>
       <source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x${o.vf}'/></source>
-      <teaming type='transient' persistent='ua-backup0'/>
+      <teaming type='transient' persistent='ua-backup0'/>${virtualport}
     </interface>`;
   return `<domain type='kvm'>
   <name>${name}</name>
@@ -36,7 +56,7 @@ export function migratingGuestXml(
     <interface type='user'>
       <mac address='${o.mac}'/>
       <model type='virtio'/>
-      ${o.vf === undefined ? '' : "<teaming type='persistent'/>"}
+      ${(o.vf === undefined && o.network === undefined) || o.failover === false ? '' : "<teaming type='persistent'/>"}
       <alias name='ua-backup0'/>
     </interface>${primary}
   </devices>
@@ -84,3 +104,24 @@ export async function waitRound(
 export const enslavedVf = (mac: string) => (r: GuestNic[]) =>
   r.some((n) => n.driver === 'e1000e' && n.mac === mac && n.master !== '-');
 export const noVf = (r: GuestNic[]) => r.length > 0 && !r.some((n) => n.driver === 'e1000e');
+
+/** Every change of a VF's port-profile request on a sim host (read from its VF table file), from
+ *  now until stopped: what the switch behind the PF was asked, in order. */
+export function watchPortRequests(hostDir: string, pfBdf: string, vf: number): { stop(): (string | undefined)[] } {
+  const seen: (string | undefined)[] = [];
+  let on = true;
+  void (async () => {
+    while (on) {
+      const row = readNetlink(hostDir, pfBdf).vfs.find((r) => r.vf === vf);
+      const now = row?.port?.request;
+      if (seen.length === 0 || seen.at(-1) !== now) seen.push(now);
+      await sleep(20);
+    }
+  })();
+  return {
+    stop: () => {
+      on = false;
+      return seen;
+    },
+  };
+}
