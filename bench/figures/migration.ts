@@ -8,7 +8,7 @@ import type { MigrationReport } from '../../src/protocol/wire.ts';
 import { prepareLiveDef } from '../../src/qemu/live-def.ts';
 import { migrate } from '../../src/qemu/migration.ts';
 import { startDaemon, type TestDaemon } from '../../test/helpers/daemon.ts';
-import { waitForGuestNic } from '../../test/e2e/helpers/console.ts';
+import { type GuestNic, waitForGuestNic } from '../../test/e2e/helpers/console.ts';
 import { failoverPair, guestDomain, startGuest } from '../../test/e2e/helpers/guest-domain.ts';
 import { consoleOf, enslavedVf, migratingGuestXml, waitRound } from '../../test/e2e/helpers/migration.ts';
 import { type Figure, samples, skipped } from '../lib/figure.ts';
@@ -25,20 +25,33 @@ interface PassthruRun {
   total: number[];
   downtime: number[];
   vfLess: number[];
+  /** --unplug-hostdevs: unplug on the source -> device_add done on the destination. */
+  gap: number[];
 }
 
-async function passthruRuns(rounds: number): Promise<PassthruRun | string> {
+/** A hostdev network of one VF (each host's own), for the unplug/replug runs. */
+const NETWORK = `<network><name>vfs</name><forward mode='hostdev' managed='yes'>
+  <address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x5'/></forward></network>`;
+
+/** `failover`: a VF with a virtio standby (QEMU unplugs it); `unplug`: a network's VF without
+ *  one, moved by migrate --unplug-hostdevs (the guest is without it for the gap). */
+async function passthruRuns(rounds: number, mode: 'failover' | 'unplug'): Promise<PassthruRun | string> {
   const guest = findGuest();
   const qemu = findQemu();
   if (typeof guest === 'string') return guest;
   if (typeof qemu === 'string') return qemu;
   const dir = await mkdtemp(join(tmpdir(), 'pt-bench-mig-'));
   const daemons: TestDaemon[] = [];
-  const out: PassthruRun = { total: [], downtime: [], vfLess: [] };
+  const out: PassthruRun = { total: [], downtime: [], vfLess: [], gap: [] };
   try {
     for (const h of ['a', 'b']) {
       await createSimHost(join(dir, h, 'host'), 'intel-x710-2port');
-      daemons.push(await startDaemon(join(dir, h)));
+      const d = await startDaemon(join(dir, h));
+      daemons.push(d);
+      if (mode === 'unplug') {
+        await d.client.post('/networks', { xml: NETWORK });
+        await d.client.post('/networks/vfs/start');
+      }
     }
     const [a, b] = daemons as [TestDaemon, TestDaemon];
     const g = {
@@ -48,22 +61,27 @@ async function passthruRuns(rounds: number): Promise<PassthruRun | string> {
       append: guest.append,
       kernelVersion: '',
     };
-    await a.client.post('/domains', { xml: migratingGuestXml('bench-mig', g, { mac: MAC, vf: 1 }) });
+    const o = mode === 'failover' ? { mac: MAC, vf: 1 } : { mac: MAC, network: 'vfs', failover: false };
+    await a.client.post('/domains', { xml: migratingGuestXml('bench-mig', g, o) });
+    const ready =
+      mode === 'failover' ? enslavedVf(MAC) : (r: GuestNic[]) => r.some((n) => n.mac === MAC && n.driver === 'e1000e');
     await a.client.post('/domains/bench-mig/start');
     let [from, to] = [a, b];
     const state = (d: TestDaemon): string => join(dir, d === a ? 'a' : 'b', 'state');
-    await waitRound(consoleOf(state(from), 'bench-mig'), enslavedVf(MAC), 150_000, 'VF enslaved');
+    await waitRound(consoleOf(state(from), 'bench-mig'), ready, 150_000, 'VF ready');
     for (let i = 0; i < rounds; i++) {
       const r = await from.client.post<MigrationReport>('/domains/bench-mig/migrate', {
         dest: to.client.target,
         live: true,
+        ...(mode === 'unplug' ? { unplugHostdevs: true } : {}),
       });
+      if (r.unplugGapMs !== undefined) out.gap.push(r.unplugGapMs);
       out.total.push(r.totalMs);
       if (r.downtimeMs !== undefined) out.downtime.push(r.downtimeMs);
       if (r.vfLessMs !== undefined) out.vfLess.push(r.vfLessMs);
       [from, to] = [to, from];
       // The next migration starts once the guest has its VF again (a fresh console per host run).
-      await waitRound(consoleOf(state(from), 'bench-mig'), enslavedVf(MAC), 150_000, 'VF enslaved');
+      await waitRound(consoleOf(state(from), 'bench-mig'), ready, 150_000, 'VF ready');
     }
     await from.client.post('/domains/bench-mig/destroy');
   } finally {
@@ -109,6 +127,7 @@ async function rawRuns(rounds: number): Promise<number[] | string> {
 }
 
 let once: ReturnType<typeof passthruRuns> | undefined;
+let onceUnplug: ReturnType<typeof passthruRuns> | undefined;
 const LIBVIRT = 'libvirt: 630 ms for a 256 MiB guest without VF (peer measurements)';
 
 export default [
@@ -116,7 +135,7 @@ export default [
     id: 'migration.failover.total',
     title: 'failover migration of a 256 MiB guest between two daemons: request -> source released',
     measure: async (ctx) => {
-      const r = await (once ??= passthruRuns(ctx.rounds(4)));
+      const r = await (once ??= passthruRuns(ctx.rounds(4), 'failover'));
       ctx.note(LIBVIRT);
       return typeof r === 'string' ? skipped(r) : samples('ms', r.total);
     },
@@ -125,7 +144,7 @@ export default [
     id: 'migration.failover.downtime',
     title: "failover migration: QEMU's downtime (guest paused)",
     measure: async (ctx) => {
-      const r = await (once ??= passthruRuns(ctx.rounds(4)));
+      const r = await (once ??= passthruRuns(ctx.rounds(4), 'failover'));
       return typeof r === 'string' ? skipped(r) : samples('ms', r.downtime);
     },
   },
@@ -133,7 +152,7 @@ export default [
     id: 'migration.failover.vf-less',
     title: 'failover migration: VF-less window (UNPLUG_PRIMARY on the source -> primary plugged on the destination)',
     measure: async (ctx) => {
-      const r = await (once ??= passthruRuns(ctx.rounds(4)));
+      const r = await (once ??= passthruRuns(ctx.rounds(4), 'failover'));
       return typeof r === 'string' ? skipped(r) : samples('ms', r.vfLess);
     },
   },
@@ -144,6 +163,22 @@ export default [
       const r = await rawRuns(ctx.rounds(4));
       ctx.note(LIBVIRT);
       return typeof r === 'string' ? skipped(r) : samples('ms', r);
+    },
+  },
+  {
+    id: 'migration.unplug.gap',
+    title: 'migrate --unplug-hostdevs of a 256 MiB guest: unplug on the source -> VF plugged on the destination',
+    measure: async (ctx) => {
+      const r = await (onceUnplug ??= passthruRuns(ctx.rounds(4), 'unplug'));
+      return typeof r === 'string' ? skipped(r) : samples('ms', r.gap);
+    },
+  },
+  {
+    id: 'migration.unplug.total',
+    title: 'migrate --unplug-hostdevs: request -> source released (the destination plugged the VF first)',
+    measure: async (ctx) => {
+      const r = await (onceUnplug ??= passthruRuns(ctx.rounds(4), 'unplug'));
+      return typeof r === 'string' ? skipped(r) : samples('ms', r.total);
     },
   },
 ] satisfies Figure[];

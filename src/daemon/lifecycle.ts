@@ -23,7 +23,8 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
       if (state !== 'shutoff' && state !== 'crashed') refuse(`it is ${state} on the destination`);
       return;
     case 'migrateFinish':
-      if (state !== 'migrating' && state !== 'shutoff') refuse(`it is ${state}, not arriving`);
+      // running: a finish asked again (the source's daemon restarted); destination.ts answers it.
+      if (state !== 'migrating' && state !== 'shutoff' && state !== 'running') refuse(`it is ${state}, not arriving`);
       return;
     case 'migratePlug':
       if (state !== 'running') refuse(`it is ${state}`);

@@ -26,6 +26,10 @@ export interface DomainStatus {
   /** A migration's destination whose migration is not confirmed yet: after a daemon restart
    *  its QEMU is stopped and its devices given back (the source still has the guest). */
   readonly incoming?: true;
+  /** A migration's source between the transfer's start and its confirm or rollback: the
+   *  destination daemon (DEST). After a daemon restart the migration is settled with it, so
+   *  that the guest runs on exactly one side (migration/resume.ts). */
+  readonly migratingTo?: string;
 }
 
 export class Store {

@@ -123,6 +123,9 @@ export async function sendMigration(src: QmpClient, uri: string, o: SendOptions 
     await src.execute('migrate', { uri });
     const final = await done;
     const info = (await src.execute('query-migrate')) as Record<string, unknown>;
+    // The last figures, whatever the poller caught: a short transfer can fall between two polls.
+    const progress = progressOf(info);
+    if (progress) o.onProgress?.(progress);
     if (final !== 'completed') {
       if (why) throw why;
       const desc = typeof info['error-desc'] === 'string' ? `: ${info['error-desc']}` : '';
@@ -144,6 +147,34 @@ export async function sendMigration(src: QmpClient, uri: string, o: SendOptions 
   }
 }
 
+/** QEMU's migration status now ('none' when it never migrated). */
+export async function migrationStatus(q: QmpClient): Promise<string> {
+  const info = (await q.execute('query-migrate')) as { status?: string };
+  return info.status ?? 'none';
+}
+
+/**
+ * Plugs the failover primaries back into a source whose migration completed but whose destination
+ * then did not run the guest. QEMU re-plugs a primary only when a migration *fails*
+ * (virtio-net's migration notifier: failover_replug_primary), never after `completed`; so a
+ * second migration is started towards an address that refuses it (TCP port 1 on the loopback),
+ * which fails in setup and has QEMU plug the hidden primary back. Resolves once it has failed.
+ */
+export async function replugFailoverPrimaries(src: QmpClient, timeoutMs = 30_000): Promise<void> {
+  await enableEvents(src);
+  await src.execute('migrate-set-parameters', { 'tls-creds': '', 'tls-hostname': '' });
+  const failed = src
+    .waitForEvent('MIGRATION', (ev) => ev.data['status'] === 'failed' || ev.data['status'] === 'cancelled', timeoutMs)
+    .then(
+      () => true,
+      () => false,
+    );
+  await src.execute('migrate', { uri: 'tcp:127.0.0.1:1' }).catch(() => undefined);
+  const now = ((await src.execute('query-migrate')) as { status?: string }).status;
+  if (now === 'failed' || now === 'cancelled' || (await failed)) return;
+  throw new PassthruError('QEMU_FAILED', `the source QEMU did not fail the re-plug migration (status ${now ?? '?'})`);
+}
+
 function enableEvents(q: QmpClient): Promise<unknown> {
   // Status events; without them the progress is only visible by polling.
   return q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
@@ -155,16 +186,8 @@ function pollProgress(src: QmpClient, report: (p: MigrationProgress) => void, ev
     while (!stopped) {
       const info = (await src.execute('query-migrate').catch(() => undefined)) as Record<string, unknown> | undefined;
       if (stopped || !info) return;
-      const ram = (info['ram'] ?? {}) as Record<string, unknown>;
-      const num = (k: string): number => (typeof ram[k] === 'number' ? ram[k] : 0);
-      if (typeof info['status'] === 'string') {
-        report({
-          status: info['status'],
-          ramTransferred: num('transferred'),
-          ramTotal: num('total'),
-          ramRemaining: num('remaining'),
-        });
-      }
+      const progress = progressOf(info);
+      if (progress) report(progress);
       await new Promise((r) => setTimeout(r, everyMs));
     }
   };
@@ -173,6 +196,18 @@ function pollProgress(src: QmpClient, report: (p: MigrationProgress) => void, ev
     stop: () => {
       stopped = true;
     },
+  };
+}
+
+function progressOf(info: Record<string, unknown>): MigrationProgress | undefined {
+  const ram = (info['ram'] ?? {}) as Record<string, unknown>;
+  const num = (k: string): number => (typeof ram[k] === 'number' ? ram[k] : 0);
+  if (typeof info['status'] !== 'string') return undefined;
+  return {
+    status: info['status'],
+    ramTransferred: num('transferred'),
+    ramTotal: num('total'),
+    ramRemaining: num('remaining'),
   };
 }
 

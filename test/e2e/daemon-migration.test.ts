@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PassthruError } from '../../src/conf/error.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
+import { injectFault } from '../../src/host/sim/faults.ts';
 import { readNetlink } from '../../src/host/sim/state.ts';
 import { readSwitch } from '../../src/host/sim/switch.ts';
 import { Client } from '../../src/protocol/client.ts';
-import type { DaemonEvent, DomainSummary, MigrationReport } from '../../src/protocol/wire.ts';
+import type { DaemonEvent, DomainSummary, InterfaceRow, MigrationReport } from '../../src/protocol/wire.ts';
 import { type CertFiles, identity, makeCa, makeLeaf } from '../helpers/certs.ts';
 import { startDaemon, type TestDaemon, vfRow, vfState } from '../helpers/daemon.ts';
 import type { GuestNic } from './helpers/console.ts';
@@ -34,6 +36,8 @@ let b: TestDaemon;
 let tlsA = '';
 let tlsB = '';
 let certA: CertFiles;
+/** A VF no guest ever had (both hosts start alike). */
+let pristine: ReturnType<typeof vfState>;
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -43,11 +47,14 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Each host's daemon arguments, to start it again after a kill. */
+const hostArgs = new Map<string, string[]>();
+
 async function startHost(name: string, cert: CertFiles): Promise<{ d: TestDaemon; tls: string }> {
   const run = join(dir, name);
   await createSimHost(join(run, 'host'), 'intel-x710-2port');
   const port = await freePort();
-  const d = await startDaemon(run, {}, undefined, [
+  const args = [
     '--listen-tls',
     `127.0.0.1:${port}`,
     '--tls-cert',
@@ -56,8 +63,15 @@ async function startHost(name: string, cert: CertFiles): Promise<{ d: TestDaemon
     cert.key,
     '--tls-ca',
     cert.ca,
-  ]);
+  ];
+  hostArgs.set(name, args);
+  const d = await startDaemon(run, {}, undefined, args);
   return { d, tls: `tls://127.0.0.1:${port}` };
+}
+
+/** The host's daemon again, on the same state, sim host, socket and TLS port. */
+async function restartHost(name: string): Promise<TestDaemon> {
+  return startDaemon(join(dir, name), {}, undefined, hostArgs.get(name) ?? []);
 }
 
 before(async () => {
@@ -69,6 +83,7 @@ before(async () => {
   const hostB = await startHost('b', makeLeaf(dir, 'host-b', ca));
   a = hostA.d;
   b = hostB.d;
+  pristine = vfState(await vfRow(b.client, PF, VF));
   tlsA = hostA.tls;
   tlsB = hostB.tls;
 });
@@ -294,6 +309,145 @@ test('the destination QEMU killed mid-migration: the guest runs on at the source
   assert.equal(readNetlink(hostDir(b), PF_BDF).vfs.find((r) => r.vf === VF)?.port?.request, 'associate');
 });
 
+test("the destination refuses the guest after 'completed' (its switch refuses the association): the source resumes it and QEMU plugs its VF back", {
+  skip,
+  timeout: 240_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = 'mig-failover';
+  assert.equal((await summary(b, name))?.state, 'running');
+  const beforeA = vfState(await vfRow(a.client, PF, VF));
+  const consoleB = consoleOf(stateDir(b), name);
+  const roundsBefore = (await waitRound(consoleB, () => true, 1_000, 'rounds on B')).length;
+  // A pre-associates at prepare, and its switch refuses the association at finish.
+  await injectFault(hostDir(a), { op: 'setVfPort', match: ' associate web', nth: 1, errno: 'EIO' });
+  const evB = record(b);
+  await evB.opened;
+  await assert.rejects(b.client.post(`/domains/${name}/migrate`, { dest: tlsA, live: true }), (e: unknown) => {
+    t.diagnostic(`refusal: ${(e as Error).message}`);
+    return e instanceof PassthruError && e.message.includes('associate');
+  });
+  const phases = (): string[] => evB.events.flatMap((e) => (e.type === 'migration' ? [e.phase] : []));
+  for (let i = 0; i < 100 && !phases().includes('rolled-back'); i++) await new Promise((r) => setTimeout(r, 50));
+  evB.stop();
+  assert.ok(phases().includes('confirm') && phases().includes('rolled-back'), phases().join(' '));
+  assert.equal((await summary(b, name))?.state, 'running');
+  assert.equal((await summary(a, name))?.state, 'shutoff');
+  // The guest had let go of its VF and the migration had completed: QEMU plugs it back only
+  // because passthru makes it (a migration that fails), and the guest enslaves it again.
+  await waitRound(
+    consoleB,
+    (r, i, all) => i >= roundsBefore && enslavedVf(MAC)(r) && all.slice(roundsBefore, i).some(noVf),
+    120_000,
+    'the VF gone, then enslaved again on B',
+  );
+  assert.equal(readSwitchAny(hostDir(b)), `vf${VF}`);
+  // A gave back everything; B's port stays associated.
+  assert.deepEqual(vfState(await vfRow(a.client, PF, VF)), beforeA);
+  assert.equal(readNetlink(hostDir(a), PF_BDF).vfs.find((r) => r.vf === VF)?.port, undefined);
+  assert.equal(readNetlink(hostDir(b), PF_BDF).vfs.find((r) => r.vf === VF)?.port?.request, 'associate');
+});
+
+/** Waits (bounded) until `d` says `name` is in `state`. */
+async function waitState(d: TestDaemon, name: string, state: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const now = (await summary(d, name))?.state ?? 'undefined';
+    if (now === state) return;
+    if (Date.now() > end) throw new Error(`domain ${name}: ${now}, not ${state}, after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs `act` once `d` reports the source's RAM transfer under way. */
+function onTransfer(d: TestDaemon, act: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const ac = new AbortController();
+    void d.client.events(
+      (e) => {
+        if (e.type === 'migration' && e.role === 'source' && (e.ramTransferred ?? 0) > 0) {
+          act().then(resolve, reject);
+          return true;
+        }
+        return false;
+      },
+      undefined,
+      ac.signal,
+    );
+  });
+}
+
+test('the link cut mid-transfer (the stream reset): the guest runs on at the source with its VF back, the destination gave everything back', {
+  skip,
+  timeout: 240_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = 'mig-failover';
+  assert.equal((await summary(b, name))?.state, 'running');
+  const beforeA = vfState(await vfRow(a.client, PF, VF));
+  const consoleB = consoleOf(stateDir(b), name);
+  const movesBefore = readSwitch(hostDir(b)).moves.length;
+  // Every TCP connection of A's incoming QEMU is aborted in the kernel (ss -K): both QEMUs see
+  // their stream reset, as when a link goes down between two hosts.
+  const cut = onTransfer(b, async () => {
+    const pid = (await summary(a, name))?.pid;
+    assert.ok(pid, 'the incoming QEMU on A');
+    const listening = execFileSync('ss', ['-Htnp', 'state', 'established'], { encoding: 'utf8' })
+      .split('\n')
+      .find((l) => l.includes(`pid=${pid},`));
+    const port = /:(\d+)\s/.exec(listening ?? '')?.[1];
+    assert.ok(port, `a connection of QEMU ${pid}: ${listening ?? 'none'}`);
+    execFileSync('ss', ['-K', 'sport', '=', `:${port}`]);
+    t.diagnostic(`cut the stream on port ${port}`);
+  });
+  await assert.rejects(b.client.post(`/domains/${name}/migrate`, { dest: tlsA, live: true }), (e: unknown) => {
+    t.diagnostic(`refusal: ${(e as Error).message}`);
+    return e instanceof PassthruError;
+  });
+  await cut;
+  assert.equal((await summary(b, name))?.state, 'running');
+  // The guest had let go of its VF (UNPLUG_PRIMARY moved its MAC to the standby path) and has it
+  // again: QEMU plugged it back when the stream failed, and the MAC's filter went back on it.
+  const moves = readSwitch(hostDir(b))
+    .moves.slice(movesBefore)
+    .filter((m) => m.mac === MAC);
+  assert.deepEqual(
+    moves.map((m) => m.to),
+    ['standby', `vf${VF}`],
+  );
+  assert.match(moves[1]?.reason ?? '', /rollback: primary plugged again/);
+  // (The unplug and the re-plug can fall between two rounds of the console.)
+  const roundsAfter = (await waitRound(consoleB, () => true, 1_000, 'rounds on B')).length;
+  await waitRound(consoleB, (r, i) => i >= roundsAfter && enslavedVf(MAC)(r), 120_000, 'VF enslaved again on B');
+  await waitState(a, name, 'shutoff', 30_000);
+  assert.deepEqual(vfState(await vfRow(a.client, PF, VF)), beforeA);
+  assert.equal(readNetlink(hostDir(a), PF_BDF).vfs.find((r) => r.vf === VF)?.port, undefined);
+});
+
+test('the source daemon killed mid-transfer: its QEMU finishes alone, and the restarted daemon settles it — the guest runs on exactly one side, each host whole', {
+  skip,
+  timeout: 300_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = 'mig-failover';
+  assert.equal((await summary(b, name))?.state, 'running');
+  const killed = onTransfer(b, async () => {
+    await b.kill();
+  });
+  await assert.rejects(b.client.post(`/domains/${name}/migrate`, { dest: tlsA, live: true }));
+  await killed;
+  b = await restartHost('b');
+  // QEMU on B went on alone and completed: the restarted daemon asks A to run the guest.
+  await waitState(b, name, 'shutoff', 120_000);
+  assert.equal((await summary(a, name))?.state, 'running');
+  assert.deepEqual(vfState(await vfRow(b.client, PF, VF)), pristine);
+  assert.equal(readNetlink(hostDir(b), PF_BDF).vfs.find((r) => r.vf === VF)?.port, undefined);
+  assert.equal((await vfRow(a.client, PF, VF)).mac, MAC);
+  assert.equal(readNetlink(hostDir(a), PF_BDF).vfs.find((r) => r.vf === VF)?.port?.request, 'associate');
+  const roundsA = await waitRound(consoleOf(stateDir(a), name), enslavedVf(MAC), 150_000, 'VF enslaved on A');
+  t.diagnostic(`rounds on A until the VF: ${roundsA.length}`);
+});
+
 function readSwitchAny(host: string): string | undefined {
   for (const macs of Object.values(readSwitch(host).steering)) if (macs[MAC]) return macs[MAC];
   return undefined;
@@ -360,6 +514,12 @@ test("a network's VF: the check asks B for a free VF of its same-named network, 
     const { xml: live } = await b.client.get<{ xml: string }>(`/domains/${name}/xml`);
     assert.match(live, /<interface type='hostdev'[^>]*>[\s\S]*function='0x6'/);
     await waitRound(consoleOf(stateDir(b), name), enslavedVf(mac), 150_000, 'VF of B enslaved on B');
+    // B follows the arrived guest's events: its failover negotiation shows in domiflist.
+    const visible = async (): Promise<boolean | undefined> =>
+      (await b.client.get<InterfaceRow[]>(`/domains/${name}/interfaces`)).find((r) => r.alias === 'hostdev0')
+        ?.guestVisible;
+    for (let i = 0; i < 100 && (await visible()) !== true; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await visible(), true, 'the primary is visible to the guest on B (FAILOVER_NEGOTIATED followed)');
     const swB = readSwitch(hostDir(b)).moves.filter((m) => m.mac === mac);
     assert.deepEqual(
       swB.map((m) => m.to),

@@ -1,3 +1,4 @@
+import { settleInterruptedMigration } from '../migration/resume.ts';
 import { asPassthruError, PassthruError } from '../../conf/error.ts';
 import type { ActionOf } from '../actions.ts';
 import type { DaemonContext, HandlerGroup } from '../context.ts';
@@ -126,6 +127,7 @@ export async function loadDomains(ctx: DaemonContext): Promise<void> {
     if (obj.run && ((await obj.run.proc.qmp.execute('query-status')) as { status: string }).status === 'paused') {
       obj.state = 'paused';
     }
+    if (obj.run && status.migratingTo !== undefined) settleInterruptedMigration(ctx, obj, obj.run, status.migratingTo);
   }
   const running = new Set(ctx.domains.entries().flatMap(([n, o]) => (o.run ? [n] : [])));
   for (const name of await ctx.runs.qemuOwner.recover(running)) {

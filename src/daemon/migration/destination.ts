@@ -7,6 +7,7 @@ import type { DaemonContext } from '../context.ts';
 import { formatDefinition, parseDefinition } from '../definitions.ts';
 import type { DomainObj } from '../domain-table.ts';
 import { onExit } from '../groups/domains.ts';
+import { followGuest } from '../hotplug.ts';
 import { destroyRun } from '../runs.ts';
 import { startDomain } from '../start.ts';
 import type { DomainStatus } from '../store.ts';
@@ -28,6 +29,8 @@ interface Incoming {
   readonly added: boolean;
   /** When QEMU plugged the failover primaries (FAILOVER_NEGOTIATED), ms since the epoch. */
   pluggedAt?: number;
+  /** The standbys whose guest negotiated failover here (QEMU says so while it loads the guest). */
+  readonly negotiated: Set<string>;
   steered: boolean;
   stop(): void;
 }
@@ -90,7 +93,7 @@ async function prepareLocked(
   }
   const run = obj.run;
   const primaries = failoverPrimaries(run.live);
-  const state: Incoming = { added, steered: false, stop: () => undefined };
+  const state: Incoming = { added, negotiated: new Set(), steered: false, stop: () => undefined };
   try {
     const tls =
       a.tls && ctx.peers.tls
@@ -131,9 +134,11 @@ function followNegotiation(
     for await (const ev of events) {
       if (ev.event !== 'FAILOVER_NEGOTIATED') continue;
       const standby = ev.data['device-id'];
+      if (typeof standby !== 'string') continue;
       const matched = primaries.filter((p) => p.standby === standby);
       if (matched.length === 0) continue;
       state.pluggedAt ??= Date.now();
+      state.negotiated.add(standby);
       for (const p of matched) await steer(ctx, p, 'vf', 'FAILOVER_NEGOTIATED: primary plugged on the destination');
       state.steered = true;
     }
@@ -144,6 +149,15 @@ function followNegotiation(
 export async function finishIncoming(a: ActionOf<'migrateFinish'>, ctx: DaemonContext): Promise<FinishReply> {
   return ctx.domains.locked(a, a.name, async (obj) => {
     const state = pendingOf(ctx).get(a.name);
+    if (!state && obj.state === 'running') {
+      // Finished before: a source whose daemon restarted asks again. The guest runs here, so
+      // it may only be confirmed, never rolled back.
+      if (a.ok) return { name: a.name, state: 'running' };
+      throw new PassthruError(
+        'OPERATION_INVALID',
+        `domain ${a.name} runs on the destination: its migration was confirmed and cannot be rolled back`,
+      );
+    }
     pendingOf(ctx).delete(a.name);
     state?.stop();
     const run = obj.run;
@@ -172,17 +186,32 @@ export async function finishIncoming(a: ActionOf<'migrateFinish'>, ctx: DaemonCo
     }
     // The guest is ours from here: its status loses `incoming` before it runs, so that a
     // restart in between adopts it rather than stopping the only copy.
-    const status = withoutIncoming(run.status);
+    const seen = [...(state?.negotiated ?? [])];
+    const status = {
+      ...withoutIncoming(run.status),
+      ...(seen.length === 0 ? {} : { failoverNegotiated: seen }),
+    };
     await ctx.store.saveStatus(status);
     run.status = status; // a later hot-plug writes the status from this one
     await ctx.store.saveConfig(a.name, formatDefinition(run.live, true));
     obj.def = run.live;
+    // From here the guest's own device events are followed as for a guest started here
+    // (unplugs it finishes, failover negotiation), queued behind this finish.
+    followGuest(ctx, a.name, run);
     await run.proc.qmp.execute('cont');
     obj.state = 'running';
+    // The guest negotiated failover on the source; QEMU here plugs the primary while it loads the
+    // guest (FAILOVER_NEGOTIATED may come then, or not at all): a plugged primary counts as
+    // negotiated, as domiflist shows it.
+    const negotiated = new Set(run.status.failoverNegotiated ?? []);
     for (const p of primaries) {
-      if (!state?.steered && (await primaryPlugged(run.proc.qmp, p.alias))) {
-        await steer(ctx, p, 'vf', 'migration finished: primary plugged on the destination');
-      }
+      if (!(await primaryPlugged(run.proc.qmp, p.alias))) continue;
+      negotiated.add(p.standby);
+      if (!state?.steered) await steer(ctx, p, 'vf', 'migration finished: primary plugged on the destination');
+    }
+    if (negotiated.size > (run.status.failoverNegotiated?.length ?? 0)) {
+      run.status = { ...run.status, failoverNegotiated: [...negotiated] };
+      await ctx.store.saveStatus(run.status);
     }
     const pluggedAt = state?.pluggedAt ?? (primaries.length > 0 ? Date.now() : undefined);
     ctx.events.emit({ type: 'domain', event: 'started', name: a.name, reason: 'migrated' });

@@ -10,13 +10,14 @@ import type {
   MigrationPhase,
   MigrationReport,
 } from '../../protocol/wire.ts';
-import { type MigrationResult, sendMigration } from '../../qemu/migration.ts';
+import { type MigrationResult, replugFailoverPrimaries, sendMigration } from '../../qemu/migration.ts';
 import type { ActionOf } from '../actions.ts';
 import type { DaemonContext } from '../context.ts';
 import type { DomainObj } from '../domain-table.ts';
 import { destroyRun } from '../runs.ts';
 import { checkMigratable, failoverPrimaries } from './checks.ts';
 import { steer, waitPlugged } from './datapath.ts';
+import { withoutMigratingTo } from './resume.ts';
 import { addStreamTls } from './stream-tls.ts';
 import { devicesDocument, plugFromPools, poolDevices, unplugPoolDevices } from './unplug.ts';
 
@@ -122,6 +123,9 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
   let result: MigrationResult;
   emit('transfer');
   try {
+    // A daemon that dies from here on settles the migration with the destination at its restart.
+    run.status = { ...run.status, migratingTo: a.dest };
+    await ctx.store.saveStatus(run.status);
     if (a.live === false) await qmp.execute('stop');
     const creds =
       useTls && ctx.peers.tls ? await addStreamTls(qmp, ctx.store.runDir(a.name), ctx.peers.tls, 'client') : undefined;
@@ -138,7 +142,7 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
       onProgress: (p) => emit('transfer', { status: p.status, ramTransferred: p.ramTransferred, ramTotal: p.ramTotal }),
     });
   } catch (err) {
-    await rollBack(ctx, a, obj, finish, unpluggedAt !== undefined, replugHere);
+    await rollBack(ctx, a, obj, finish, unpluggedAt === undefined ? 'no' : 'yes', replugHere);
     emit('rolled-back', { detail: asPassthruError(err).message });
     throw err;
   }
@@ -155,7 +159,7 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
       a,
       obj,
       () => Promise.resolve({ name: a.name, state: 'shutoff' }),
-      unpluggedAt !== undefined,
+      unpluggedAt === undefined ? 'no' : 'after-completed',
       replugHere,
     );
     emit('rolled-back', { detail: asPassthruError(err).message });
@@ -203,7 +207,9 @@ async function rollBack(
   a: ActionOf<'migrate'>,
   obj: DomainObj,
   finish: (ok: boolean) => Promise<FinishReply>,
-  unplugged: boolean,
+  /** Whether the guest let go of its failover primaries, and whether that migration completed
+   *  (then QEMU does not plug them back by itself). */
+  unplugged: 'no' | 'yes' | 'after-completed',
   replug: () => Promise<void>,
 ): Promise<void> {
   await finish(false).catch((err: unknown) => {
@@ -212,6 +218,8 @@ async function rollBack(
   const run = obj.run;
   obj.state = 'running';
   if (!run?.proc.isAlive()) return; // its exit handler gives the devices back
+  run.status = withoutMigratingTo(run.status);
+  await ctx.store.saveStatus(run.status);
   const status = ((await run.proc.qmp.execute('query-status').catch(() => ({}))) as { status?: string }).status;
   if (status === 'paused' || status === 'postmigrate' || status === 'finish-migrate') {
     await run.proc.qmp.execute('cont').catch((err: unknown) => {
@@ -220,7 +228,12 @@ async function rollBack(
   }
   await replug().catch((e: unknown) => replugFailed(ctx, a, e));
   const primaries = failoverPrimaries(run.live);
-  if (!unplugged || primaries.length === 0) return;
+  if (unplugged === 'no' || primaries.length === 0) return;
+  if (unplugged === 'after-completed') {
+    await replugFailoverPrimaries(run.proc.qmp).catch((err: unknown) => {
+      ctx.log.error({ domain: a.name, err: asPassthruError(err).message }, 'failover primaries not plugged back');
+    });
+  }
   const back = await waitPlugged(
     run.proc.qmp,
     primaries.map((p) => p.alias),

@@ -2,14 +2,12 @@ import { hostdevOut, interfaceOut } from '../../conf/domain/format-devices.ts';
 import { parseDomainXml } from '../../conf/domain/parse.ts';
 import type { DomainDef, HostdevDef, InterfaceDef } from '../../conf/domain/types.ts';
 import { PassthruError } from '../../conf/error.ts';
-import { formatPciAddress } from '../../conf/pci-address.ts';
 import { out } from '../../conf/xml/tree.ts';
 import { formatXml } from '../../conf/xml/writer.ts';
 import { poolWants, withGrants } from '../../network/actual.ts';
 import { guestNumaNodes } from '../../network/numa.ts';
 import type { DeviceRef } from '../../protocol/wire.ts';
 import type { DaemonContext } from '../context.ts';
-import { hostAddressOf } from '../device-doc.ts';
 import type { DomainObj } from '../domain-table.ts';
 import { attachLive, detachLive } from '../hotplug.ts';
 
@@ -52,10 +50,6 @@ export async function unplugPoolDevices(
   devices: readonly PoolDevice[],
   waitMs: number,
 ): Promise<void> {
-  const bdfs = devices.flatMap((d) => {
-    const a = hostAddressOf(d);
-    return a === undefined ? [] : [formatPciAddress(a)];
-  });
   const r = await detachLive(ctx, obj, devices, waitMs);
   if (r.state !== 'detached') {
     throw new PassthruError(
@@ -64,14 +58,14 @@ export async function unplugPoolDevices(
       { hint: 'the device stays unplug-pending until the guest lets go; migrate again then' },
     );
   }
-  const released = await ctx.runs.pools.release(obj.def.name, bdfs);
-  await ctx.runs.hostViews.refresh(released.map((x) => x.device));
+  // The hot-unplug path gave each device back to its pool (hotplug.ts finishRemoval).
 }
 
 /**
  * Hot-plugs the devices of `xml` (devicesDocument's form) into the running guest, each with a
- * device from this host's same-named network or pool: allocated (all or none), prepared and
- * plugged by the hot-plug path; a refusal gives the pool devices back.
+ * device from this host's same-named network or pool: a network interface gets its VF from the
+ * hot-plug path (hotplug.ts attachLive allocates it), a pool hostdev is allocated here first; all
+ * or none, and a refusal gives the pool devices back.
  */
 export async function plugFromPools(ctx: DaemonContext, obj: DomainObj, xml: string): Promise<DeviceRef[]> {
   const run = obj.run;
@@ -81,17 +75,19 @@ export async function plugFromPools(ctx: DaemonContext, obj: DomainObj, xml: str
     'migrated devices',
   );
   const deps = ctx.runs;
-  const wants = poolWants(doc, guestNumaNodes(run.live, await deps.hostViews.cpuNodes()));
-  const grants = await deps.pools.allocate(run.live.name, wants, await deps.hostViews.get(), (bdf) =>
-    deps.hostdevs.holder(bdf),
-  );
+  const pooled: DomainDef = { ...doc, devices: { ...doc.devices, interfaces: [] } };
+  const wants = poolWants(pooled, guestNumaNodes(run.live, await deps.hostViews.cpuNodes()));
+  const grants =
+    wants.length === 0
+      ? []
+      : await deps.pools.allocate(run.live.name, wants, await deps.hostViews.get(), (bdf) => deps.hostdevs.holder(bdf));
   try {
-    const granted = withGrants(doc, grants, deps.pools.defs());
+    const granted = grants.length === 0 ? pooled : withGrants(pooled, grants, deps.pools.defs());
     const withNew: DomainDef = {
       ...run.live,
       devices: {
         ...run.live.devices,
-        interfaces: [...run.live.devices.interfaces, ...granted.devices.interfaces],
+        interfaces: [...run.live.devices.interfaces, ...doc.devices.interfaces],
         hostdevs: [...run.live.devices.hostdevs, ...granted.devices.hostdevs],
       },
     };

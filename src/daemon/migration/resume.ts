@@ -1,0 +1,111 @@
+import { asPassthruError } from '../../conf/error.ts';
+import { Client, parseEndpoint } from '../../protocol/client.ts';
+import type { FinishReply } from '../../protocol/wire.ts';
+import { migrationStatus, replugFailoverPrimaries } from '../../qemu/migration.ts';
+import type { DaemonContext } from '../context.ts';
+import type { DomainObj } from '../domain-table.ts';
+import { destroyRun, type Running } from '../runs.ts';
+import type { DomainStatus } from '../store.ts';
+import { failoverPrimaries } from './checks.ts';
+import { steer, waitPlugged } from './datapath.ts';
+
+/**
+ * The source daemon died while its QEMU was sending the guest (the status says `migratingTo`).
+ * QEMU went on alone: the migration completed, failed, or still runs. After the restart the
+ * daemon settles it with the destination, so that the guest runs on exactly one side:
+ * - completed, and the destination runs the guest on `finish` (idempotent there): the source's
+ *   QEMU stops and its devices go back;
+ * - completed, but the destination cannot run it (its daemon restarted, its QEMU died): the
+ *   source resumes its guest and has QEMU plug the failover primaries back;
+ * - failed or cancelled: the destination gives back what it took, the source's guest runs on
+ *   (QEMU plugged its primaries back itself).
+ * A migration still running is waited for (bounded), then cancelled.
+ */
+const SETTLE_WAIT_MS = 120_000;
+const PEER_TIMEOUT_MS = 60_000;
+
+export function settleInterruptedMigration(ctx: DaemonContext, obj: DomainObj, run: Running, dest: string): void {
+  const name = run.live.name;
+  obj.state = 'migrating';
+  ctx.domains.queue(
+    obj,
+    async () => {
+      if (obj.run !== run) return;
+      await settle(ctx, obj, run, dest);
+    },
+    (err) => {
+      obj.state = obj.run ? 'running' : 'shutoff';
+      ctx.log.error({ domain: name, dest, err: asPassthruError(err).message }, 'interrupted migration not settled');
+    },
+  );
+}
+
+async function settle(ctx: DaemonContext, obj: DomainObj, run: Running, dest: string): Promise<void> {
+  const name = run.live.name;
+  const qmp = run.proc.qmp;
+  const status = await finalStatus(run);
+  ctx.log.warn({ domain: name, dest, status }, 'settling a migration the daemon did not finish');
+  const endpoint = parseEndpoint(dest);
+  const peer = new Client(endpoint, endpoint.kind === 'tls' ? ctx.peers.tls : undefined);
+  const finish = (ok: boolean): Promise<FinishReply> =>
+    peer.post<FinishReply>(`/migrations/${encodeURIComponent(name)}/finish`, { ok }, { timeoutMs: PEER_TIMEOUT_MS });
+  const primaries = failoverPrimaries(run.live);
+  if (status === 'completed') {
+    const ran = await finish(true).then(
+      () => true,
+      (err: unknown) => {
+        ctx.log.error({ domain: name, err: asPassthruError(err).message }, 'the destination did not take the guest');
+        return false;
+      },
+    );
+    if (ran) {
+      await destroyRun(ctx.runs, run);
+      obj.run = undefined;
+      obj.state = 'shutoff';
+      for (const p of primaries) await steer(ctx, p, 'none', 'migrated away (settled after a restart)');
+      ctx.events.emit({ type: 'migration', name, role: 'source', phase: 'done', detail: 'settled after a restart' });
+      ctx.events.emit({ type: 'domain', event: 'stopped', name, reason: 'migrated' });
+      return;
+    }
+  }
+  await finish(false).catch((err: unknown) => {
+    ctx.log.error({ domain: name, err: asPassthruError(err).message }, 'destination did not confirm the rollback');
+  });
+  const vm = ((await qmp.execute('query-status')) as { status?: string }).status;
+  if (vm === 'paused' || vm === 'postmigrate' || vm === 'finish-migrate') await qmp.execute('cont');
+  if (status === 'completed' && primaries.length > 0) await replugFailoverPrimaries(qmp);
+  const back =
+    primaries.length > 0 &&
+    (await waitPlugged(
+      qmp,
+      primaries.map((p) => p.alias),
+      30_000,
+    ));
+  for (const p of primaries)
+    await steer(ctx, p, back ? 'vf' : 'standby', 'rollback after a restart: primary plugged again');
+  run.status = withoutMigratingTo(run.status);
+  await ctx.store.saveStatus(run.status);
+  obj.state = 'running';
+  ctx.events.emit({ type: 'migration', name, role: 'source', phase: 'rolled-back', detail: 'settled after a restart' });
+}
+
+/** The migration's end as QEMU tells it; one still running is waited for, then cancelled. */
+async function finalStatus(run: Running): Promise<string> {
+  const qmp = run.proc.qmp;
+  const end = Date.now() + SETTLE_WAIT_MS;
+  let cancelled = false;
+  for (;;) {
+    const s = await migrationStatus(qmp);
+    if (s === 'completed' || s === 'failed' || s === 'cancelled' || s === 'none') return s;
+    if (cancelled && Date.now() > end + 30_000) return s;
+    if (Date.now() > end && !cancelled) {
+      await qmp.execute('migrate_cancel').catch(() => undefined);
+      cancelled = true;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export function withoutMigratingTo(s: DomainStatus): DomainStatus {
+  return Object.fromEntries(Object.entries(s).filter(([k]) => k !== 'migratingTo')) as unknown as DomainStatus;
+}
