@@ -17,6 +17,9 @@ test('VM lab: the daemon on the real kernel starts and destroys a domain holding
 }, () => {
   const setup = spawnSync('bash', [join(REPO, 'scripts/vmlab-setup.sh')], { encoding: 'utf8' });
   assert.equal(setup.status, 0, `vmlab-setup.sh failed:\n${setup.stderr}`);
+  // The lab runs the built daemon and CLI (dist/), as installed: see guest/daemon-checks.sh.
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(build.status, 0, `npm run build failed:\n${build.stdout}${build.stderr}`);
   const t0 = Date.now();
   const run = spawnSync(
     'bash',

@@ -17,12 +17,14 @@ drv() { basename "$(readlink "/sys/bus/pci/devices/$VF/driver" 2>/dev/null)" 2>/
 echo "CHECK vf $VF"
 echo "CHECK before $(vfrow) $(drv)"
 ST=/tmp/passthru-state; SOCK=/tmp/passthru.sock
-node --import tsx src/daemon/main.ts --host linux --state-dir "$ST" --socket "$SOCK" >/tmp/passthrud.log 2>&1 &
+# The built daemon and CLI (the test runs `npm run build` on the host first): under TCG, tsx
+# compiling some 300 modules at each start took longer than the wait below.
+node dist/src/daemon/main.js --host linux --state-dir "$ST" --socket "$SOCK" >/tmp/passthrud.log 2>&1 &
 DPID=$!
-P() { node --import tsx src/cli/main.ts -c "$SOCK" "$@"; }
+P() { node dist/cli/passthru.js -c "$SOCK" "$@"; }
 # Under TCG (and a busy host) the daemon takes a while; it is up when its API answers.
 up=0
-for i in $(seq 120); do
+for i in $(seq 240); do
   if [ -S "$SOCK" ] && P list --all >/dev/null 2>&1; then up=1; break; fi
   sleep 1
 done
