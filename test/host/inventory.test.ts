@@ -182,7 +182,8 @@ test("a device's uevent gives identity, class, modalias and driver in one read; 
 });
 
 test("every profile: a whole read's IOMMU group members (from each function's link) are the kernel's group listing", async () => {
-  for (const profile of listProfiles()) {
+  // scale-* repeat the device kinds of the others by the thousand: too slow for the unit tier.
+  for (const profile of listProfiles().filter((p) => !p.startsWith('scale-'))) {
     const { kernel, done } = await simHost(profile);
     try {
       const inv = await readInventory(kernel.sysfs);
