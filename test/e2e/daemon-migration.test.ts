@@ -596,13 +596,19 @@ test('--unplug-hostdevs: the pool VF leaves before the migration, a VF of B come
     assert.equal((await vfRow(b.client, PF, vfB)).mac, mac);
     assert.deepEqual(vfState(await vfRow(a.client, PF, vfA)), beforeA);
 
-    // The guest saw the NIC leave (on A) and come back with its MAC (on B).
+    // The guest saw the NIC leave and come back with its MAC (on B). It lists its NICs once a
+    // second, on A until the switch-over and on B after it: a round without the NIC is on either
+    // side, unless the whole gap was shorter than a round (on a quiet machine it is ~1 s).
     const roundsA = await waitRound(consoleA, () => true, 1_000, 'rounds on A');
     const firstA = roundsA.findIndex(withNic);
-    assert.ok(roundsA.slice(firstA + 1).some(noVf), 'a round on A without the VF after the unplug');
     const roundsB = await waitRound(consoleOf(stateDir(b), name), withNic, 150_000, 'the VF back on B');
     const backAt = roundsB.findIndex(withNic);
     t.diagnostic(`B rounds before the VF came back: ${backAt}`);
+    const sawGap = roundsA.slice(firstA + 1).some(noVf) || roundsB.slice(0, backAt).some(noVf);
+    assert.ok(
+      sawGap || (report.unplugGapMs ?? 0) < 1_500,
+      `the NIC was gone for ${report.unplugGapMs} ms, yet no round on A or B shows it gone`,
+    );
     await b.client.post(`/domains/${name}/destroy`);
   } finally {
     await a.client.post(`/domains/${blocker}/destroy`).catch(() => undefined);
