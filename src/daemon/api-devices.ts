@@ -1,13 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Action, ActionResults } from './actions.ts';
+import { NAME_PARAM, XML_BODY } from './api-schemas.ts';
 
 type Run = (action: Action) => Promise<ActionResults[keyof ActionResults]>;
-
-const nameParam = {
-  type: 'object',
-  required: ['name'],
-  properties: { name: { type: 'string', minLength: 1 } },
-} as const;
 
 const flags = {
   live: { type: 'boolean' },
@@ -33,7 +28,7 @@ function pick(b: Flags | undefined, withTimeout: boolean): Flags {
 /** A device document and the flags: attach takes no timeout, detach does. */
 function xmlBody(withTimeout: boolean) {
   return {
-    params: nameParam,
+    params: NAME_PARAM,
     body: {
       type: 'object',
       required: ['xml'],
@@ -78,14 +73,14 @@ export function deviceRoutes(app: FastifyInstance, run: Run): void {
   );
   app.get<{ Params: { name: string } }>(
     '/domains/:name/interfaces',
-    { config: { action: 'domiflist' }, schema: { params: nameParam } },
+    { config: { action: 'domiflist' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'domiflist', name: req.params.name }),
   );
   app.post<{ Body: { xml: string } }>(
     '/native',
     {
       config: { action: 'domxmlToNative' },
-      schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } },
+      schema: { body: XML_BODY },
     },
     (req) => run({ kind: 'domxmlToNative', xml: req.body.xml }),
   );

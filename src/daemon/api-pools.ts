@@ -1,12 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { PoolKind } from '../protocol/wire.ts';
 import type { Action } from './actions.ts';
-
-const nameParam = {
-  type: 'object',
-  required: ['name'],
-  properties: { name: { type: 'string', minLength: 1, maxLength: 256 } },
-} as const;
+import { NAME_PARAM, XML_BODY } from './api-schemas.ts';
 
 const PREFIX: Record<PoolKind, string> = { network: '/networks', devicepool: '/devpools' };
 
@@ -20,23 +15,23 @@ export function poolRoutes(app: FastifyInstance, run: (a: Action) => Promise<unk
       base,
       {
         config: { action: 'poolDefine' },
-        schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } },
+        schema: { body: XML_BODY },
       },
       (req) => run({ kind: 'poolDefine', pool, xml: req.body.xml }),
     );
     app.delete<{ Params: { name: string } }>(
       `${base}/:name`,
-      { config: { action: 'poolUndefine' }, schema: { params: nameParam } },
+      { config: { action: 'poolUndefine' }, schema: { params: NAME_PARAM } },
       (req) => run({ kind: 'poolUndefine', pool, name: req.params.name }),
     );
     app.post<{ Params: { name: string } }>(
       `${base}/:name/start`,
-      { config: { action: 'poolStart' }, schema: { params: nameParam } },
+      { config: { action: 'poolStart' }, schema: { params: NAME_PARAM } },
       (req) => run({ kind: 'poolStart', pool, name: req.params.name }),
     );
     app.post<{ Params: { name: string } }>(
       `${base}/:name/destroy`,
-      { config: { action: 'poolDestroy' }, schema: { params: nameParam } },
+      { config: { action: 'poolDestroy' }, schema: { params: NAME_PARAM } },
       (req) => run({ kind: 'poolDestroy', pool, name: req.params.name }),
     );
     app.post<{ Params: { name: string }; Body: { enable: boolean } }>(
@@ -44,7 +39,7 @@ export function poolRoutes(app: FastifyInstance, run: (a: Action) => Promise<unk
       {
         config: { action: 'poolAutostart' },
         schema: {
-          params: nameParam,
+          params: NAME_PARAM,
           body: {
             type: 'object',
             required: ['enable'],
@@ -60,7 +55,7 @@ export function poolRoutes(app: FastifyInstance, run: (a: Action) => Promise<unk
       {
         config: { action: 'poolDumpxml' },
         schema: {
-          params: nameParam,
+          params: NAME_PARAM,
           querystring: { type: 'object', properties: { inactive: { type: 'string', enum: ['0', '1'] } } },
         },
       },
@@ -68,19 +63,19 @@ export function poolRoutes(app: FastifyInstance, run: (a: Action) => Promise<unk
     );
     app.get<{ Params: { name: string } }>(
       `${base}/:name/info`,
-      { config: { action: 'poolInfo' }, schema: { params: nameParam } },
+      { config: { action: 'poolInfo' }, schema: { params: NAME_PARAM } },
       (req) => run({ kind: 'poolInfo', pool, name: req.params.name }),
     );
   }
   portRoutes(app, run);
   app.get<{ Params: { name: string } }>(
     '/domains/:name/hostdevs',
-    { config: { action: 'domhostdev' }, schema: { params: nameParam } },
+    { config: { action: 'domhostdev' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'domhostdev', name: req.params.name }),
   );
   app.post<{ Params: { name: string } }>(
     '/nodedevs/:name/release',
-    { config: { action: 'nodedevRelease' }, schema: { params: nameParam } },
+    { config: { action: 'nodedevRelease' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'nodedevRelease', name: req.params.name }),
   );
 }
@@ -88,7 +83,7 @@ export function poolRoutes(app: FastifyInstance, run: (a: Action) => Promise<unk
 const portParams = {
   type: 'object',
   required: ['name', 'uuid'],
-  properties: { name: nameParam.properties.name, uuid: { type: 'string', minLength: 1, maxLength: 64 } },
+  properties: { name: NAME_PARAM.properties.name, uuid: { type: 'string', minLength: 1, maxLength: 64 } },
 } as const;
 
 /** A hostdev network's ports (net-port-*): a VF held for an owner without a start. */
@@ -98,20 +93,15 @@ function portRoutes(app: FastifyInstance, run: (a: Action) => Promise<unknown>):
     {
       config: { action: 'netPortCreate' },
       schema: {
-        params: nameParam,
-        body: {
-          type: 'object',
-          required: ['xml'],
-          additionalProperties: false,
-          properties: { xml: { type: 'string' } },
-        },
+        params: NAME_PARAM,
+        body: XML_BODY,
       },
     },
     (req) => run({ kind: 'netPortCreate', network: req.params.name, xml: req.body.xml }),
   );
   app.get<{ Params: { name: string } }>(
     '/networks/:name/ports',
-    { config: { action: 'netPortList' }, schema: { params: nameParam } },
+    { config: { action: 'netPortList' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'netPortList', network: req.params.name }),
   );
   app.get<{ Params: { name: string; uuid: string } }>(

@@ -9,16 +9,11 @@ import { poolRoutes } from './api-pools.ts';
 import { deviceRoutes } from './api-devices.ts';
 import { observeRoutes } from './api-observe.ts';
 import type { Daemon } from './daemon.ts';
+import { NAME_PARAM, XML_BODY } from './api-schemas.ts';
 
 export { HTTP_STATUS } from './api-errors.ts';
 
 /** Names of domains and node devices: bounded, so a path cannot carry a novel. */
-const nameParam = {
-  type: 'object',
-  required: ['name'],
-  properties: { name: { type: 'string', minLength: 1, maxLength: 256 } },
-} as const;
-
 export interface ApiOptions {
   /** The read-only socket: actions that change anything answer 403 ACCESS_DENIED. */
   readonly readOnly?: boolean;
@@ -49,23 +44,23 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     '/domains',
     {
       config: { action: 'define' },
-      schema: { body: { type: 'object', required: ['xml'], properties: { xml: { type: 'string' } } } },
+      schema: { body: XML_BODY },
     },
     (req) => run({ kind: 'define', xml: req.body.xml }),
   );
   app.delete<{ Params: { name: string } }>(
     '/domains/:name',
-    { config: { action: 'undefine' }, schema: { params: nameParam } },
+    { config: { action: 'undefine' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'undefine', name: req.params.name }),
   );
   app.post<{ Params: { name: string } }>(
     '/domains/:name/start',
-    { config: { action: 'start' }, schema: { params: nameParam } },
+    { config: { action: 'start' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'start', name: req.params.name }),
   );
   app.post<{ Params: { name: string } }>(
     '/domains/:name/destroy',
-    { config: { action: 'destroy' }, schema: { params: nameParam } },
+    { config: { action: 'destroy' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'destroy', name: req.params.name }),
   );
   const waitBody = {
@@ -75,27 +70,27 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
   } as const;
   app.post<{ Params: { name: string }; Body: { timeoutMs?: number } }>(
     '/domains/:name/shutdown',
-    { config: { action: 'shutdown' }, schema: { params: nameParam, body: waitBody } },
+    { config: { action: 'shutdown' }, schema: { params: NAME_PARAM, body: waitBody } },
     (req) => run({ kind: 'shutdown', name: req.params.name, timeoutMs: req.body.timeoutMs ?? DEFAULT_WAIT_MS }),
   );
   app.post<{ Params: { name: string }; Body: { timeoutMs?: number } }>(
     '/domains/:name/reboot',
-    { config: { action: 'reboot' }, schema: { params: nameParam, body: waitBody } },
+    { config: { action: 'reboot' }, schema: { params: NAME_PARAM, body: waitBody } },
     (req) => run({ kind: 'reboot', name: req.params.name, timeoutMs: req.body.timeoutMs ?? DEFAULT_WAIT_MS }),
   );
   app.post<{ Params: { name: string } }>(
     '/domains/:name/suspend',
-    { config: { action: 'suspend' }, schema: { params: nameParam } },
+    { config: { action: 'suspend' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'suspend', name: req.params.name }),
   );
   app.post<{ Params: { name: string } }>(
     '/domains/:name/resume',
-    { config: { action: 'resume' }, schema: { params: nameParam } },
+    { config: { action: 'resume' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'resume', name: req.params.name }),
   );
   app.get<{ Params: { name: string } }>(
     '/domains/:name/info',
-    { config: { action: 'dominfo' }, schema: { params: nameParam } },
+    { config: { action: 'dominfo' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'dominfo', name: req.params.name }),
   );
   app.post<{ Params: { name: string }; Body: { enable: boolean } }>(
@@ -103,7 +98,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     {
       config: { action: 'autostart' },
       schema: {
-        params: nameParam,
+        params: NAME_PARAM,
         body: { type: 'object', required: ['enable'], properties: { enable: { type: 'boolean' } } },
       },
     },
@@ -114,7 +109,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     {
       config: { action: 'dumpxml' },
       schema: {
-        params: nameParam,
+        params: NAME_PARAM,
         querystring: { type: 'object', properties: { inactive: { type: 'string', enum: ['0', '1'] } } },
       },
     },
@@ -130,12 +125,12 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
   );
   app.get<{ Params: { name: string } }>(
     '/nodedevs/:name/xml',
-    { config: { action: 'nodedevDumpxml' }, schema: { params: nameParam } },
+    { config: { action: 'nodedevDumpxml' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'nodedevDumpxml', name: req.params.name }),
   );
   app.get<{ Params: { name: string } }>(
     '/nodedevs/:name/vfs',
-    { config: { action: 'nodedevVfTable' }, schema: { params: nameParam } },
+    { config: { action: 'nodedevVfTable' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'nodedevVfTable', name: req.params.name }),
   );
   app.post<{ Params: { name: string }; Body: { driver?: string; force?: boolean } }>(
@@ -143,7 +138,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     {
       config: { action: 'nodedevDetach' },
       schema: {
-        params: nameParam,
+        params: NAME_PARAM,
         body: {
           type: 'object',
           properties: { driver: { type: 'string', pattern: '^[a-z0-9_-]{1,64}$' }, force: { type: 'boolean' } },
@@ -160,17 +155,17 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
   );
   app.post<{ Params: { name: string } }>(
     '/nodedevs/:name/reattach',
-    { config: { action: 'nodedevReattach' }, schema: { params: nameParam } },
+    { config: { action: 'nodedevReattach' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'nodedevReattach', name: req.params.name }),
   );
   app.post<{ Params: { name: string } }>(
     '/nodedevs/:name/reset',
-    { config: { action: 'nodedevReset' }, schema: { params: nameParam } },
+    { config: { action: 'nodedevReset' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'nodedevReset', name: req.params.name }),
   );
   app.get<{ Params: { name: string } }>(
     '/nodedevs/:name/check',
-    { config: { action: 'nodedevCheck' }, schema: { params: nameParam } },
+    { config: { action: 'nodedevCheck' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'nodedevCheck', name: req.params.name }),
   );
   app.post<{ Params: { name: string }; Body: { numVfs: number; autoprobe?: boolean } }>(
@@ -178,7 +173,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     {
       config: { action: 'nodedevSriov' },
       schema: {
-        params: nameParam,
+        params: NAME_PARAM,
         body: {
           type: 'object',
           required: ['numVfs'],
@@ -203,7 +198,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     {
       config: { action: 'migrate' },
       schema: {
-        params: nameParam,
+        params: NAME_PARAM,
         body: {
           type: 'object',
           required: ['dest'],
@@ -232,12 +227,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     {
       config: { action: 'migrateCheck' },
       schema: {
-        body: {
-          type: 'object',
-          required: ['xml'],
-          additionalProperties: false,
-          properties: { xml: { type: 'string' } },
-        },
+        body: XML_BODY,
       },
     },
     (req) => run({ kind: 'migrateCheck', xml: req.body.xml }),
@@ -266,7 +256,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     {
       config: { action: 'migrateFinish' },
       schema: {
-        params: nameParam,
+        params: NAME_PARAM,
         body: {
           type: 'object',
           required: ['ok'],
@@ -282,13 +272,8 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     {
       config: { action: 'migratePlug' },
       schema: {
-        params: nameParam,
-        body: {
-          type: 'object',
-          required: ['xml'],
-          additionalProperties: false,
-          properties: { xml: { type: 'string' } },
-        },
+        params: NAME_PARAM,
+        body: XML_BODY,
       },
     },
     (req) => run({ kind: 'migratePlug', name: req.params.name, xml: req.body.xml }),
