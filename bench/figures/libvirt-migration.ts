@@ -63,6 +63,17 @@ async function measure(rounds: number): Promise<{ libvirt: number[]; passthru: n
     await pa.client.post('/domains/peer1/destroy');
     return out;
   } finally {
+    // The peer's state outlives this run: a peer1 left defined there would refuse the next
+    // define (a new UUID under the same name), in this figure and in libvirt.ts.
+    for (const p of peers) {
+      for (const cmd of ['destroy', 'undefine']) {
+        try {
+          p.virsh([cmd, 'peer1']);
+        } catch {
+          // not there
+        }
+      }
+    }
     for (const d of daemons) await d.stop();
     for (const p of peers) p.stop();
     await rm(dir, { recursive: true, force: true });

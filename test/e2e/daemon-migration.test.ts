@@ -461,6 +461,24 @@ const oneVfNetwork = (fn: number): string => `<network>
   </forward>
 </network>`;
 
+/** Network 'vfs' on A and on B, each with one VF (function fnA of A's PF, fnB of B's). */
+async function startOneVfNetworks(fnA: number, fnB: number): Promise<void> {
+  for (const [d, fn] of [
+    [a, fnA],
+    [b, fnB],
+  ] as const) {
+    await d.client.post('/networks', { xml: oneVfNetwork(fn) });
+    await d.client.post('/networks/vfs/start');
+  }
+}
+
+async function removeOneVfNetworks(): Promise<void> {
+  for (const d of [a, b]) {
+    await d.client.post('/networks/vfs/destroy').catch(() => undefined);
+    await d.client.delete('/networks/vfs').catch(() => undefined);
+  }
+}
+
 test("a network's VF: the check asks B for a free VF of its same-named network, and the guest arrives on B's VF (another address)", {
   skip,
   timeout: 300_000,
@@ -469,13 +487,7 @@ test("a network's VF: the check asks B for a free VF of its same-named network, 
   const name = 'mig-net';
   const mac = '52:54:00:fa:33:0e';
   const [vfA, vfB] = [1, 6];
-  for (const [d, fn] of [
-    [a, vfA],
-    [b, vfB],
-  ] as const) {
-    await d.client.post('/networks', { xml: oneVfNetwork(fn) });
-    await d.client.post('/networks/vfs/start');
-  }
+  await startOneVfNetworks(vfA, vfB);
   const beforeA = vfState(await vfRow(a.client, PF, vfA));
   try {
     await a.client.post('/domains', { xml: migratingGuestXml(name, g, { mac, network: 'vfs' }) });
@@ -527,10 +539,7 @@ test("a network's VF: the check asks B for a free VF of its same-named network, 
     );
     await b.client.post(`/domains/${name}/destroy`);
   } finally {
-    for (const d of [a, b]) {
-      await d.client.post('/networks/vfs/destroy').catch(() => undefined);
-      await d.client.delete('/networks/vfs').catch(() => undefined);
-    }
+    await removeOneVfNetworks();
   }
 });
 
@@ -542,13 +551,7 @@ test('--unplug-hostdevs: the pool VF leaves before the migration, a VF of B come
   const name = 'mig-unplug';
   const mac = '52:54:00:fa:33:1a';
   const [vfA, vfB] = [2, 7];
-  for (const [d, fn] of [
-    [a, vfA],
-    [b, vfB],
-  ] as const) {
-    await d.client.post('/networks', { xml: oneVfNetwork(fn) });
-    await d.client.post('/networks/vfs/start');
-  }
+  await startOneVfNetworks(vfA, vfB);
   const beforeA = vfState(await vfRow(a.client, PF, vfA));
   const blocker = 'mig-unplug-byaddr';
   try {
@@ -612,10 +615,7 @@ test('--unplug-hostdevs: the pool VF leaves before the migration, a VF of B come
     await b.client.post(`/domains/${name}/destroy`);
   } finally {
     await a.client.post(`/domains/${blocker}/destroy`).catch(() => undefined);
-    for (const d of [a, b]) {
-      await d.client.post('/networks/vfs/destroy').catch(() => undefined);
-      await d.client.delete('/networks/vfs').catch(() => undefined);
-    }
+    await removeOneVfNetworks();
   }
 });
 
