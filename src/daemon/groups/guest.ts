@@ -17,22 +17,8 @@ import type { Running } from '../runs.ts';
 export const guestHandlers = {
   shutdown: (a, ctx) => shutdown(a, ctx),
   reboot: (a, ctx) => reboot(a, ctx),
-  suspend: (a, ctx) =>
-    ctx.domains.locked(a, a.name, async (obj) => {
-      await running(obj, a.name).proc.qmp.execute('stop');
-      obj.state = 'paused';
-      obj.reason = 'user';
-      ctx.events.emit({ type: 'domain', event: 'suspended', name: a.name });
-      return ctx.domains.summary(a.name, obj);
-    }),
-  resume: (a, ctx) =>
-    ctx.domains.locked(a, a.name, async (obj) => {
-      await running(obj, a.name).proc.qmp.execute('cont');
-      obj.state = 'running';
-      obj.reason = 'unpaused';
-      ctx.events.emit({ type: 'domain', event: 'resumed', name: a.name });
-      return ctx.domains.summary(a.name, obj);
-    }),
+  suspend: (a, ctx) => setPaused(a, ctx, true),
+  resume: (a, ctx) => setPaused(a, ctx, false),
   dominfo: (a, ctx) => info(a.name, ctx),
   autostart: (a, ctx) =>
     ctx.domains.locked(a, a.name, async (obj) => {
@@ -120,4 +106,15 @@ async function info(name: string, ctx: DaemonContext): Promise<DomainInfo> {
       ? hostdevRequests(run.live).map((r) => ({ alias: r.alias, address: formatPciAddress(r.address) }))
       : [],
   };
+}
+
+/** suspend and resume: QMP stop or cont, then the state, reason and event libvirt gives them. */
+function setPaused(a: ActionOf<'suspend' | 'resume'>, ctx: DaemonContext, paused: boolean) {
+  return ctx.domains.locked(a, a.name, async (obj) => {
+    await running(obj, a.name).proc.qmp.execute(paused ? 'stop' : 'cont');
+    obj.state = paused ? 'paused' : 'running';
+    obj.reason = paused ? 'user' : 'unpaused';
+    ctx.events.emit({ type: 'domain', event: paused ? 'suspended' : 'resumed', name: a.name });
+    return ctx.domains.summary(a.name, obj);
+  });
 }
