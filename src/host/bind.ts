@@ -36,6 +36,20 @@ async function step(kernel: Kernel, path: string, value: string, message: string
   }
 }
 
+function setOverride(kernel: Kernel, name: string, driver: string): Promise<void> {
+  const message = `Failed to add driver '${driver}' to driver_override interface of PCI device '${name}'`;
+  return step(kernel, `${dev(name)}/driver_override`, driver, message);
+}
+
+/** Unbinds the device from its driver (when it has one), then asks the kernel to probe it: the
+ *  driver_override written before decides which driver takes it. */
+async function unbindAndProbe(kernel: Kernel, name: string, driver: string | undefined): Promise<void> {
+  if (driver !== undefined) {
+    await step(kernel, `${dev(name)}/driver/unbind`, name, `Failed to unbind PCI device '${name}' from ${driver}`);
+  }
+  await step(kernel, '/sys/bus/pci/drivers_probe', name, `Failed to trigger a probe for PCI device '${name}'`);
+}
+
 export interface BindResult {
   /** false when the device was already on the stub: then release must not rebind it. */
   readonly changed: boolean;
@@ -56,17 +70,9 @@ export async function bindToStub(kernel: Kernel, address: PciAddress, stub = 'vf
   }
   const previous = await currentDriver(sysfs, address);
   if (previous === stub) return { changed: false, previousDriver: stub };
-  await step(
-    kernel,
-    `${dev(name)}/driver_override`,
-    stub,
-    `Failed to add driver '${stub}' to driver_override interface of PCI device '${name}'`,
-  );
+  await setOverride(kernel, name, stub);
   try {
-    if (previous !== undefined) {
-      await step(kernel, `${dev(name)}/driver/unbind`, name, `Failed to unbind PCI device '${name}' from ${previous}`);
-    }
-    await step(kernel, '/sys/bus/pci/drivers_probe', name, `Failed to trigger a probe for PCI device '${name}'`);
+    await unbindAndProbe(kernel, name, previous);
     const now = await currentDriver(sysfs, address);
     if (now !== stub) {
       throw new PassthruError(
@@ -98,10 +104,7 @@ export async function rebindHostDriver(kernel: Kernel, address: PciAddress, host
   }
   const before = await currentDriver(sysfs, address);
   await step(kernel, `${dev(name)}/driver_override`, '\n', `Failed to clear driver_override of PCI device '${name}'`);
-  if (before !== undefined) {
-    await step(kernel, `${dev(name)}/driver/unbind`, name, `Failed to unbind PCI device '${name}' from ${before}`);
-  }
-  await step(kernel, '/sys/bus/pci/drivers_probe', name, `Failed to trigger a probe for PCI device '${name}'`);
+  await unbindAndProbe(kernel, name, before);
   const after = await currentDriver(sysfs, address);
   if (after !== undefined && after === before && isStub(after)) {
     throw new PassthruError('HOST_FAILED', `PCI device ${name} is still bound to ${after} after the reprobe`);
@@ -112,17 +115,9 @@ async function rebindTo(kernel: Kernel, address: PciAddress, driver: string): Pr
   const name = formatPciAddress(address);
   const before = await currentDriver(kernel.sysfs, address);
   if (before === driver) return;
-  await step(
-    kernel,
-    `${dev(name)}/driver_override`,
-    driver,
-    `Failed to add driver '${driver}' to driver_override interface of PCI device '${name}'`,
-  );
+  await setOverride(kernel, name, driver);
   try {
-    if (before !== undefined) {
-      await step(kernel, `${dev(name)}/driver/unbind`, name, `Failed to unbind PCI device '${name}' from ${before}`);
-    }
-    await step(kernel, '/sys/bus/pci/drivers_probe', name, `Failed to trigger a probe for PCI device '${name}'`);
+    await unbindAndProbe(kernel, name, before);
   } finally {
     // The override only steered this probe; left behind it would pin the device to the driver.
     await step(kernel, `${dev(name)}/driver_override`, '\n', `Failed to clear driver_override of PCI device '${name}'`);
