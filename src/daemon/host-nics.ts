@@ -1,3 +1,5 @@
+import { isHostdevInterface } from '../conf/domain/hostdevs.ts';
+import { expandHybrid, isHybrid, standbyOf, withStandby } from '../conf/domain/hybrid.ts';
 import type { DomainDef, InterfaceDef } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
 import type { MacAddress } from '../conf/mac.ts';
@@ -7,6 +9,18 @@ import type { QmpClient } from '../qemu/qmp.ts';
 
 /** The NIC models passthru gives QEMU for bridge and direct interfaces (`<model type>`). */
 const MODELS = new Set(['virtio', 'e1000e', 'e1000', 'rtl8139']);
+
+/** The NIC QEMU emulates for an interface: itself, or a hostdev-hybrid's virtio standby, a
+ *  direct NIC in bridge mode on the VF's PF (conf/domain/hybrid.ts). */
+export function emulatedNic(iface: InterfaceDef): InterfaceDef {
+  return expandHybrid(iface)?.standby ?? iface;
+}
+
+/** The interface with its host device's name: its own `<target dev>`, or its standby's. */
+function withTargetDev(iface: InterfaceDef, name: string): InterfaceDef {
+  const standby = isHybrid(iface) ? standbyOf(iface) : undefined;
+  return standby ? withStandby(iface, { ...standby, targetDev: name }) : { ...iface, targetDev: name };
+}
 
 /** A bridge or direct interface's host device, as the host backend is asked for it. */
 export function hostNicRequest(
@@ -29,6 +43,7 @@ export function hostNicRequest(
  *  an unknown model, an MTU on a model without one, an unknown bridge or parent netdev. */
 export async function checkHostNics(def: DomainDef, netdevs: HostNetdevs): Promise<void> {
   for (const iface of def.devices.interfaces) {
+    // A hybrid's standby is checked once its PF is known (daemon/hybrid.ts).
     const req = hostNicRequest(iface);
     if (!req) continue;
     const at = iface.line === undefined ? {} : { line: iface.line };
@@ -72,13 +87,14 @@ export async function plugHostNics(
   const interfaces: InterfaceDef[] = [];
   try {
     for (const iface of live.devices.interfaces) {
-      const req = hostNicRequest(iface, owner);
+      const nic = emulatedNic(iface);
+      const req = hostNicRequest(nic, owner);
       if (!req) {
         interfaces.push(iface);
         continue;
       }
       const got = await netdevs.plug(req);
-      const alias = iface.alias ?? '';
+      const alias = nic.alias ?? '';
       if (got.kind === 'user') {
         backends.set(alias, { type: 'user' });
         interfaces.push(iface);
@@ -90,7 +106,7 @@ export async function plugHostNics(
         backends.set(alias, { type: 'tap', fd: String(FIRST_PASSED_FD + fds.length) });
         fds.push(got.fd);
       }
-      interfaces.push({ ...iface, targetDev: got.name });
+      interfaces.push(withTargetDev(iface, got.name));
     }
   } catch (err) {
     closeFds(fds);
@@ -102,7 +118,7 @@ export async function plugHostNics(
 
 /** Removes the taps and macvtaps of a domain whose QEMU is gone (named in its live XML). */
 export async function unplugHostNics(live: DomainDef, netdevs: HostNetdevs): Promise<void> {
-  for (const iface of live.devices.interfaces) {
+  for (const iface of live.devices.interfaces.map(emulatedNic)) {
     if ((iface.type === 'bridge' || iface.type === 'direct') && iface.targetDev !== undefined)
       await netdevs.unplug(iface.targetDev);
   }
@@ -112,7 +128,7 @@ export async function unplugHostNics(live: DomainDef, netdevs: HostNetdevs): Pro
  *  guest runs (qemuProcessSetLinkStates). */
 export async function applyLinkStates(live: DomainDef, qmp: QmpClient): Promise<void> {
   for (const iface of live.devices.interfaces) {
-    if (iface.linkState === 'down' && iface.alias !== undefined && iface.type !== 'hostdev' && iface.type !== 'network')
+    if (iface.linkState === 'down' && iface.alias !== undefined && !isHostdevInterface(iface))
       await qmp.execute('set_link', { name: iface.alias, up: false });
   }
 }

@@ -1,3 +1,5 @@
+import type { PciAddress } from '../conf/pci-address.ts';
+import { vfOf, type VfOf } from '../host/bind.ts';
 import { type Inventory, readInventory, refreshInventory } from '../host/inventory.ts';
 import { readCpuNodes } from '../host/numa.ts';
 import { DirSysfs } from '../host/sysfs.ts';
@@ -59,7 +61,12 @@ export class HostViews {
     if (this.#inv === base) this.update(inv);
   }
 
-  /** Host CPU -> NUMA node; CPUs do not come and go under a running daemon. */
+  /** The PF, VF index and PF netdev of a VF (libvirt's choice of PF netdev); undefined when the
+   *  device is no VF. */
+  vfOf(address: PciAddress): Promise<VfOf | undefined> {
+    return vfOf(this.#kernel.sysfs, address);
+  }
+
   /** The NUMA node a PCI device sits on (its numa_node), undefined when it has none. */
   async deviceNode(bdf: string): Promise<number | undefined> {
     const n = Number((await this.#kernel.sysfs.read(`/sys/bus/pci/devices/${bdf}/numa_node`))?.trim());
@@ -80,6 +87,7 @@ export class HostViews {
     return [...out].sort((a, b) => a - b);
   }
 
+  /** Host CPU -> NUMA node; CPUs do not come and go under a running daemon. */
   cpuNodes(): Promise<Map<number, number>> {
     this.#cpuNodes ??= readCpuNodes(this.#kernel.sysfs);
     return this.#cpuNodes;

@@ -15,6 +15,8 @@ import { releasePoolDevices, type Running } from './runs.ts';
 import { poolWants, withGrants } from '../network/actual.ts';
 import { guestNumaNodes } from '../network/numa.ts';
 import { attachNics, isQemuBackedNic, removeNics } from './hotplug-nics.ts';
+import { refuseHybridHotplug } from './hybrid.ts';
+import { expandHybrids } from '../conf/domain/hybrid.ts';
 
 /**
  * Hot-plug and hot-unplug of host devices into a running domain, libvirt's order
@@ -88,6 +90,7 @@ async function attachHostDevices(ctx: DaemonContext, obj: DomainObj, withNew: Do
   const run = running(obj);
   const took = phases();
   const { added: unplanned } = splitAdded(run.live, withNew);
+  refuseHybridHotplug(unplanned, 'hot-plugged');
   const nics = unplanned.filter(isQemuBackedNic);
   if (nics.length > 0 && nics.length === unplanned.length) {
     const { def: planned, added } = planHotplugDevices(run.live, withNew, false);
@@ -169,6 +172,7 @@ export async function detachLive(
   waitMs: number,
 ): Promise<{ state: DeviceChange['state']; devices: DeviceRef[] }> {
   const run = running(obj);
+  refuseHybridHotplug(targets, 'hot-unplugged');
   const took = phases();
   const requested = targets.map(hostAddressOf).filter(isAddress);
   checkUnit(await ctx.nodedevs.slotFunctions(requested), requested, heldAddresses(run.live), 'detach');
@@ -283,7 +287,8 @@ export function followGuest(ctx: DaemonContext, name: string, run: Running): voi
           const negotiated = new Set([...(run.status.failoverNegotiated ?? []), standby]);
           run.status = { ...run.status, failoverNegotiated: [...negotiated] };
           await ctx.store.saveStatus(run.status);
-          const primary = [...run.live.devices.interfaces, ...run.live.devices.hostdevs].find(
+          const live = expandHybrids(run.live);
+          const primary = [...live.devices.interfaces, ...live.devices.hostdevs].find(
             (d) => d.teaming?.type === 'transient' && d.teaming.persistent === standby,
           );
           ctx.events.emit({

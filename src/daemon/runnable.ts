@@ -27,15 +27,15 @@ export function checkRunnable(def: DomainDef): void {
     }
   }
   for (const n of def.devices.interfaces) {
-    if (n.type === 'ethernet' || n.type === 'hostdev-hybrid')
+    if (n.type === 'ethernet')
       refuse(
         `<interface type='${n.type}'>`,
         n.line,
-        'hostdev, network (hostdev networks), bridge, direct and user interfaces run today',
+        'hostdev, hostdev-hybrid, network (hostdev networks), bridge, direct and user interfaces run today',
       );
     // The device manager (pre)associates 802.1Qbh/802.1Qbg port profiles of a VF through its PF.
     const vfProfile =
-      (n.type === 'hostdev' || n.type === 'network') &&
+      (n.type === 'hostdev' || n.type === 'hostdev-hybrid' || n.type === 'network') &&
       (n.virtualport?.type === '802.1Qbh' || n.virtualport?.type === '802.1Qbg');
     if (n.virtualport && !vfProfile)
       refuse(`<virtualport type='${n.virtualport.type ?? ''}'> on <interface type='${n.type}'>`, n.line);

@@ -22,6 +22,7 @@ import { guestNumaNodes } from '../network/numa.ts';
 import { formatStatus } from './definitions.ts';
 import { type OwnedDevice } from './qemu-owner.ts';
 import { checkRunnable } from './runnable.ts';
+import { withStandbyParents } from './hybrid.ts';
 import {
   auditedQemu,
   type OnExit,
@@ -136,6 +137,15 @@ const liveDefinition: Stage = {
   },
 };
 
+/** [seed 002] Each hostdev-hybrid interface's standby goes on a macvtap of its VF's PF: the PF
+ *  netdev is found and checked before anything is taken (daemon/hybrid.ts). */
+const hybridStandbys: Stage = {
+  name: 'hybrid standbys',
+  run: async (s, deps) => {
+    s.live = await withStandbyParents(need(s.live), deps.hostViews, deps.netdevs);
+  },
+};
+
 /** The host devices: planned, journalled and bound to vfio by the device manager. */
 const prepare: Stage = {
   name: 'prepare',
@@ -202,6 +212,7 @@ const STAGES: readonly Stage[] = [
   storage,
   allocate,
   liveDefinition,
+  hybridStandbys,
   prepare,
   hostNics,
   placement,

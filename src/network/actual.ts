@@ -71,7 +71,8 @@ export function actualInterface(iface: NetworkInterfaceDef, net: NetworkDef, vf:
   }
   const driver = net.forward?.driver;
   return {
-    type: 'hostdev',
+    // A hybrid network's VF gets a virtio standby (conf/domain/hybrid.ts).
+    type: net.forward?.mode === 'hostdev-hybrid' ? 'hostdev-hybrid' : 'hostdev',
     source: { managed: net.forward?.managed ?? false, address: vf.address, ...(driver ? { driver } : {}) },
     ...(s.vlan ? { vlan: s.vlan } : {}),
     ...(vport ? { virtualport: vport } : {}),

@@ -7,10 +7,12 @@ import type {
   HostdevDef,
   InterfaceDef,
   OtherDeviceDef,
+  StandbyDef,
 } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
 import { formatPciAddress } from '../conf/pci-address.ts';
 import { hostDevices, isHostdevInterface } from '../conf/domain/hostdevs.ts';
+import { standbyOf, withStandby } from '../conf/domain/hybrid.ts';
 
 /**
  * Guest PCI addresses as libvirt plans them (qemuDomainAssignPCIAddresses, domain_addr.c), pure.
@@ -42,10 +44,15 @@ export function assignAddresses(def: DomainDef, opts: AddressOptions = {}): Doma
   const plan = reserveFixed(def, controllers, family);
   const firstSlot = family === 'q35' ? 1 : 2;
 
-  // 2. Endpoints that want an address, in libvirt's order: QEMU-backed interfaces, then every
-  //    hostdev (those of <interface type='hostdev'> first, as libvirt parses them first), then a
-  //    virtio memory balloon.
-  const wanting = endpointsWantingAddress(def, controllers);
+  // 2. Endpoints that want an address, in libvirt's order: QEMU-backed interfaces (with the
+  //    virtio standbys of hybrid interfaces), then every hostdev (those of <interface
+  //    type='hostdev'> first, as libvirt parses them first), then a virtio memory balloon.
+  const standbys = new Map<InterfaceDef, StandbyDef>();
+  for (const i of def.devices.interfaces) {
+    const s = standbyOf(i);
+    if (s) standbys.set(i, s);
+  }
+  const wanting = endpointsWantingAddress(def, controllers, [...standbys.values()]);
 
   // 3. q35: enough root ports for them, plus a spare, at new controller indexes.
   if (family === 'q35') {
@@ -110,7 +117,10 @@ export function assignAddresses(def: DomainDef, opts: AddressOptions = {}): Doma
         const address = placed.get(c) ?? c.address;
         return address === undefined ? c : { ...c, address: withMultifunction(address, plan) };
       }),
-      interfaces: def.devices.interfaces.map(multi),
+      interfaces: def.devices.interfaces.map((i) => {
+        const s = standbys.get(i);
+        return s ? withStandby(multi(i), multi(s)) : multi(i);
+      }),
       ...(def.devices.disks === undefined ? {} : { disks: def.devices.disks.map((k) => ('xml' in k ? k : multi(k))) }),
       hostdevs: def.devices.hostdevs.map(multi),
       ...(def.devices.others === undefined ? {} : { others: def.devices.others.map(multi) }),
@@ -175,14 +185,19 @@ interface Slot {
   readonly function: number;
 }
 
-type Endpoint = InterfaceDef | HostdevDef | DiskDef | ControllerDef | OtherDeviceDef;
+type Endpoint = InterfaceDef | HostdevDef | DiskDef | ControllerDef | OtherDeviceDef | StandbyDef;
 
 /** In libvirt's order (qemuDomainAssignDevicePCISlots): QEMU-backed NICs, the controllers that
  *  are PCI devices of their own (virtio-scsi), virtio disks, then host devices. */
-function endpointsWantingAddress(def: DomainDef, controllers: readonly ControllerDef[]): Endpoint[] {
+function endpointsWantingAddress(
+  def: DomainDef,
+  controllers: readonly ControllerDef[],
+  standbys: readonly StandbyDef[],
+): Endpoint[] {
   const ifaces = def.devices.interfaces;
   return [
     ...ifaces.filter((i) => !isHostdevInterface(i)),
+    ...standbys,
     ...controllers.filter(isVirtioScsi),
     ...typedDisks(def.devices).filter((k) => k.target.bus === 'virtio'),
     ...hostDevices(def)
@@ -205,6 +220,7 @@ function isVirtioBalloon(o: OtherDeviceDef): boolean {
 function describe(dev: Endpoint): string {
   if ('kind' in dev) return dev.kind;
   if (dev.alias !== undefined) return dev.alias;
+  if (!('type' in dev)) return 'the standby of a hostdev-hybrid interface';
   if ('target' in dev && 'device' in dev) return `disk ${dev.target.dev}`;
   if ('index' in dev) return `${dev.type} controller ${dev.index}`;
   if (dev.type === 'pci') return `hostdev ${formatPciAddress(dev.source.address)}`;
@@ -254,7 +270,11 @@ function explicitAddresses(def: DomainDef, controllers: readonly ControllerDef[]
     if (!isChipsetFunction(c, family))
       add(c.address, `${c.type === 'pci' ? 'PCI' : c.type} controller ${c.index}`, c.line);
   }
-  for (const i of def.devices.interfaces) add(i.guestAddress, describe(i), i.line);
+  for (const i of def.devices.interfaces) {
+    add(i.guestAddress, describe(i), i.line);
+    const s = standbyOf(i);
+    if (s) add(s.guestAddress, s.alias ?? `the standby of ${describe(i)}`, s.line ?? i.line);
+  }
   for (const h of def.devices.hostdevs) add(h.guestAddress, describe(h), h.line);
   for (const k of typedDisks(def.devices)) add(k.guestAddress, describe(k), k.line);
   for (const o of [...carriedDisks(def.devices), ...(def.devices.others ?? [])])

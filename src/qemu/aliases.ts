@@ -1,6 +1,7 @@
 import type { CharDevDef, ControllerDef, DiskDef, DomainDef } from '../conf/domain/types.ts';
 import { diskIndex } from '../conf/domain/disk.ts';
 import { isHostdevInterface } from '../conf/domain/hostdevs.ts';
+import { standbyOf, withStandby } from '../conf/domain/hybrid.ts';
 import { defaultPciControllerAlias } from './device-props.ts';
 
 /**
@@ -11,11 +12,17 @@ import { defaultPciControllerAlias } from './device-props.ts';
  */
 export function assignAliases(def: DomainDef): DomainDef {
   const counters = new Counters(def);
-  const interfaces = def.devices.interfaces.map((iface) =>
-    iface.alias !== undefined
-      ? iface
-      : { ...iface, alias: counters.next(isHostdevInterface(iface) ? 'hostdev' : 'net') },
-  );
+  const interfaces = def.devices.interfaces.map((iface) => {
+    const named =
+      iface.alias !== undefined
+        ? iface
+        : { ...iface, alias: counters.next(isHostdevInterface(iface) ? 'hostdev' : 'net') };
+    // A hybrid's virtio standby is a NIC of its own: netN, after its VF's hostdevN.
+    const standby = standbyOf(named);
+    return standby === undefined || standby.alias !== undefined
+      ? named
+      : withStandby(named, { ...standby, alias: counters.next('net') });
+  });
   const hostdevs = def.devices.hostdevs.map((h) =>
     h.alias !== undefined ? h : { ...h, alias: counters.next('hostdev') },
   );
@@ -41,8 +48,8 @@ class Counters {
   private readonly max = new Map<string, number>();
 
   constructor(def: DomainDef) {
-    const all = [...def.devices.interfaces, ...def.devices.hostdevs];
-    for (const d of all) if (d.alias !== undefined) this.note(d.alias);
+    const all = [...def.devices.interfaces, ...def.devices.hostdevs, ...def.devices.interfaces.map(standbyOf)];
+    for (const d of all) if (d?.alias !== undefined) this.note(d.alias);
   }
 
   private note(alias: string): void {

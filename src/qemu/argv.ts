@@ -5,6 +5,7 @@ import type { DevicePresentation } from '../host/types.ts';
 import type { Accel } from './accel.ts';
 import { typedDisks } from '../conf/domain/disk.ts';
 import { hostDevices, isHostdevInterface } from '../conf/domain/hostdevs.ts';
+import { expandHybrids } from '../conf/domain/hybrid.ts';
 import { isVirtioScsi, machineFamily } from './addresses.ts';
 import { readTuning, type Tuning } from '../conf/domain/tuning.ts';
 import { type MemoryBackendPlan, memoryBackendProps, RAM_BACKEND_ID } from './memory-props.ts';
@@ -48,7 +49,9 @@ export interface ArgvContext {
  * The QEMU command line (without the binary) for a live definition (prepareLiveDef's output).
  * Pure. Options come in libvirt's order; devices are `-device` JSON, as libvirt gives QEMU >= 6.
  */
-export function buildArgv(def: DomainDef, ctx: ArgvContext): string[] {
+export function buildArgv(live: DomainDef, ctx: ArgvContext): string[] {
+  // A hostdev-hybrid interface is run as the failover pair it stands for (conf/domain/hybrid.ts).
+  const def = expandHybrids(live);
   const buses = busAliases(def);
   const a: string[] = ['-name', `guest=${optValue(def.name)},debug-threads=on`];
   if (ctx.startPaused ?? true) a.push('-S');
@@ -120,13 +123,6 @@ function hostdevDeviceProps(
   const out: DeviceProps[] = [];
   for (const h of hostDevices(def)) {
     if (!h.assigned) continue; // taken from the host, given no guest device
-    if (h.def.type === 'hostdev-hybrid') {
-      throw new PassthruError(
-        'CONFIG_UNSUPPORTED',
-        `interface type 'hostdev-hybrid' is not supported on the QEMU command line yet`,
-        h.def.line === undefined ? {} : { line: h.def.line },
-      );
-    }
     const alias = h.alias ?? '';
     const presentation = presentations.get(alias);
     if (presentation === undefined) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,12 +11,22 @@ import { injectFault } from '../../src/host/sim/faults.ts';
 import { readNetlink } from '../../src/host/sim/state.ts';
 import { readSwitch } from '../../src/host/sim/switch.ts';
 import { Client } from '../../src/protocol/client.ts';
-import type { DaemonEvent, DomainSummary, InterfaceRow, MigrationReport } from '../../src/protocol/wire.ts';
+import type { DaemonEvent, InterfaceRow, MigrationReport } from '../../src/protocol/wire.ts';
 import { type CertFiles, identity, makeCa, makeLeaf } from '../helpers/certs.ts';
 import { startDaemon, type TestDaemon, vfRow, vfState } from '../helpers/daemon.ts';
 import type { GuestNic } from './helpers/console.ts';
 import { e2eGuest } from './helpers/guest.ts';
-import { consoleOf, enslavedVf, migratingGuestXml, noVf, waitRound, watchPortRequests } from './helpers/migration.ts';
+import {
+  assertMacFollowed,
+  consoleOf,
+  enslavedVf,
+  migratingGuestXml,
+  noVf,
+  stopHosts,
+  summaryOn,
+  waitRound,
+  watchPortRequests,
+} from './helpers/migration.ts';
 
 /**
  * Live migration between two passthrud on one machine: two sim hosts with the same profile,
@@ -88,20 +98,12 @@ before(async () => {
   tlsB = hostB.tls;
 });
 after(async () => {
-  if (skip) return;
-  for (const d of [a, b]) {
-    const doms = await d.client.get<DomainSummary[]>('/domains').catch(() => []);
-    for (const x of doms)
-      if (x.state !== 'shutoff') await d.client.post(`/domains/${x.name}/destroy`).catch(() => undefined);
-    await d.stop();
-  }
-  await rm(dir, { recursive: true, force: true });
+  if (!skip) await stopHosts([a, b], dir);
 });
 
 const stateDir = (d: TestDaemon): string => join(dir, d === a ? 'a' : 'b', 'state');
 const hostDir = (d: TestDaemon): string => join(dir, d === a ? 'a' : 'b', 'host');
-const summary = async (d: TestDaemon, name: string): Promise<DomainSummary | undefined> =>
-  (await d.client.get<DomainSummary[]>('/domains')).find((x) => x.name === name);
+const summary = summaryOn;
 
 /** Records every migration event of one daemon until stopped. */
 function record(d: TestDaemon): { events: DaemonEvent[]; stop: () => void; opened: Promise<void> } {
@@ -202,18 +204,7 @@ test("failover: the VF leaves with the guest's help, the MAC follows, the port p
 
   // The switches: on A the MAC leaves the VF at UNPLUG_PRIMARY (to the standby path), then
   // leaves the host; on B it waits on the standby path and goes on the VF when QEMU plugs it.
-  const swA = readSwitch(hostDir(a)).moves.filter((m) => m.mac === MAC);
-  const swB = readSwitch(hostDir(b)).moves.filter((m) => m.mac === MAC);
-  assert.deepEqual(
-    swA.map((m) => m.to),
-    ['standby', 'none'],
-  );
-  assert.match(swA[0]?.reason ?? '', /UNPLUG_PRIMARY/);
-  assert.deepEqual(
-    swB.map((m) => m.to),
-    ['standby', `vf${VF}`],
-  );
-  assert.ok((swA[0]?.at ?? 0) <= (swB[1]?.at ?? 0), 'A moved off its VF before B put the MAC on its VF');
+  assertMacFollowed(hostDir(a), hostDir(b), MAC, VF);
 
   // Both daemons reported it.
   evA.stop();

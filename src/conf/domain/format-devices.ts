@@ -21,6 +21,7 @@ import type {
   InterfaceDef,
   OtherDeviceDef,
   PoolHostdevDef,
+  StandbyDef,
 } from './types.ts';
 
 type Kids = (OutElement | undefined | false)[];
@@ -90,8 +91,32 @@ export function hostdevOut(h: HostdevDef | PoolHostdevDef, flags: FormatFlags): 
   );
 }
 
+/** [seed] `<standby>` (types.ts StandbyDef): the macvtap and its parent are this host's, written
+ *  in live and status XML only. */
+function standbyOut(s: StandbyDef | undefined, flags: FormatFlags): OutElement | undefined {
+  if (!s) return undefined;
+  const here = !flags.inactive && !flags.migratable;
+  return out(
+    'standby',
+    [],
+    [
+      here &&
+        s.parent !== undefined &&
+        out('source', [
+          ['dev', s.parent],
+          ['mode', 'bridge'],
+        ]),
+      here && s.targetDev !== undefined && out('target', [['dev', s.targetDev]]),
+      writesAlias(flags, s.alias) && out('alias', [['name', s.alias]]),
+      guestAddressOut(s.guestAddress),
+    ],
+  );
+}
+
 export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
   const mac = i.mac !== undefined && out('mac', [['address', i.mac]]);
+  // A network's VF shown as a plain hostdev interface (live XML) has no standby to show.
+  const plainVf = i.type === 'network' && i.actual?.type === 'hostdev' && writesActualAsDevice(flags);
   const tail: Kids = [
     i.targetDev !== undefined && out('target', [['dev', i.targetDev]]),
     i.model !== undefined && out('model', [['type', i.model]]),
@@ -99,6 +124,7 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
     i.linkState !== undefined && out('link', [['state', i.linkState]]),
     i.mtu !== undefined && out('mtu', [['size', i.mtu]]),
     teamingOut(i.teaming),
+    (i.type === 'hostdev-hybrid' || i.type === 'network') && !plainVf && standbyOut(i.standby, flags),
     ...infoOut(i, flags),
   ];
   const trust: [string, string | undefined] = [
@@ -115,26 +141,27 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
           ['type', i.type],
           ['managed', i.source.managed ? 'yes' : undefined],
           trust,
-          ['spoofCheck', i.type === 'hostdev' ? yesNoOut(i.spoofCheck) : undefined],
+          ['spoofCheck', yesNoOut(i.spoofCheck)],
         ],
         [
           mac,
           hostdevDriverOut(i.source.driver),
           pciSourceOut(i.source.address, true),
           ...nets,
-          i.type === 'hostdev' && vfBandwidthOut(i.bandwidth),
+          vfBandwidthOut(i.bandwidth),
           ...tail,
         ],
       );
     case 'network': {
       const a = i.actual;
       if (a && writesActualAsDevice(flags)) {
-        // Live XML shows the VF the network gave, as libvirt's "publicActual" does.
+        // Live XML shows the VF the network gave, as libvirt's "publicActual" does (a hybrid
+        // network's as a hostdev-hybrid interface, with its standby).
         const actualTrust = a.trustGuestRxFilters ?? i.trustGuestRxFilters;
         return out(
           'interface',
           [
-            ['type', 'hostdev'],
+            ['type', a.type],
             ['managed', a.source.managed ? 'yes' : undefined],
             ['trustGuestRxFilters', actualTrust === undefined ? undefined : actualTrust ? 'yes' : 'no'],
             ['spoofCheck', yesNoOut(a.spoofCheck)],
@@ -158,7 +185,7 @@ export function interfaceOut(i: InterfaceDef, flags: FormatFlags): OutElement {
         out(
           'actual',
           [
-            ['type', 'hostdev'],
+            ['type', a.type],
             ['managed', a.source.managed ? 'yes' : undefined],
             [
               'trustGuestRxFilters',

@@ -16,7 +16,7 @@ export function isHostdevInterface(iface: InterfaceDef): iface is HostdevInterfa
   return (
     iface.type === 'hostdev' ||
     iface.type === 'hostdev-hybrid' ||
-    (iface.type === 'network' && iface.actual?.type === 'hostdev')
+    (iface.type === 'network' && iface.actual !== undefined)
   );
 }
 

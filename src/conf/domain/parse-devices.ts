@@ -42,6 +42,7 @@ import type {
   InterfaceType,
   PciHostdevSource,
   PoolHostdevDef,
+  StandbyDef,
   VfAttributesDef,
 } from './types.ts';
 
@@ -170,8 +171,8 @@ const INTERFACE_TYPES = ['hostdev', 'hostdev-hybrid', 'network', 'bridge', 'dire
 const COMMON_CHILDREN = ['mac', 'model', 'vlan', 'virtualport', 'teaming', 'target', 'link', 'mtu', ...INFO_CHILDREN];
 const TYPE_CHILDREN: Record<InterfaceType, readonly string[]> = {
   hostdev: ['source', 'driver', 'bandwidth'],
-  'hostdev-hybrid': ['source', 'driver'],
-  network: ['source', 'actual', 'driver', 'bandwidth'],
+  'hostdev-hybrid': ['source', 'driver', 'bandwidth', 'standby'],
+  network: ['source', 'actual', 'driver', 'bandwidth', 'standby'],
   bridge: ['source', 'driver'],
   direct: ['source', 'driver'],
   user: ['driver'],
@@ -181,12 +182,7 @@ const TYPE_CHILDREN: Record<InterfaceType, readonly string[]> = {
 export function parseInterface(el: XmlElement): InterfaceDef {
   const type = oneOf(el, 'type', requireAttr(el, 'type'), INTERFACE_TYPES);
   const isHostdev = type === 'hostdev' || type === 'hostdev-hybrid';
-  const attrs =
-    type === 'hostdev'
-      ? ['type', 'managed', 'trustGuestRxFilters', 'spoofCheck']
-      : isHostdev
-        ? ['type', 'managed', 'trustGuestRxFilters']
-        : ['type', 'trustGuestRxFilters'];
+  const attrs = isHostdev ? ['type', 'managed', 'trustGuestRxFilters', 'spoofCheck'] : ['type', 'trustGuestRxFilters'];
   rejectUnknown(el, attrs, [...COMMON_CHILDREN, ...TYPE_CHILDREN[type]]);
   const c: Mutable<Omit<InterfaceDef, 'type'>> = parseDeviceInfo(el);
   const mac = single(el, 'mac');
@@ -209,8 +205,11 @@ export function parseInterface(el: XmlElement): InterfaceDef {
   if (target) c.targetDev = onlyAttr(target, 'dev');
   if (link) c.linkState = oneOf(link, 'state', onlyAttr(link, 'state'), ['up', 'down'] as const);
   if (mtu) c.mtu = parseUnsigned(mtu, 'size', onlyAttr(mtu, 'size'));
+  const standbyEl = single(el, 'standby');
+  const standby = standbyEl ? { standby: parseStandby(standbyEl) } : {};
   switch (type) {
-    case 'hostdev': {
+    case 'hostdev':
+    case 'hostdev-hybrid': {
       const { spoofCheck, bandwidth } = parseVfAttributes(el);
       return {
         type,
@@ -218,10 +217,9 @@ export function parseInterface(el: XmlElement): InterfaceDef {
         ...(spoofCheck === undefined ? {} : { spoofCheck }),
         ...(bandwidth === undefined ? {} : { bandwidth }),
         source: parsePciSource(el, parseManaged(el), true),
+        ...standby,
       };
     }
-    case 'hostdev-hybrid':
-      return { type, ...c, source: parsePciSource(el, parseManaged(el), true) };
     case 'user':
     case 'ethernet':
       return { type, ...c };
@@ -239,6 +237,7 @@ export function parseInterface(el: XmlElement): InterfaceDef {
         ...(portgroup === undefined ? {} : { portgroup }),
         ...(portid === undefined ? {} : { portid: located(s, () => parseUuid(portid)) }),
         ...(actual ? { actual: parseActual(actual) } : {}),
+        ...standby,
       };
     }
     case 'bridge':
@@ -258,6 +257,26 @@ export function parseInterface(el: XmlElement): InterfaceDef {
   }
 }
 
+/** [seed] `<standby>`: the hybrid's virtio standby (types.ts StandbyDef); `<source>` and
+ *  `<target>` are live state, read back from status XML. */
+function parseStandby(el: XmlElement): StandbyDef {
+  rejectUnknown(el, [], ['source', 'target', 'alias', 'address']);
+  const out: Mutable<StandbyDef> = { line: el.line };
+  const source = single(el, 'source');
+  if (source) {
+    rejectUnknown(source, ['dev', 'mode'], []);
+    out.parent = requireAttr(source, 'dev');
+    oneOf(source, 'mode', attr(source, 'mode') ?? 'bridge', ['bridge'] as const);
+  }
+  const target = single(el, 'target');
+  if (target) out.targetDev = onlyAttr(target, 'dev');
+  const alias = single(el, 'alias');
+  if (alias) out.alias = parseAlias(alias);
+  const address = single(el, 'address');
+  if (address) out.guestAddress = parseGuestAddress(address);
+  return out;
+}
+
 function requireSource(el: XmlElement, attrs: readonly string[]): XmlElement {
   const s = single(el, 'source');
   if (!s) throw invalid(el, `missing <source> element in <interface type='${attr(el, 'type') ?? ''}'>`);
@@ -273,7 +292,8 @@ function parseActual(el: XmlElement): ActualHostdev {
     ['source', 'driver', 'vlan', 'virtualport', 'bandwidth', 'link'],
   );
   const type = requireAttr(el, 'type');
-  if (type !== 'hostdev') throw invalid(el, `unsupported type '${type}' in interface's <actual> element`);
+  if (type !== 'hostdev' && type !== 'hostdev-hybrid')
+    throw invalid(el, `unsupported type '${type}' in interface's <actual> element`);
   const vlan = single(el, 'vlan');
   const vport = single(el, 'virtualport');
   const { trustGuestRxFilters: trust, ...vf } = parseVfAttributes(el);

@@ -298,10 +298,32 @@ export interface HostdevInterfaceDef extends InterfaceCommon {
   readonly bandwidth?: VfBandwidthDef;
 }
 
-/** [seed] a VF plus a virtio standby on a macvtap of the same PF, one MAC, as a failover pair. */
+/** [seed] a VF plus a virtio standby on a macvtap of the same PF, one MAC, as a failover pair
+ *  (conf/domain/hybrid.ts expands it). The VF's alias and guest address are the interface's own;
+ *  the standby's are in `standby`. `<model>` is the standby's (virtio, the only failover model). */
 export interface HostdevHybridInterfaceDef extends InterfaceCommon {
   readonly type: 'hostdev-hybrid';
   readonly source: PciHostdevSource;
+  readonly spoofCheck?: boolean;
+  readonly bandwidth?: VfBandwidthDef;
+  readonly standby?: StandbyDef;
+}
+
+/**
+ * [seed] passthru's `<standby>` child of a hostdev-hybrid interface (and of a network interface,
+ * for a network with `<forward mode='hostdev-hybrid'>`): the virtio standby's QEMU id and guest
+ * PCI address, both kept from define on like every other device's, so the pair keeps its places
+ * across restarts and migrations. The live definition also names the macvtap (`<target dev>`)
+ * and the PF netdev it sits on (`<source dev>`): this host's runtime state, never in the
+ * inactive or migratable XML.
+ */
+export interface StandbyDef {
+  readonly alias?: string;
+  readonly guestAddress?: GuestAddress;
+  readonly targetDev?: string;
+  /** The PF netdev of the VF (the macvtap's parent), found at start. */
+  readonly parent?: string;
+  readonly line?: number;
 }
 
 export interface UserInterfaceDef extends InterfaceCommon {
@@ -326,7 +348,8 @@ export interface DirectInterfaceDef extends InterfaceCommon {
 
 /** What a network allocated to an interface at start: shown in live and status XML only. */
 export interface ActualHostdev {
-  readonly type: 'hostdev';
+  /** hostdev-hybrid: the network's forward mode is hostdev-hybrid (the VF gets a standby). */
+  readonly type: 'hostdev' | 'hostdev-hybrid';
   readonly source: PciHostdevSource;
   /** Merged from interface, portgroup and network (conf/network/merge.ts). */
   readonly vlan?: Vlan;
@@ -345,6 +368,8 @@ export interface NetworkInterfaceDef extends InterfaceCommon {
   readonly portgroup?: string;
   readonly portid?: Uuid;
   readonly actual?: ActualHostdev;
+  /** The standby when the network is a hostdev-hybrid one (define adds it, see StandbyDef). */
+  readonly standby?: StandbyDef;
   /** The VF's TX rates (`<outbound average= floor=>`), over the portgroup's and the network's. */
   readonly bandwidth?: VfBandwidthDef;
 }

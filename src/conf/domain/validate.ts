@@ -139,6 +139,17 @@ function checkInterface(i: InterfaceDef, report: Report): void {
       `interface ${name} - teaming transient device must be type='hostdev' or 'network', not '${i.type}'`,
     );
   }
+  const sg = i.type === 'hostdev-hybrid' || i.type === 'network' ? i.standby?.guestAddress : undefined;
+  if (sg && sg.type !== 'pci') {
+    report(i.line, 'interface', `interface ${name} - the standby's guest address type '${sg.type}' is not 'pci'`);
+  }
+  if (i.type === 'hostdev-hybrid' && i.model !== undefined && i.model !== 'virtio') {
+    report(
+      i.line,
+      'interface',
+      `interface ${name} - the standby of a hostdev-hybrid interface is <model type='virtio'/> (failover needs virtio-net), not '${i.model}'`,
+    );
+  }
   if (i.type === 'hostdev-hybrid' && i.teaming) {
     report(
       i.line,

@@ -3,6 +3,8 @@ import { PassthruError } from '../../conf/error.ts';
 import { formatPciAddress } from '../../conf/pci-address.ts';
 import { isHostdevInterface } from '../../conf/domain/hostdevs.ts';
 import { completeDefinition } from '../../qemu/define-def.ts';
+import { expandHybrid, markHybridNetworks } from '../../conf/domain/hybrid.ts';
+import { hybridNetworks } from '../hybrid.ts';
 import type { PluggedDevice } from '../../qemu/hotplug.ts';
 import type { DeviceChange, DeviceRef, InterfaceRow } from '../../protocol/wire.ts';
 import type { DeviceFlags } from '../actions.ts';
@@ -21,7 +23,8 @@ export const deviceHandlers = {
       let devices: DeviceRef[] = [];
       if (live) devices = await attachLive(ctx, obj, withDocument(runningLive(obj), a.xml, true));
       if (config) {
-        const def = completeDefinition(withDocument(obj.def, a.xml, false), spareOption(ctx.runs));
+        const doc = markHybridNetworks(withDocument(obj.def, a.xml, false), hybridNetworks(ctx.pools));
+        const def = completeDefinition(doc, spareOption(ctx.runs));
         await saveConfig(ctx, obj, def);
         if (!live) devices = addedRefs(obj.def, def);
       }
@@ -155,9 +158,13 @@ function interfaceRows(def: DomainDef, obj: DomainObj): InterfaceRow[] {
     };
   };
   return [
-    ...def.devices.interfaces.map((i) =>
-      row(i.type, i, i.mac, isHostdevInterface(i) ? undefined : (i as { model?: string }).model),
-    ),
+    // A hostdev-hybrid interface is two rows, its standby and its VF, one MAC (conf/domain/hybrid.ts).
+    ...def.devices.interfaces.flatMap((i) => {
+      const pair = expandHybrid(i);
+      if (pair)
+        return [row(i.type, pair.standby, i.mac, pair.standby.model), row(i.type, pair.primary, i.mac, undefined)];
+      return [row(i.type, i, i.mac, isHostdevInterface(i) ? undefined : (i as { model?: string }).model)];
+    }),
     ...def.devices.hostdevs.filter((h) => h.teaming !== undefined).map((h) => row('hostdev', h, undefined, undefined)),
   ];
 }

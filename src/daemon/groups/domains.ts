@@ -10,6 +10,8 @@ import { followGuest } from '../hotplug.ts';
 import { cleanupRun, destroyRun, reattachRun } from '../runs.ts';
 import { spareOption, startDomain } from '../start.ts';
 import { completeDefinition } from '../../qemu/define-def.ts';
+import { markHybridNetworks } from '../../conf/domain/hybrid.ts';
+import { hybridNetworks } from '../hybrid.ts';
 import { chooseAccel, readProcModules } from '../../qemu/accel.ts';
 import { nativeCommandLine } from '../../qemu/native.ts';
 
@@ -86,7 +88,9 @@ export const domainHandlers = {
 async function define(action: ActionOf<'define'>, ctx: DaemonContext) {
   // What libvirt's QEMU driver fills in at define (addresses, implicit devices) is written
   // with the definition, so no address moves later.
-  const parsed = completeDefinition(parseDefinition(action.xml, 'domain XML'), spareOption(ctx.runs));
+  // A network interface on a hostdev-hybrid network gets its standby's address now too.
+  const doc = markHybridNetworks(parseDefinition(action.xml, 'domain XML'), hybridNetworks(ctx.pools));
+  const parsed = completeDefinition(doc, spareOption(ctx.runs));
   const existing = ctx.domains.find(parsed.name);
   const def = withUuid(parsed, existing?.def);
   if (existing?.def.uuid && def.uuid && existing.def.uuid !== def.uuid) {

@@ -1,3 +1,4 @@
+import { expandHybrids } from '../../conf/domain/hybrid.ts';
 import type { DomainDef, InterfaceDef } from '../../conf/domain/types.ts';
 import { PassthruError } from '../../conf/error.ts';
 import type { MacAddress } from '../../conf/mac.ts';
@@ -13,7 +14,8 @@ export interface FailoverPrimary {
 }
 
 export function failoverPrimaries(live: DomainDef): FailoverPrimary[] {
-  return live.devices.interfaces.flatMap((n) => {
+  // A hostdev-hybrid interface is such a pair (conf/domain/hybrid.ts).
+  return expandHybrids(live).devices.interfaces.flatMap((n) => {
     const address = vfOf(n);
     return address && n.teaming?.type === 'transient' && n.alias !== undefined
       ? [{ alias: n.alias, address, mac: n.mac, standby: n.teaming.persistent }]
@@ -53,7 +55,8 @@ export function checkMigratable(live: DomainDef, o: { readonly unplug?: boolean 
     if (!moves(p.teaming, true)) refuse("<hostdev mode='subsystem' type='pci'>", true);
   }
   // An interface names its actual type, as libvirt's message does (a network's VF: hostdev).
-  for (const n of live.devices.interfaces) {
+  // A hostdev-hybrid interface moves as the failover pair it is.
+  for (const n of expandHybrids(live).devices.interfaces) {
     const pooled = n.type === 'network';
     if (vfOf(n) && !moves(n.teaming, pooled)) refuse("<interface type='hostdev'>", pooled);
   }

@@ -1,4 +1,5 @@
 import { hostdevOut, interfaceOut } from '../../conf/domain/format-devices.ts';
+import { isHybrid } from '../../conf/domain/hybrid.ts';
 import { parseDomainXml } from '../../conf/domain/parse.ts';
 import type { DomainDef, HostdevDef, InterfaceDef } from '../../conf/domain/types.ts';
 import { PassthruError } from '../../conf/error.ts';
@@ -21,10 +22,13 @@ import { attachLive, detachLive } from '../hotplug.ts';
  */
 export type PoolDevice = InterfaceDef | HostdevDef;
 
-/** The devices a pool gave that are not the primary of a failover pair (QEMU moves those). */
+/** The devices a pool gave that are not the primary of a failover pair (QEMU moves those, a
+ *  hybrid network's VF too). */
 export function poolDevices(live: DomainDef): PoolDevice[] {
   return [
-    ...live.devices.interfaces.filter((n) => n.type === 'network' && n.actual && n.teaming?.type !== 'transient'),
+    ...live.devices.interfaces.filter(
+      (n) => n.type === 'network' && n.actual && n.teaming?.type !== 'transient' && !isHybrid(n),
+    ),
     ...live.devices.hostdevs.filter((h) => h.source.pool !== undefined && h.teaming?.type !== 'transient'),
   ];
 }

@@ -31,6 +31,45 @@ test('domain extensions validate against passthru-domain.rng, and libvirt alone 
   }
 });
 
+/** A hybrid interface with its standby as the live XML shows it, and a network interface on a
+ *  hybrid network as define writes it. */
+const HYBRID = `<interface type='hostdev-hybrid' managed='yes' spoofCheck='no'>
+      <mac address='52:54:00:01:02:05'/>
+      <source>
+        <address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x4'/>
+      </source>
+      <standby>
+        <source dev='enp6s0f0' mode='bridge'/>
+        <target dev='macvtap3'/>
+        <alias name='net1'/>
+        <address type='pci' domain='0x0000' bus='0x05' slot='0x00' function='0x0'/>
+      </standby>
+      <alias name='hostdev1'/>
+      <address type='pci' domain='0x0000' bus='0x04' slot='0x00' function='0x0'/>
+    </interface>
+    <interface type='network'>
+      <mac address='52:54:00:01:02:06'/>
+      <source network='hybrid'/>
+      <standby>
+        <address type='pci' domain='0x0000' bus='0x06' slot='0x00' function='0x0'/>
+      </standby>
+    </interface>`;
+
+test('a hybrid interface with its <standby>, and a network interface with one, validate against the overlay in every form', () => {
+  const def = readDomainXml(skeletonWithHostdevs(HYBRID));
+  for (const flags of [{ inactive: true }, { live: true }, { migratable: true }]) {
+    const xml = formatDomainXml(def, flags);
+    assert.match(xml, /<standby>/);
+    assert.equal(rngProblem('passthru-domain.rng', xml), undefined, JSON.stringify(flags));
+    assert.notEqual(rngProblem('domain.rng', xml), undefined, 'libvirt has no such syntax');
+  }
+  // The macvtap and its PF are this host's: live only.
+  assert.match(formatDomainXml(def, { live: true }), /<target dev='macvtap3'\/>/);
+  assert.doesNotMatch(formatDomainXml(def, { migratable: true }), /macvtap3|enp6s0f0/);
+  const bad = skeletonWithHostdevs(HYBRID.replace("mode='bridge'", "mode='vepa'"));
+  assert.notEqual(rngProblem('passthru-domain.rng', bad), undefined);
+});
+
 test("<numatune><memory placement='device'/> validates against the overlay, and libvirt alone refuses it", () => {
   const xml = formatDomainXml(
     readDomainXml(

@@ -116,13 +116,22 @@ const common = fc.record({
   linkState: opt(fc.constantFrom('up' as const, 'down' as const)),
   mtu: opt(fc.integer({ min: 68, max: 9000 })),
 });
+/** [seed] `<standby>` of a hybrid interface; its source and target are live state (status XML). */
+const standby = fc
+  .record({
+    alias: opt(alias),
+    guestAddress: opt(guestPci),
+    targetDev: opt(fc.constantFrom('macvtap0', 'macvtap7')),
+    parent: opt(fc.constantFrom('enp6s0f0', 'eth0')),
+  })
+  .map((o) => clean(o));
 const iface = fc
   .tuple(
     info,
     common,
     fc.oneof(
       source.map((s) => ({ type: 'hostdev' as const, source: s })),
-      source.map((s) => ({ type: 'hostdev-hybrid' as const, source: s })),
+      fc.record({ type: fc.constant('hostdev-hybrid' as const), source, standby: opt(standby) }).map((o) => clean(o)),
       fc.constant({ type: 'user' as const }),
       fc
         .record({ type: fc.constant('ethernet' as const), targetDev: opt(fc.constantFrom('tap0', 'vnet1')) })
@@ -141,8 +150,15 @@ const iface = fc
           network: fc.constantFrom('pool', 'default'),
           portgroup: opt(fc.constantFrom('web')),
           actual: opt(
-            fc.record({ type: fc.constant('hostdev' as const), source, vlan: opt(vlan) }).map((o) => clean(o)),
+            fc
+              .record({
+                type: fc.constantFrom('hostdev' as const, 'hostdev-hybrid' as const),
+                source,
+                vlan: opt(vlan),
+              })
+              .map((o) => clean(o)),
           ),
+          standby: opt(standby),
         })
         .map((o) => clean(o)),
     ),

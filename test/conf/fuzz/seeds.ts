@@ -7,6 +7,7 @@ export const SEEDS = [
   `<domain type='kvm'><name>a</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type machine='q35'>hvm</type><kernel>/k</kernel></os>
 <devices><interface type='hostdev' managed='yes'><mac address='52:54:00:00:00:01'/><source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x1'/></source><vlan><tag id='42'/></vlan><teaming type='transient' persistent='ua-b'/></interface>
 <interface type='user'><mac address='52:54:00:00:00:01'/><model type='virtio'/><teaming type='persistent'/><alias name='ua-b'/></interface>
+<interface type='hostdev-hybrid' managed='yes'><mac address='52:54:00:00:00:02'/><source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x2'/></source><standby><source dev='enp6s0f0' mode='bridge'/><target dev='macvtap0'/><alias name='net1'/><address type='pci' bus='2' slot='0' function='0'/></standby></interface>
 <hostdev mode='subsystem' type='pci' managed='no' assigned='no'><source><address bus='6' slot='2' function='3'/></source><netdev port='1'><mac address='52:54:00:01:02:03'/></netdev></hostdev>
 <controller type='pci' index='1' model='pcie-root-port'><target chassis='1' port='0x10'/><address type='pci' bus='0' slot='2' function='0' multifunction='on'/></controller>
 <serial type='file'><source path='/l'/><target port='0'/></serial></devices></domain>`,

@@ -1,8 +1,12 @@
-import { readFile } from 'node:fs/promises';
+import assert from 'node:assert/strict';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readNetlink } from '../../../src/host/sim/state.ts';
+import { readSwitch } from '../../../src/host/sim/switch.ts';
 import { type GuestNic, GUEST_NIC_LINE } from './console.ts';
+import type { DomainSummary } from '../../../src/protocol/wire.ts';
+import type { TestDaemon } from '../../helpers/daemon.ts';
 import type { E2eGuest } from './guest.ts';
 
 /** A 256 MiB guest with a virtio NIC and, with `vf`, a VF of the sim X710's first PF as the
@@ -41,9 +45,27 @@ export function migratingGuestXml(
       <source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x${o.vf}'/></source>
       <teaming type='transient' persistent='ua-backup0'/>${virtualport}
     </interface>`;
+  const standby =
+    (o.vf === undefined && o.network === undefined) || o.failover === false ? '' : "<teaming type='persistent'/>";
+  return guestDomainXml(
+    name,
+    g,
+    `<interface type='user'>
+      <mac address='${o.mac}'/>
+      <model type='virtio'/>
+      ${standby}
+      <alias name='ua-backup0'/>
+    </interface>${primary}`,
+    o.memoryMiB,
+  );
+}
+
+/** A q35 test guest of `memoryMiB` (256) with `devices`. No <serial>: the console goes to each
+ *  daemon's run directory, so the two hosts' consoles stay apart. */
+export function guestDomainXml(name: string, g: E2eGuest, devices: string, memoryMiB = 256): string {
   return `<domain type='kvm'>
   <name>${name}</name>
-  <memory unit='MiB'>${o.memoryMiB ?? 256}</memory>
+  <memory unit='MiB'>${memoryMiB}</memory>
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='q35'>hvm</type>
@@ -53,12 +75,7 @@ export function migratingGuestXml(
   </os>
   <devices>
     <emulator>${g.qemu}</emulator>
-    <interface type='user'>
-      <mac address='${o.mac}'/>
-      <model type='virtio'/>
-      ${(o.vf === undefined && o.network === undefined) || o.failover === false ? '' : "<teaming type='persistent'/>"}
-      <alias name='ua-backup0'/>
-    </interface>${primary}
+    ${devices}
   </devices>
 </domain>`;
 }
@@ -124,4 +141,41 @@ export function watchPortRequests(hostDir: string, pfBdf: string, vf: number): {
       return seen;
     },
   };
+}
+
+/**
+ * The sim switches' record of a failover migration, A to B: A moves the guest MAC off its VF at
+ * UNPLUG_PRIMARY (to the standby path), then off the host; B holds it on the standby path until
+ * QEMU plugs B's VF `vfB`, and only after A let go.
+ */
+export function assertMacFollowed(hostA: string, hostB: string, mac: string, vfB: number): void {
+  const swA = readSwitch(hostA).moves.filter((m) => m.mac === mac);
+  const swB = readSwitch(hostB).moves.filter((m) => m.mac === mac);
+  assert.deepEqual(
+    swA.map((m) => m.to),
+    ['standby', 'none'],
+  );
+  assert.match(swA[0]?.reason ?? '', /UNPLUG_PRIMARY/);
+  assert.deepEqual(
+    swB.map((m) => m.to),
+    ['standby', `vf${vfB}`],
+  );
+  assert.ok((swA[0]?.at ?? 0) <= (swB[1]?.at ?? 0), 'A moved off its VF before B put the MAC on its VF');
+}
+
+/** The end of a two-host test file: every guest still running destroyed, both daemons stopped,
+ *  their directories removed. */
+export async function stopHosts(daemons: readonly TestDaemon[], dir: string): Promise<void> {
+  for (const d of daemons) {
+    const doms = await d.client.get<DomainSummary[]>('/domains').catch(() => []);
+    for (const x of doms)
+      if (x.state !== 'shutoff') await d.client.post(`/domains/${x.name}/destroy`).catch(() => undefined);
+    await d.stop();
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** A domain as one host lists it, undefined when that host has none of the name. */
+export async function summaryOn(d: TestDaemon, name: string): Promise<DomainSummary | undefined> {
+  return (await d.client.get<DomainSummary[]>('/domains')).find((x) => x.name === name);
 }
