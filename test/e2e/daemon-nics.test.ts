@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PassthruError } from '../../src/conf/error.ts';
 import { Client } from '../../src/protocol/client.ts';
 import type { XmlBody } from '../../src/protocol/wire.ts';
-import { REPO_ROOT, requireE2e } from './helpers/env.ts';
+import { netnsSkipReason, REPO_ROOT, requireE2e } from './helpers/env.ts';
 import { type E2eGuest, e2eGuest } from './helpers/guest.ts';
 import { guestXml, waitForLine } from './helpers/guest-xml.ts';
 
@@ -21,16 +21,7 @@ import { guestXml, waitForLine } from './helpers/guest-xml.ts';
  */
 const env = e2eGuest();
 const ns = `pt-nics-${process.pid}`;
-const netnsReason = (): string | undefined => {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
-  try {
-    execFileSync('ip', ['-V'], { stdio: 'ignore' });
-  } catch {
-    return 'needs iproute2 (ip)';
-  }
-  return undefined;
-};
-const reason = typeof env === 'string' ? env : netnsReason();
+const reason = typeof env === 'string' ? env : netnsSkipReason();
 if (reason !== undefined && requireE2e()) throw new Error(`PASSTHRU_REQUIRE_E2E=1 but: ${reason}`);
 const skip = reason ?? false;
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,6 +26,17 @@ export interface E2eEnv {
   readonly skip: string | undefined;
   /** Inside the test: what it needs, or an Error with the reason (the test then fails). */
   need(): E2eNeeds;
+}
+
+/** Why a test that makes a network namespace cannot run here (root and iproute2), if it cannot. */
+export function netnsSkipReason(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
+  try {
+    execFileSync('ip', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return 'needs iproute2 (ip)';
+  }
+  return undefined;
 }
 
 export function requireE2e(): boolean {
