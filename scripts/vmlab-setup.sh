@@ -61,8 +61,11 @@ ln -sfn "kx/lib/modules/$KVER" "$OUT/modules"
 
 # ---- 3. initramfs ----------------------------------------------------------------------------------
 INIT="$REPO/scripts/vmlab-init.sh"
-if [ ! -f "$OUT/initrd.cpio.gz" ] || [ "$INIT" -nt "$OUT/initrd.cpio.gz" ]; then
+if [ ! -f "$OUT/initrd.cpio.gz" ] || [ "$INIT" -nt "$OUT/initrd.cpio.gz" ] || [ "${BASH_SOURCE[0]}" -nt "$OUT/initrd.cpio.gz" ]; then
   R=$(mktemp -d "$OUT/initrd.XXXXXX")
+  # mktemp -d makes it 0700, and it becomes the guest's /: no user but root could then reach
+  # anything (an unprivileged QEMU, the --qemu-user test, failed opening its libraries).
+  chmod 0755 "$R"
   # busybox lives in /busybox/bin: /bin becomes the host's usr/bin, whose absolute links
   # (/usr/sbin/modprobe -> /bin/kmod) must resolve as on the host.
   mkdir -p "$R"/{busybox/bin,mods,proc,sys,dev,run,tmp,mnt,job,root}

@@ -1,25 +1,26 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 
 /**
- * passthrud --host linux on a real kernel (one VM-lab boot, igb + intel-iommu): a domain with an
- * <interface type='hostdev'> on an igb VF starts (the VF on vfio-pci, its admin MAC and VLAN
- * programmed on the real PF), a second domain on the same VF is refused and changes nothing,
- * destroy gives the VF back to igbvf with the MAC and VLAN it had. The steps are in
- * guest/daemon-checks.sh; here only the CHECK lines it prints are read.
+ * passthrud --host linux on a real kernel, one VM-lab boot per test (igb + intel-iommu, real
+ * vfio-pci); the steps are in guest/*-checks.sh, here only the CHECK lines they print are read.
+ * Both run the built daemon and CLI (dist/), as installed; it is built once here, before any
+ * guest reads it (two builds at once, or one while a guest reads dist/, would race).
  */
 const REPO = join(import.meta.dirname, '../..');
+const MiB = 1024 * 1024;
 
-test('VM lab: the daemon on the real kernel starts and destroys a domain holding an igb VF', {
-  timeout: 1_200_000,
-}, () => {
+before(() => {
   const setup = spawnSync('bash', [join(REPO, 'scripts/vmlab-setup.sh')], { encoding: 'utf8' });
   assert.equal(setup.status, 0, `vmlab-setup.sh failed:\n${setup.stderr}`);
-  // The lab runs the built daemon and CLI (dist/), as installed: see guest/daemon-checks.sh.
   const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: REPO, encoding: 'utf8' });
   assert.equal(build.status, 0, `npm run build failed:\n${build.stdout}${build.stderr}`);
+});
+
+/** Boots the lab with the repository shared read-only, runs a guest script, returns its CHECKs. */
+function labChecks(label: string, script: string): (name: string) => string {
   const t0 = Date.now();
   const run = spawnSync(
     'bash',
@@ -32,17 +33,19 @@ test('VM lab: the daemon on the real kernel starts and destroys a domain holding
       '--timeout',
       '900',
       '--script',
-      join(REPO, 'test/vmlab/guest/daemon-checks.sh'),
+      join(REPO, 'test/vmlab/guest', script),
     ],
     { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
   );
-  console.log(`# vmlab daemon: wall ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`# vmlab ${label}: wall ${((Date.now() - t0) / 1000).toFixed(1)} s, exit ${run.status}`);
   const checks = new Map<string, string>();
+  // All of them in the test's output: one lab run shows every step, not only the first failure.
+  for (const line of run.stdout.split('\n').filter((l) => /^(CHECK|TIME) /.test(l))) console.log(`# ${line}`);
   for (const line of run.stdout.split('\n')) {
     const m = /^CHECK (\S+) ?(.*)$/.exec(line);
     if (m?.[1]) checks.set(m[1], (m[2] ?? '').trim());
   }
-  const get = (k: string): string => {
+  return (k) => {
     const v = checks.get(k);
     assert.ok(
       v !== undefined,
@@ -50,6 +53,12 @@ test('VM lab: the daemon on the real kernel starts and destroys a domain holding
     );
     return v;
   };
+}
+
+test('VM lab: the daemon on the real kernel starts and destroys a domain holding an igb VF', {
+  timeout: 1_200_000,
+}, () => {
+  const get = labChecks('daemon', 'daemon-checks.sh');
   assert.equal(get('daemon'), '1', 'passthrud answered on its socket');
   const [macBefore, vlanBefore, driverBefore] = get('before').split(' ');
   assert.deepEqual([vlanBefore, driverBefore], ['0', 'igbvf']);
@@ -62,5 +71,63 @@ test('VM lab: the daemon on the real kernel starts and destroys a domain holding
   assert.equal(get('stillrunning'), '52:54:00:00:00:01 42 vfio-pci');
   assert.equal(get('destroy'), '0');
   assert.equal(get('after'), `${macBefore} 0 igbvf`);
+  assert.equal(get('log'), '0', 'the daemon logged no errors');
+});
+
+test('VM lab: --qemu-user: QEMU owns /dev/vfio/N while it runs, under the locked-memory limit; root owns it after', {
+  timeout: 1_200_000,
+}, () => {
+  const get = labChecks('qemu-user', 'qemu-user-checks.sh');
+  const user = get('user');
+  const [uid, gid] = user.split(':');
+  assert.match(user, /^[1-9]\d*:[1-9]\d*$/);
+  const [vf1Mac, vf1Driver] = get('vf1-before').split(' ');
+  assert.equal(vf1Driver, 'igbvf');
+  assert.equal(get('daemon'), '1', 'passthrud answered on its socket');
+  assert.equal(get('detach'), '0');
+  assert.equal(get('before'), '0:0 600 vfio-pci', 'vfio made the node root-only');
+  assert.equal(get('vfio-container'), '666', '/dev/vfio/vfio is everyone’s; only the group nodes are lent');
+
+  // Started holding VF0: QEMU runs as the user (real, effective, saved and fs ids; no
+  // capabilities), owns the group's node, holds it open with a realized vfio device, and vfio
+  // pinned the guest's RAM under the limit set before QEMU ran (128 MiB + 1 GiB).
+  const ids = `${uid} ${uid} ${uid} ${uid} / ${gid} ${gid} ${gid} ${gid} cap 0000000000000000`;
+  assert.equal(get('define1'), '0');
+  assert.equal(get('start1'), '0');
+  assert.equal(get('ids1'), ids, 'QEMU runs as the QEMU user');
+  assert.equal(get('running1'), `${user} 600`, "QEMU's user owns the VF's /dev/vfio/N, mode kept");
+  assert.equal(get('fds1'), '1 1', 'QEMU holds the group and a vfio device open');
+  assert.equal(get('limits1'), `${(128 + 1024) * MiB} ${(128 + 1024) * MiB}`);
+  assert.ok(Number(get('vmlck1')) >= 128 * 1024, `VmLck ${get('vmlck1')} kB: vfio pinned the guest's RAM`);
+  assert.equal(get('enable1'), '1', 'vfio-pci enabled the VF for QEMU');
+
+  // Started with no host device: the default limit, below the guest's RAM. A hot-plug of a VF
+  // raises it before device_add; without that, vfio could not pin the RAM and QEMU would refuse.
+  assert.equal(get('define2'), '0');
+  assert.equal(get('start2'), '0');
+  assert.equal(get('ids2'), ids);
+  const [soft, hard] = get('limits2').split(' ').map(Number);
+  assert.ok(soft !== undefined && soft < 128 * MiB && hard !== undefined && hard < 128 * MiB, get('limits2'));
+  assert.equal(get('attach'), '0');
+  assert.equal(get('attached'), `${user} 600 vfio-pci 52:54:00:00:0c:02`, "the hot-plugged VF's group is lent");
+  assert.equal(get('fds2'), '1 1', 'QEMU opened the hot-plugged group and realized the device');
+  assert.equal(get('limits2-attached'), `${(128 + 1024) * MiB} ${(128 + 1024) * MiB}`);
+  assert.ok(Number(get('vmlck2')) >= 128 * 1024, `VmLck ${get('vmlck2')} kB: vfio pinned the guest's RAM`);
+
+  // Destroyed: the managed VF is back on igbvf with its MAC (its group node went with vfio-pci);
+  // the other node is root's again with its mode, and the owner ledger is empty.
+  assert.equal(get('destroy2'), '0');
+  assert.equal(get('after2'), `none ${vf1Mac} igbvf`);
+  assert.equal(get('destroy1'), '0');
+  assert.equal(get('after1'), '0:0 600 vfio-pci', 'root owns the node again, mode 0600');
+  assert.equal(get('ledger'), '0');
+
+  // The kernel enforces the limit for this user: the same VF and RAM under 16 MiB fails.
+  const [lowRc, ...why] = get('toolow').split(' ');
+  assert.notEqual(lowRc, '0', 'a limit below the guest RAM must not start');
+  assert.notEqual(lowRc, '124', 'QEMU with the low limit must fail, not hang');
+  assert.match(why.join(' '), /vfio_dma_map|Cannot allocate memory/);
+  assert.equal(get('reattach'), '0');
+  assert.equal(get('reattached'), 'igbvf');
   assert.equal(get('log'), '0', 'the daemon logged no errors');
 });

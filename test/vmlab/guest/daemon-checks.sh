@@ -5,42 +5,14 @@
 # read with ip -j, then destroy must give the VF back to igbvf with its MAC and VLAN as before.
 # Prints lines "CHECK <name> <value>" that test/vmlab/daemon-linux.test.ts reads.
 set -u
-cd /work/p
-PF=$(for d in /sys/bus/pci/devices/*; do [ "$(cat "$d/device")" = 0x10c9 ] && basename "$d"; done | head -1)
-NET=$(ls "/sys/bus/pci/devices/$PF/net" | head -1)
-ip link set "$NET" up
-echo 2 >"/sys/bus/pci/devices/$PF/sriov_numvfs"
-for i in $(seq 100); do [ -e "/sys/bus/pci/devices/$PF/virtfn1/net" ] && break; sleep 0.1; done
+. /work/p/test/vmlab/guest/lab.sh
 VF=$(basename "$(readlink -f "/sys/bus/pci/devices/$PF/virtfn1")")
 vfrow() { ip -j -d link show "$NET" | node -e 'const l=JSON.parse(require("fs").readFileSync(0,"utf8"))[0];const v=l.vfinfo_list.find(x=>x.vf===1);console.log(v.address, (v.vlan_list?.[0]?.vlan)??0)'; }
 drv() { basename "$(readlink "/sys/bus/pci/devices/$VF/driver" 2>/dev/null)" 2>/dev/null || echo none; }
 echo "CHECK vf $VF"
 echo "CHECK before $(vfrow) $(drv)"
-ST=/tmp/passthru-state; SOCK=/tmp/passthru.sock
-# The built daemon and CLI (the test runs `npm run build` on the host first): under TCG, tsx
-# compiling some 300 modules at each start took longer than the wait below.
-node dist/src/daemon/main.js --host linux --state-dir "$ST" --socket "$SOCK" >/tmp/passthrud.log 2>&1 &
-DPID=$!
-P() { node dist/cli/passthru.js -c "$SOCK" "$@"; }
-# Under TCG (and a busy host) the daemon takes a while; it is up when its API answers.
-up=0
-for i in $(seq 240); do
-  if [ -S "$SOCK" ] && P list --all >/dev/null 2>&1; then up=1; break; fi
-  sleep 1
-done
-echo "CHECK daemon $up"
-cleanup() {
-  # Never leave a VF held by a QEMU: disabling SR-IOV would wait for it forever.
-  for d in vmlab1 vmlab2; do P destroy "$d" >/dev/null 2>&1; done
-  kill "$DPID" 2>/dev/null
-  wait "$DPID" 2>/dev/null
-  timeout 30 sh -c "echo 0 >/sys/bus/pci/devices/$PF/sriov_numvfs"
-}
-if [ "$up" != 1 ]; then
-  tail -20 /tmp/passthrud.log
-  cleanup
-  exit 1
-fi
+DOMAINS="vmlab1 vmlab2"
+start_daemon
 echo "CHECK nodedev $(P nodedev-list --cap pci | grep -c "pci_$(echo "$VF" | tr ':.' '__')")"
 cat >/tmp/d1.xml <<XML
 <domain type='kvm'>
@@ -70,4 +42,4 @@ P destroy vmlab1 >/dev/null 2>/tmp/destroy.err; echo "CHECK destroy $? $(head -c
 for i in $(seq 100); do [ -e "/sys/bus/pci/devices/$VF/net" ] && break; sleep 0.1; done
 echo "CHECK after $(vfrow) $(drv)"
 echo "CHECK log $(grep -c '"level":50' /tmp/passthrud.log)"
-cleanup
+stop_lab
