@@ -83,10 +83,21 @@ export type Action =
       readonly live?: boolean;
       readonly unplugHostdevs?: boolean;
       readonly timeoutMs?: number;
+      readonly stallTimeoutMs?: number;
+      /** MiB/s */
+      readonly bandwidth?: number;
+      readonly incomingLeaseMs?: number;
     }
   | { readonly kind: 'migrateCheck'; readonly xml: string }
-  | { readonly kind: 'migrateIncoming'; readonly xml: string; readonly listenHost: string; readonly tls: boolean }
-  | { readonly kind: 'migrateFinish'; readonly name: string; readonly ok: boolean }
+  | {
+      readonly kind: 'migrateIncoming';
+      readonly xml: string;
+      readonly listenHost: string;
+      readonly tls: boolean;
+      readonly leaseMs?: number;
+    }
+  | { readonly kind: 'migrateRenew'; readonly name: string }
+  | { readonly kind: 'migrateFinish'; readonly name: string; readonly ok: boolean; readonly why?: string }
   | { readonly kind: 'migratePlug'; readonly name: string; readonly xml: string }
   // the daemon itself: its metrics and its audit log (groups/observe.ts)
   | { readonly kind: 'metrics' }
@@ -150,6 +161,7 @@ export interface ActionResults {
   migrate: MigrationReport;
   migrateCheck: CheckReply;
   migrateIncoming: IncomingReply;
+  migrateRenew: { readonly name: string; readonly leaseMs: number };
   migrateFinish: FinishReply;
   migratePlug: { readonly devices: readonly DeviceRef[] };
   /** Prometheus' text exposition format. */
@@ -210,6 +222,7 @@ export const READ_ONLY = {
   migrate: false,
   migrateCheck: false,
   migrateIncoming: false,
+  migrateRenew: false,
   migrateFinish: false,
   migratePlug: false,
   metrics: true,

@@ -208,6 +208,9 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
             live: { type: 'boolean' },
             unplugHostdevs: { type: 'boolean' },
             timeoutS: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
+            stallTimeoutS: { type: 'number', minimum: 0, maximum: 86400 },
+            bandwidth: { type: 'number', exclusiveMinimum: 0, maximum: 1048576 },
+            incomingLeaseS: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
           },
         },
       },
@@ -220,6 +223,11 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
         ...(req.body.live === undefined ? {} : { live: req.body.live }),
         ...(req.body.unplugHostdevs === undefined ? {} : { unplugHostdevs: req.body.unplugHostdevs }),
         ...(req.body.timeoutS === undefined ? {} : { timeoutMs: Math.round(req.body.timeoutS * 1000) }),
+        ...(req.body.stallTimeoutS === undefined ? {} : { stallTimeoutMs: Math.round(req.body.stallTimeoutS * 1000) }),
+        ...(req.body.bandwidth === undefined ? {} : { bandwidth: req.body.bandwidth }),
+        ...(req.body.incomingLeaseS === undefined
+          ? {}
+          : { incomingLeaseMs: Math.round(req.body.incomingLeaseS * 1000) }),
       }),
   );
   app.post<{ Body: { xml: string } }>(
@@ -245,13 +253,26 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
             xml: { type: 'string' },
             listenHost: { type: 'string', pattern: '^[0-9A-Za-z.:-]+$' },
             tls: { type: 'boolean' },
+            leaseS: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
           },
         },
       },
     },
-    (req) => run({ kind: 'migrateIncoming', xml: req.body.xml, listenHost: req.body.listenHost, tls: req.body.tls }),
+    (req) =>
+      run({
+        kind: 'migrateIncoming',
+        xml: req.body.xml,
+        listenHost: req.body.listenHost,
+        tls: req.body.tls,
+        ...(req.body.leaseS === undefined ? {} : { leaseMs: Math.round(req.body.leaseS * 1000) }),
+      }),
   );
-  app.post<{ Params: { name: string }; Body: { ok: boolean } }>(
+  app.post<{ Params: { name: string } }>(
+    '/migrations/:name/renew',
+    { config: { action: 'migrateRenew' }, schema: { params: NAME_PARAM } },
+    (req) => run({ kind: 'migrateRenew', name: req.params.name }),
+  );
+  app.post<{ Params: { name: string }; Body: { ok: boolean; why?: string } }>(
     '/migrations/:name/finish',
     {
       config: { action: 'migrateFinish' },
@@ -261,11 +282,17 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
           type: 'object',
           required: ['ok'],
           additionalProperties: false,
-          properties: { ok: { type: 'boolean' } },
+          properties: { ok: { type: 'boolean' }, why: { type: 'string', maxLength: 1000 } },
         },
       },
     },
-    (req) => run({ kind: 'migrateFinish', name: req.params.name, ok: req.body.ok }),
+    (req) =>
+      run({
+        kind: 'migrateFinish',
+        name: req.params.name,
+        ok: req.body.ok,
+        ...(req.body.why === undefined ? {} : { why: req.body.why }),
+      }),
   );
   app.post<{ Params: { name: string }; Body: { xml: string } }>(
     '/migrations/:name/plug',

@@ -24,11 +24,23 @@ export interface DaemonContext {
   readonly log: Logger;
   /** Between daemons (migration): this daemon's TLS identity for calling a peer and for the
    *  migration stream, and the host's datapath switch when the backend models one. */
-  readonly peers: { readonly tls?: TlsIdentity; readonly datapath?: Datapath };
+  readonly peers: {
+    readonly tls?: TlsIdentity;
+    readonly datapath?: Datapath;
+    readonly migration?: MigrationDeadlines;
+  };
   /** Counters and histograms fed by the door (operation.ts), gauges read at scrape time. */
   readonly metrics: DaemonMetrics;
   /** The host changes made, as the audited Kernel and the QEMU starts and stops recorded them. */
   readonly audit: AuditLog;
+}
+
+/** The daemon's migration deadlines (its settings); each migration may name its own. */
+export interface MigrationDeadlines {
+  /** An outgoing migration whose RAM sent does not move for this long is cancelled (0: never). */
+  readonly stallMs: number;
+  /** An incoming migration is given up this long after the last word from its source. */
+  readonly incomingLeaseMs: number;
 }
 
 /** The handler of one action kind. */

@@ -76,6 +76,7 @@ export function checkAllowed(action: Action, name: string, state: DomainState): 
     case 'poolDumpxml':
     case 'poolInfo':
     case 'migrateCheck':
+    case 'migrateRenew':
     case 'metrics':
     case 'audit':
     case 'version':

@@ -28,6 +28,10 @@ async function main(): Promise<void> {
     emulator: c.qemu,
     spareRootPorts: c['spare-root-ports'],
     ...(tls ? { tls } : {}),
+    migration: {
+      stallMs: c['migration-stall-timeout'] * 1000,
+      incomingLeaseMs: c['migration-incoming-lease'] * 1000,
+    },
     auditLog: {
       path: c['audit-log'] ?? defaultAuditLog(c['state-dir']),
       maxBytes: c['audit-log-max-bytes'],

@@ -22,6 +22,7 @@ import { Pools } from '../network/pools.ts';
 import { Store } from './store.ts';
 import { QemuOwnership } from './qemu-owner.ts';
 import type { QemuUser } from '../qemu/run-as.ts';
+import type { MigrationDeadlines } from './context.ts';
 
 export interface DaemonOptions {
   readonly host: string;
@@ -36,6 +37,8 @@ export interface DaemonOptions {
   readonly auditLog?: { readonly path?: string; readonly maxBytes?: number };
   /** The unprivileged account QEMU runs as (--qemu-user); root when absent. */
   readonly qemuUser?: QemuUser;
+  /** Migration deadlines (--migration-stall-timeout, --migration-incoming-lease). */
+  readonly migration?: MigrationDeadlines;
 }
 
 /** Startup in ARCHITECTURE.md's order: store -> device records -> reconnect QEMUs -> serve. */
@@ -94,6 +97,7 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
   const peers = {
     ...(o.tls ? { tls: o.tls } : {}),
     ...(spec.backend === 'sim' ? { datapath: simDatapath(spec.dir, kernel.sysfs) } : {}),
+    ...(o.migration ? { migration: o.migration } : {}),
   };
   const daemon = new Daemon({
     store,

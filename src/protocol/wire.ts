@@ -41,10 +41,12 @@
  *   GET    /domains/:name/interfaces      -> InterfaceRow[]       (domiflist)
  *   POST   /native            {xml}      -> NativeArgv            (domxml-to-native)
  *   GET    /events                        -> text/event-stream of DaemonEvent
- *   POST   /domains/:name/migrate {dest, live?, unplugHostdevs?, timeoutS?} -> MigrationReport
+ *   POST   /domains/:name/migrate {dest, live?, unplugHostdevs?, timeoutS?, stallTimeoutS?, bandwidth?, incomingLeaseS?}
+ *                                        -> MigrationReport
  *   POST   /migrations/check {xml}  -> CheckReply                         (daemon to daemon)
- *   POST   /migrations/incoming {xml, listenHost, tls}  -> IncomingReply   (daemon to daemon)
- *   POST   /migrations/:name/finish {ok}  -> FinishReply                   (daemon to daemon)
+ *   POST   /migrations/incoming {xml, listenHost, tls, leaseS?}  -> IncomingReply (daemon to daemon)
+ *   POST   /migrations/:name/renew  -> IncomingReply's lease             (daemon to daemon)
+ *   POST   /migrations/:name/finish {ok, why?}  -> FinishReply             (daemon to daemon)
  *   POST   /migrations/:name/plug {xml}  -> {devices}                      (daemon to daemon)
  *   GET    /metrics                       -> Prometheus text exposition (text/plain; version=0.0.4)
  *   GET    /audit?since=&device=&limit=   -> AuditEntry[]         (the host changes, oldest first)
@@ -378,6 +380,9 @@ export interface MigrationEvent {
   /** How long the guest has been without its VF so far (ms), from UNPLUG_PRIMARY. */
   readonly vfLessMs?: number;
   readonly detail?: string;
+  /** Why a migration was rolled back when a deadline did it: the source saw no progress for
+   *  its stall deadline, or the destination heard nothing from the source for its lease. */
+  readonly reason?: 'stalled' | 'lease-lapsed';
 }
 
 export interface MigrateRequest {
@@ -386,6 +391,13 @@ export interface MigrateRequest {
   readonly live?: boolean;
   readonly unplugHostdevs?: boolean;
   readonly timeoutS?: number;
+  /** Cancel when the RAM sent does not move for this long (default: the daemon's setting). */
+  readonly stallTimeoutS?: number;
+  /** The stream's cap, MiB/s (virsh migrate --bandwidth). */
+  readonly bandwidth?: number;
+  /** The destination gives the migration up this long after the source's last word (default:
+   *  the destination's setting). */
+  readonly incomingLeaseS?: number;
 }
 
 export interface MigrationReport {
@@ -418,6 +430,8 @@ export interface IncomingRequest {
   readonly listenHost: string;
   /** The stream goes over TLS (both daemons have a TLS identity). */
   readonly tls: boolean;
+  /** The lease the source asks for (default: the destination's setting). */
+  readonly leaseS?: number;
 }
 
 /** What a destination would give an incoming guest now (its check, nothing taken). */
@@ -434,6 +448,9 @@ export interface CheckReply {
 export interface IncomingReply {
   /** Where the source's QEMU sends the stream: tcp:HOST:PORT. */
   readonly uri: string;
+  /** The destination gives the migration up this long after the source's last word (prepare,
+   *  renew, finish): the source renews well within it. */
+  readonly leaseMs: number;
 }
 
 export interface FinishReply {

@@ -47,9 +47,21 @@ export interface SendOptions {
   readonly onUnplugPrimary?: (deviceId: string) => void;
   readonly onProgress?: (p: MigrationProgress) => void;
   readonly progressEveryMs?: number;
-  /** Aborts the migration from outside (migrate_cancel). */
+  /** Aborts the migration from outside (migrate_cancel); a PassthruError as the abort's reason
+   *  is what the migration then fails with. */
   readonly signal?: AbortSignal;
+  /** Cancel when neither the status nor the RAM sent moves for this long (a link gone silent,
+   *  the destination frozen): 0 or absent watches nothing. */
+  readonly stallMs?: number;
+  /** Told once when the stall deadline cancels the migration, with the words of its error. */
+  readonly onStall?: (why: string) => void;
+  /** The stream's bandwidth cap, bytes/s (QEMU's max-bandwidth; default QEMU's own). */
+  readonly maxBandwidth?: number;
 }
+
+/** QEMU's own max-bandwidth (MAX_THROTTLE, 128 MiB/s): set back when a migration names none, as
+ *  QEMU keeps the parameter from one migration to the next. */
+export const QEMU_MAX_BANDWIDTH = 128 * 1024 * 1024;
 
 export interface MigrateOptions {
   /** Where the destination listens, e.g. 'tcp:127.0.0.1:0' (port 0: the kernel picks one). */
@@ -82,6 +94,7 @@ export async function sendMigration(src: QmpClient, uri: string, o: SendOptions 
   await src.execute('migrate-set-parameters', {
     'tls-creds': o.tls?.credsId ?? '',
     'tls-hostname': o.tls?.hostname ?? '',
+    'max-bandwidth': o.maxBandwidth ?? QEMU_MAX_BANDWIDTH,
   });
   const statuses: string[] = [];
   const unplugged: string[] = [];
@@ -115,10 +128,25 @@ export async function sendMigration(src: QmpClient, uri: string, o: SendOptions 
     );
   }, timeoutMs);
   const onAbort = (): void => {
-    cancel(new PassthruError('OPERATION_INVALID', 'migration cancelled'));
+    const reason: unknown = o.signal?.reason;
+    cancel(reason instanceof PassthruError ? reason : new PassthruError('OPERATION_INVALID', 'migration cancelled'));
   };
   o.signal?.addEventListener('abort', onAbort);
-  const poller = o.onProgress ? pollProgress(src, o.onProgress, o.progressEveryMs ?? 250) : undefined;
+  const stall = o.stallMs === undefined || o.stallMs <= 0 ? undefined : stallWatch(o.stallMs);
+  const poller =
+    o.onProgress || stall
+      ? pollProgress(
+          src,
+          (p) => {
+            o.onProgress?.(p);
+            const stalled = why === undefined ? stall?.see(p, performance.now()) : undefined;
+            if (stalled === undefined) return;
+            o.onStall?.(stalled);
+            cancel(new PassthruError('TIMEOUT', stalled));
+          },
+          o.progressEveryMs ?? 250,
+        )
+      : undefined;
   try {
     await src.execute('migrate', { uri });
     const final = await done;
@@ -195,6 +223,28 @@ function pollProgress(src: QmpClient, report: (p: MigrationProgress) => void, ev
   return {
     stop: () => {
       stopped = true;
+    },
+  };
+}
+
+/**
+ * A migration stalls when neither its status nor the RAM sent moves for `stallMs`: the stream's
+ * socket is full because the link went silent without a reset or the destination stopped
+ * reading, and QEMU would wait for TCP's own timeouts (minutes). Not while the guest unplugs its
+ * failover primary (wait-unplug): no RAM moves then by design.
+ */
+export function stallWatch(stallMs: number): { see(p: MigrationProgress, nowMs: number): string | undefined } {
+  let last: { status: string; sent: number; at: number } | undefined;
+  return {
+    see(p, nowMs) {
+      if (last?.status !== p.status || last.sent !== p.ramTransferred || p.status === 'wait-unplug') {
+        last = { status: p.status, sent: p.ramTransferred, at: nowMs };
+        return undefined;
+      }
+      if (nowMs - last.at < stallMs) return undefined;
+      const secs = Number((stallMs / 1000).toFixed(1));
+      const mib = (p.ramTransferred / (1024 * 1024)).toFixed(1);
+      return `no progress for ${secs} s (status ${p.status}, ${mib} MiB sent): migration cancelled`;
     },
   };
 }

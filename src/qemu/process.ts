@@ -203,6 +203,9 @@ class Process implements QemuProcess {
 
   async destroy(graceMs = 10_000): Promise<ExitStatus> {
     this.kill('SIGTERM');
+    // A stopped QEMU (SIGSTOP, a debugger) acts on SIGTERM only once it runs again, as systemd
+    // knows when it sends SIGCONT after SIGTERM.
+    this.kill('SIGCONT');
     try {
       return await this.waitExit(graceMs);
     } catch {

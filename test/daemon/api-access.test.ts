@@ -152,6 +152,7 @@ const EXAMPLES: Readonly<
     path: '/migrations/incoming',
     body: { xml: '<domain/>', listenHost: '127.0.0.1', tls: false },
   },
+  migrateRenew: { method: 'POST', path: '/migrations/web1/renew' },
   migrateFinish: { method: 'POST', path: '/migrations/web1/finish', body: { ok: false } },
   migratePlug: { method: 'POST', path: '/migrations/web1/plug', body: { xml: '<devices/>' } },
   metrics: { method: 'GET', path: '/metrics' },

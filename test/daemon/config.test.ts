@@ -188,6 +188,8 @@ test('passthrud --print-config shows the effective settings and where each came 
       'spare-root-ports': 4,
       'audit-log-max-bytes': 10 * 1024 * 1024,
       qemu: 'qemu-system-x86_64',
+      'migration-stall-timeout': 30,
+      'migration-incoming-lease': 60,
       'log-level': 'info',
     },
   );

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -79,9 +79,24 @@ async function startHost(name: string, cert: CertFiles): Promise<{ d: TestDaemon
   return { d, tls: `tls://127.0.0.1:${port}` };
 }
 
-/** The host's daemon again, on the same state, sim host, socket and TLS port. */
+/** The host's daemon again, on the same state, sim host, socket and TLS port; ready once its TLS
+ *  port accepts too (it listens a moment after the unix socket answers). */
 async function restartHost(name: string): Promise<TestDaemon> {
-  return startDaemon(join(dir, name), {}, undefined, hostArgs.get(name) ?? []);
+  const args = hostArgs.get(name) ?? [];
+  const d = await startDaemon(join(dir, name), {}, undefined, args);
+  const port = Number(/:(\d+)$/.exec(args[1] ?? '')?.[1]);
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return d;
 }
 
 before(async () => {
@@ -439,8 +454,8 @@ test('the source daemon killed mid-transfer: its QEMU finishes alone, and the re
   t.diagnostic(`rounds on A until the VF: ${roundsA.length}`);
 });
 
-function readSwitchAny(host: string): string | undefined {
-  for (const macs of Object.values(readSwitch(host).steering)) if (macs[MAC]) return macs[MAC];
+function readSwitchAny(host: string, mac = MAC): string | undefined {
+  for (const macs of Object.values(readSwitch(host).steering)) if (macs[mac]) return macs[mac];
   return undefined;
 }
 
@@ -618,4 +633,222 @@ test('a peer without a certificate from the CA cannot ask for a migration', { sk
     intruder.post('/migrations/incoming', { xml: '<domain/>', listenHost: '127.0.0.1', tls: false }),
     (e: unknown) => e instanceof PassthruError && e.code === 'DAEMON_UNREACHABLE',
   );
+});
+
+/** The last time the source reported its RAM sent moving, from its migration events. */
+function lastProgressAt(events: { at: number; e: DaemonEvent }[]): number {
+  let sent = -1;
+  let at = 0;
+  for (const { at: t, e } of events) {
+    if (e.type !== 'migration' || e.status !== 'active' || e.ramTransferred === undefined) continue;
+    if (e.ramTransferred === sent) continue;
+    sent = e.ramTransferred;
+    at = t;
+  }
+  return at;
+}
+
+/** Every event of one daemon with its arrival time, until stopped. */
+function timed(d: TestDaemon): { events: { at: number; e: DaemonEvent }[]; stop: () => void; opened: Promise<void> } {
+  const events: { at: number; e: DaemonEvent }[] = [];
+  const ac = new AbortController();
+  let opened!: () => void;
+  const p = new Promise<void>((r) => (opened = r));
+  void d.client.events(
+    (e) => {
+      events.push({ at: Date.now(), e });
+      return false;
+    },
+    opened,
+    ac.signal,
+  );
+  return { events, stop: () => ac.abort(), opened: p };
+}
+
+/** `p`, or a failure naming `what` after `ms` (a step that never came must not hang the file). */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const STALL_NAME = 'mig-stall';
+const STALL_VF = 5;
+const STALL_MAC = '52:54:00:fa:33:2a';
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('a link gone silent (the destination QEMU frozen with SIGSTOP): no progress for the stall deadline cancels, the guest keeps its VF on A, B gives everything back', {
+  skip,
+  timeout: 300_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = STALL_NAME;
+  const pristineB = vfState(await vfRow(b.client, PF, STALL_VF));
+  await a.client.post('/domains', { xml: migratingGuestXml(name, g, { mac: STALL_MAC, vf: STALL_VF }) });
+  await a.client.post(`/domains/${name}/start`);
+  const consoleA = consoleOf(stateDir(a), name);
+  await waitRound(consoleA, enslavedVf(STALL_MAC), 150_000, 'VF enslaved on A');
+  const evA = timed(a);
+  const evB = record(b);
+  await Promise.all([evA.opened, evB.opened]);
+  // B's QEMU stops reading as soon as the stream flows: the source fills the socket, then nothing moves.
+  let frozen = 0;
+  let stoppedAt = 0;
+  const freeze = onTransfer(a, async () => {
+    frozen = (await summary(b, name))?.pid ?? 0;
+    assert.ok(frozen > 0, 'the incoming QEMU on B');
+    process.kill(frozen, 'SIGSTOP');
+    stoppedAt = Date.now();
+  });
+  try {
+    await assert.rejects(
+      a.client.post(`/domains/${name}/migrate`, {
+        dest: `unix:${b.client.endpoint.kind === 'unix' ? b.client.endpoint.path : ''}`,
+        live: true,
+        bandwidth: 1,
+        stallTimeoutS: 3,
+      }),
+      (e: unknown) => {
+        t.diagnostic(`refusal: ${(e as Error).message}`);
+        return (
+          e instanceof PassthruError &&
+          /^no progress for 3 s \(status active, [\d.]+ MiB sent\): migration cancelled$/.test(e.message)
+        );
+      },
+    );
+    const doneAt = Date.now();
+    await within(freeze, 30_000, "the transfer started and B's QEMU was frozen");
+    // (The events come on their own connection: they may trail the answer.)
+    const rolledBack = (x: { e: DaemonEvent }): boolean => x.e.type === 'migration' && x.e.phase === 'rolled-back';
+    for (let i = 0; i < 100 && !evA.events.some(rolledBack); i++) await new Promise((r) => setTimeout(r, 50));
+    const lastMove = lastProgressAt(evA.events);
+    t.diagnostic(
+      `SIGSTOP -> rolled back: ${doneAt - stoppedAt} ms; last RAM progress -> rolled back (stall deadline 3 s): ${doneAt - lastMove} ms`,
+    );
+    // The source said why, and rolled back: the guest runs on A, its VF plugged back and the MAC on it.
+    const rolled = evA.events.find(rolledBack)?.e;
+    assert.equal(rolled?.type === 'migration' ? rolled.reason : undefined, 'stalled');
+    assert.equal((await summary(a, name))?.state, 'running');
+    assert.equal((await vfRow(a.client, PF, STALL_VF)).mac, STALL_MAC);
+    const lastA = readSwitch(hostDir(a))
+      .moves.filter((m) => m.mac === STALL_MAC)
+      .at(-1);
+    assert.equal(lastA?.to, `vf${STALL_VF}`);
+    assert.match(lastA?.reason ?? '', /rollback: primary plugged again/);
+    const roundsAfter = (await waitRound(consoleA, () => true, 1_000, 'rounds on A')).length;
+    await waitRound(
+      consoleA,
+      (r, i) => i >= roundsAfter && enslavedVf(STALL_MAC)(r),
+      120_000,
+      'VF enslaved again on A',
+    );
+    // B: its frozen QEMU is gone, no domain, its VF exactly as before, and it said why.
+    for (let i = 0; i < 100 && alive(frozen); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!alive(frozen), 'the frozen incoming QEMU on B was stopped');
+    assert.equal(await summary(b, name), undefined);
+    assert.deepEqual(vfState(await vfRow(b.client, PF, STALL_VF)), pristineB);
+    for (let i = 0; i < 100 && !evB.events.some((e) => rolledBack({ e })); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const rolledB = evB.events.find((e) => rolledBack({ e }));
+    assert.match(rolledB?.type === 'migration' ? (rolledB.detail ?? '') : '', /^no progress for 3 s/);
+  } finally {
+    evA.stop();
+    evB.stop();
+    if (frozen > 0 && alive(frozen)) process.kill(frozen, 'SIGCONT');
+  }
+});
+
+test('the destination daemon killed mid-transfer and restarted: it stops the incoming QEMU of a guest it never had and restores its VF; the guest stays on A with its VF', {
+  skip,
+  timeout: 300_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = STALL_NAME;
+  assert.equal((await summary(a, name))?.state, 'running');
+  const pristineB = vfState(await vfRow(b.client, PF, STALL_VF));
+  const consoleA = consoleOf(stateDir(a), name);
+  const roundsBefore = (await waitRound(consoleA, () => true, 1_000, 'rounds on A')).length;
+  let incomingPid = 0;
+  const restarted = onTransfer(a, async () => {
+    incomingPid = (await summary(b, name))?.pid ?? 0;
+    await b.kill();
+    b = await restartHost('b');
+  });
+  await assert.rejects(
+    a.client.post(`/domains/${name}/migrate`, { dest: tlsB, live: true, bandwidth: 1 }),
+    (e: unknown) => {
+      t.diagnostic(`refusal: ${(e as Error).message}`);
+      return e instanceof PassthruError;
+    },
+  );
+  await within(restarted, 60_000, 'the transfer started and B was restarted');
+  assert.ok(incomingPid > 0, 'the incoming QEMU on B');
+  assert.ok(!alive(incomingPid), "B's restart stopped the incoming QEMU");
+  assert.equal(await summary(b, name), undefined);
+  assert.deepEqual(vfState(await vfRow(b.client, PF, STALL_VF)), pristineB);
+  await assert.rejects(readFile(join(stateDir(b), 'run', `${name}.json`)), 'no status of it left on B');
+  assert.equal((await summary(a, name))?.state, 'running');
+  await waitRound(consoleA, (r, i) => i >= roundsBefore && enslavedVf(STALL_MAC)(r), 120_000, 'VF enslaved on A');
+  assert.equal(readSwitchAny(hostDir(a), STALL_MAC), `vf${STALL_VF}`);
+});
+
+test('the source daemon killed mid-transfer and not back: B gives the migration up when its lease lapses (no domain, VF restored); A, restarted, keeps the guest', {
+  skip,
+  timeout: 300_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = STALL_NAME;
+  assert.equal((await summary(a, name))?.state, 'running');
+  const pristineB = vfState(await vfRow(b.client, PF, STALL_VF));
+  const evB = timed(b);
+  await evB.opened;
+  let incomingPid = 0;
+  let killedAt = 0;
+  const killed = onTransfer(a, async () => {
+    incomingPid = (await summary(b, name))?.pid ?? 0;
+    await a.kill();
+    killedAt = Date.now();
+  });
+  await assert.rejects(
+    a.client.post(`/domains/${name}/migrate`, { dest: tlsB, live: true, bandwidth: 1, incomingLeaseS: 3 }),
+  );
+  await within(killed, 30_000, 'the transfer started and A was killed');
+  assert.ok(incomingPid > 0, 'the incoming QEMU on B');
+  // Nobody speaks for A: B's lease (3 s) lapses and B gives everything back on its own.
+  const end = Date.now() + 60_000;
+  const lapsed = (): { at: number; e: DaemonEvent } | undefined =>
+    evB.events.find((x) => x.e.type === 'migration' && x.e.phase === 'rolled-back');
+  while (!lapsed() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  evB.stop();
+  const ev = lapsed();
+  assert.ok(ev, 'B gave the migration up');
+  assert.equal(ev.e.type === 'migration' ? ev.e.reason : undefined, 'lease-lapsed');
+  assert.match(ev.e.type === 'migration' ? (ev.e.detail ?? '') : '', /^no word from the source for 3 s/);
+  t.diagnostic(`source killed -> B restored: ${ev.at - killedAt} ms (lease 3 s, renewed every 750 ms)`);
+  assert.equal(await summary(b, name), undefined);
+  assert.ok(!alive(incomingPid), "B's incoming QEMU is gone");
+  assert.deepEqual(vfState(await vfRow(b.client, PF, STALL_VF)), pristineB);
+  const logB = await readFile(join(dir, 'b', 'passthrud.log'), 'utf8');
+  const given = logB.split('\n').findLast((l) => l.includes('incoming migration given up'));
+  t.diagnostic(`B's log: ${given ?? 'none'}`);
+
+  // A's daemon comes back and settles: B has nothing, so the guest stays on A with its VF.
+  a = await restartHost('a');
+  await waitState(a, name, 'running', 120_000);
+  assert.equal((await vfRow(a.client, PF, STALL_VF)).mac, STALL_MAC);
+  await waitRound(consoleOf(stateDir(a), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on A');
+  await a.client.post(`/domains/${name}/destroy`);
 });

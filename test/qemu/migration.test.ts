@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PassthruError } from '../../src/conf/error.ts';
-import { migrate } from '../../src/qemu/migration.ts';
+import { migrate, QEMU_MAX_BANDWIDTH, sendMigration, stallWatch } from '../../src/qemu/migration.ts';
 import { QmpClient } from '../../src/qemu/qmp.ts';
 import { fakeQmp, type Peer } from './helpers/fake-qmp.ts';
 
@@ -92,4 +92,87 @@ test("migrate: a failed migration is QEMU_FAILED with QEMU's reason", async () =
     p.src.server.close();
     p.dst.server.close();
   }
+});
+
+/** A source whose RAM sent grows by `step` bytes per query-migrate until `completeAfter` queries
+ *  (then completed); step 0 never moves. migrate_cancel ends it as QEMU does. */
+async function sendingSource(step: number, completeAfter: number) {
+  let queries = 0;
+  let final: string | undefined;
+  const src = await fakeQmp(dir, (msg, peer) => {
+    if (msg.execute === 'query-migrate') {
+      queries++;
+      if (final === undefined && queries > completeAfter) {
+        final = 'completed';
+        ev(peer, 'MIGRATION', { status: final });
+      }
+      peer.send({
+        return: { status: final ?? 'active', ram: { transferred: queries * step, total: 1 << 28 } },
+        id: msg.id,
+      });
+      return;
+    }
+    peer.send({ return: {}, id: msg.id });
+    if (msg.execute === 'migrate') {
+      ev(peer, 'MIGRATION', { status: 'setup' });
+      ev(peer, 'MIGRATION', { status: 'active' });
+    }
+    if (msg.execute === 'migrate_cancel' && final === undefined) {
+      final = 'cancelled';
+      ev(peer, 'MIGRATION', { status: 'cancelled' });
+    }
+  });
+  return { src, qmp: await QmpClient.connect(src.path) };
+}
+
+test('a migration whose RAM sent stops moving is cancelled at the stall deadline, and says so', async () => {
+  const s = await sendingSource(0, Number.POSITIVE_INFINITY);
+  const stalls: string[] = [];
+  try {
+    await assert.rejects(
+      sendMigration(s.qmp, 'tcp:127.0.0.1:41234', {
+        stallMs: 300,
+        progressEveryMs: 20,
+        timeoutMs: 30_000,
+        maxBandwidth: 1 << 20,
+        onStall: (why) => stalls.push(why),
+      }),
+      (e: unknown) =>
+        e instanceof PassthruError &&
+        e.code === 'TIMEOUT' &&
+        /^no progress for 0\.3 s \(status active, 0\.0 MiB sent\): migration cancelled$/.test(e.message),
+    );
+    assert.equal(stalls.length, 1);
+    assert.ok(s.src.received.some((m) => m.execute === 'migrate_cancel'));
+    const params = s.src.received.find((m) => m.execute === 'migrate-set-parameters');
+    assert.equal(params?.arguments?.['max-bandwidth'], 1 << 20);
+  } finally {
+    await s.qmp.close();
+    s.src.server.close();
+  }
+});
+
+test('a slow migration whose RAM sent keeps moving is not a stall; without a cap QEMU gets its default back', async () => {
+  const s = await sendingSource(4096, 40);
+  try {
+    const r = await sendMigration(s.qmp, 'tcp:127.0.0.1:41234', { stallMs: 300, progressEveryMs: 20 });
+    assert.equal(r.status, 'completed');
+    assert.ok(!s.src.received.some((m) => m.execute === 'migrate_cancel'));
+    const params = s.src.received.find((m) => m.execute === 'migrate-set-parameters');
+    assert.equal(params?.arguments?.['max-bandwidth'], QEMU_MAX_BANDWIDTH);
+  } finally {
+    await s.qmp.close();
+    s.src.server.close();
+  }
+});
+
+test('the stall clock restarts on every status change and never runs during wait-unplug', () => {
+  const w = stallWatch(1000);
+  const p = (status: string, sent: number) => ({ status, ramTransferred: sent, ramTotal: 0, ramRemaining: 0 });
+  assert.equal(w.see(p('wait-unplug', 0), 0), undefined);
+  assert.equal(w.see(p('wait-unplug', 0), 5000), undefined);
+  assert.equal(w.see(p('active', 0), 5001), undefined);
+  assert.equal(w.see(p('active', 0), 5900), undefined);
+  assert.equal(w.see(p('active', 10), 6500), undefined);
+  assert.match(w.see(p('active', 10), 7600) ?? '', /^no progress for 1 s/);
 });

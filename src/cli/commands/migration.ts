@@ -11,6 +11,15 @@ export const migrationCommands: readonly CommandSpec[] = [
       { flags: '--live', description: 'keep the guest running while its memory is copied (default: paused)' },
       { flags: '--unplug-hostdevs', description: 'hot-unplug pool VFs before and plug new ones after' },
       { flags: '--timeout <s>', description: 'cancel the migration after this many seconds (default 120)' },
+      {
+        flags: '--stall-timeout <s>',
+        description: "cancel when no RAM moves for this many seconds (default: the daemon's, 30; 0: never)",
+      },
+      { flags: '--bandwidth <MiB/s>', description: 'cap the migration stream (MiB/s)' },
+      {
+        flags: '--incoming-lease <s>',
+        description: "the destination gives up this many seconds after the source's last word (default: its own, 60)",
+      },
       { flags: '--json', description: 'progress and the result as JSON lines' },
     ],
     run: (inv) => load().then((m) => m.migrate(inv)),

@@ -8,14 +8,23 @@ import type { Invocation } from '../spec.ts';
  * RAM sent, how long the guest has been without its VF) or JSON lines with --json.
  */
 export async function migrate({ ctx, args: [name = '', dest = ''], opts }: Invocation): Promise<void> {
-  const timeout = opts['timeout'];
-  const timeoutS = typeof timeout === 'string' ? Number(timeout) : undefined;
-  if (timeoutS !== undefined && !(timeoutS > 0 && timeoutS <= 86400)) {
-    throw new PassthruError(
-      'INVALID_ARG',
-      `--timeout must be a number of seconds from 0 to 86400, not '${String(timeout)}'`,
-    );
-  }
+  const timeoutS = numberOpt(opts, 'timeout', '--timeout', 'a number of seconds from 0 to 86400', 86400);
+  const stallTimeoutS = numberOpt(
+    opts,
+    'stallTimeout',
+    '--stall-timeout',
+    'a number of seconds from 0 to 86400',
+    86400,
+    true,
+  );
+  const bandwidth = numberOpt(opts, 'bandwidth', '--bandwidth', 'a number of MiB/s above 0', 1048576);
+  const incomingLeaseS = numberOpt(
+    opts,
+    'incomingLease',
+    '--incoming-lease',
+    'a number of seconds from 0 to 86400',
+    86400,
+  );
   const json = opts['json'] === true;
   const tty = !json && process.stderr.isTTY;
   const client = ctx.client();
@@ -43,6 +52,9 @@ export async function migrate({ ctx, args: [name = '', dest = ''], opts }: Invoc
       live: opts['live'] === true,
       ...(opts['unplugHostdevs'] === true ? { unplugHostdevs: true } : {}),
       ...(timeoutS === undefined ? {} : { timeoutS }),
+      ...(stallTimeoutS === undefined ? {} : { stallTimeoutS }),
+      ...(bandwidth === undefined ? {} : { bandwidth }),
+      ...(incomingLeaseS === undefined ? {} : { incomingLeaseS }),
     });
     if (tty) process.stderr.write('\n');
     if (json) ctx.out(`${JSON.stringify({ type: 'result', ...report })}\n`);
@@ -53,6 +65,24 @@ export async function migrate({ ctx, args: [name = '', dest = ''], opts }: Invoc
   } finally {
     stop.abort();
   }
+}
+
+/** A numeric option: above 0 (or 0 too with `zero`) and at most `max`, else INVALID_ARG. */
+function numberOpt(
+  opts: Invocation['opts'],
+  key: string,
+  flag: string,
+  expected: string,
+  max: number,
+  zero = false,
+): number | undefined {
+  const raw = opts[key];
+  if (typeof raw !== 'string') return undefined;
+  const n = Number(raw);
+  if (raw.trim() === '' || !(zero ? n >= 0 : n > 0) || !(n <= max)) {
+    throw new PassthruError('INVALID_ARG', `${flag} must be ${expected}, not '${raw}'`);
+  }
+  return n;
 }
 
 const MiB = 1024 * 1024;

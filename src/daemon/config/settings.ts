@@ -76,6 +76,20 @@ export const SETTINGS = {
     expected: 'a user name or uid, optionally :group',
     check: (s) => /^[^:]+(:[^:]+)?$/.test(s),
   }),
+  'migration-stall-timeout': integer({
+    arg: 'S',
+    help: "cancel an outgoing migration whose RAM sent has not moved for S seconds (0: only migrate's --timeout)",
+    default: 30,
+    min: 0,
+    max: 86400,
+  }),
+  'migration-incoming-lease': integer({
+    arg: 'S',
+    help: 'give up an incoming migration S seconds after the last word from its source (its QEMU stopped, devices restored)',
+    default: 60,
+    min: 1,
+    max: 86400,
+  }),
   'audit-log': text({
     arg: 'FILE',
     help: `the host changes, one JSON line each (default ${SYSTEM_AUDIT_LOG}, or audit.jsonl in state-dir)`,
@@ -108,6 +122,8 @@ export type DaemonConfig = { readonly [K in SettingKey]: ValueOf<(typeof SETTING
   readonly 'state-dir': string;
   readonly 'spare-root-ports': number;
   readonly 'audit-log-max-bytes': number;
+  readonly 'migration-stall-timeout': number;
+  readonly 'migration-incoming-lease': number;
   readonly qemu: string;
   readonly 'log-level': ValueOf<(typeof SETTINGS)['log-level']>;
 };

@@ -1,4 +1,4 @@
-import { settleInterruptedMigration } from '../migration/resume.ts';
+import { arrivingWithoutDefinition, settleInterruptedMigration } from '../migration/resume.ts';
 import { asPassthruError, PassthruError } from '../../conf/error.ts';
 import type { ActionOf } from '../actions.ts';
 import type { DaemonContext, HandlerGroup } from '../context.ts';
@@ -122,9 +122,12 @@ export async function loadDomains(ctx: DaemonContext): Promise<void> {
     }
   }
   for (const status of await ctx.store.statuses()) {
+    // A guest that was arriving here has no definition yet: it is taken up only to be given up.
+    const arriving = ctx.domains.find(status.name) ? undefined : arrivingWithoutDefinition(ctx, status);
     const obj = ctx.domains.find(status.name);
     if (!obj) continue;
     obj.run = await reattachRun(ctx.runs, status, (reason, st) => onExit(ctx, status.name, reason, st));
+    if (arriving && !obj.run) ctx.domains.delete(status.name);
     obj.state = obj.run ? 'running' : 'shutoff';
     if (obj.run) followGuest(ctx, status.name, obj.run);
     // A guest paused before the daemon restarted is still paused.

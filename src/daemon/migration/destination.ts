@@ -14,6 +14,7 @@ import type { DomainStatus } from '../store.ts';
 import { refuseInTheWay } from './check-incoming.ts';
 import { type FailoverPrimary, failoverPrimaries } from './checks.ts';
 import { primaryPlugged, steer } from './datapath.ts';
+import { DEFAULT_INCOMING_LEASE_MS, holdLease, type Lease } from './lease.ts';
 import { addStreamTls } from './stream-tls.ts';
 
 /**
@@ -33,6 +34,8 @@ interface Incoming {
   readonly negotiated: Set<string>;
   steered: boolean;
   stop(): void;
+  /** Held while the source speaks (lease.ts); its lapse gives everything back. */
+  lease?: Lease;
 }
 
 const pending = new WeakMap<DaemonContext, Map<string, Incoming>>();
@@ -109,7 +112,9 @@ async function prepareLocked(
       tls === undefined ? undefined : { credsId: tls },
     );
     pendingOf(ctx).set(def.name, state);
-    return { uri };
+    const leaseMs = a.leaseMs ?? ctx.peers.migration?.incomingLeaseMs ?? DEFAULT_INCOMING_LEASE_MS;
+    state.lease = holdLease(leaseMs, () => lapse(ctx, obj, state));
+    return { uri, leaseMs };
   } catch (err) {
     state.stop();
     await destroyRun(ctx.runs, run);
@@ -158,23 +163,19 @@ export async function finishIncoming(a: ActionOf<'migrateFinish'>, ctx: DaemonCo
         `domain ${a.name} runs on the destination: its migration was confirmed and cannot be rolled back`,
       );
     }
-    pendingOf(ctx).delete(a.name);
-    state?.stop();
     const run = obj.run;
-    const primaries = run ? failoverPrimaries(run.live) : [];
-    const giveBack = async (): Promise<void> => {
-      if (run) await destroyRun(ctx.runs, run);
-      obj.run = undefined;
-      obj.state = 'shutoff';
-      for (const p of primaries) await steer(ctx, p, 'none', 'incoming migration rolled back');
-      if (state?.added) ctx.domains.delete(a.name);
-      ctx.events.emit({ type: 'migration', name: a.name, role: 'destination', phase: 'rolled-back' });
-    };
+    if (!state && !run) {
+      // Given up before (its lease lapsed): nothing of it is left here.
+      if (!a.ok) return { name: a.name, state: 'shutoff' };
+      throw new PassthruError('OPERATION_INVALID', `domain ${a.name} has no incoming migration on the destination`);
+    }
+    const giveBack = (): Promise<void> => abandon(ctx, obj, state, a.why);
     if (!a.ok || !run) {
       await giveBack();
       if (a.ok) throw new PassthruError('QEMU_FAILED', `the incoming QEMU of domain ${a.name} is gone`);
       return { name: a.name, state: 'shutoff' };
     }
+    const primaries = failoverPrimaries(run.live);
     // The switch moves the guest's port profiles here before its CPUs run (libvirt's order);
     // a switch that refuses sends the guest back to the source, which still has it.
     try {
@@ -184,6 +185,9 @@ export async function finishIncoming(a: ActionOf<'migrateFinish'>, ctx: DaemonCo
       await giveBack();
       throw err;
     }
+    pendingOf(ctx).delete(a.name);
+    state?.stop();
+    state?.lease?.end();
     // The guest is ours from here: its status loses `incoming` before it runs, so that a
     // restart in between adopts it rather than stopping the only copy.
     const seen = [...(state?.negotiated ?? [])];
@@ -218,6 +222,71 @@ export async function finishIncoming(a: ActionOf<'migrateFinish'>, ctx: DaemonCo
     ctx.events.emit({ type: 'migration', name: a.name, role: 'destination', phase: 'done' });
     return { name: a.name, state: 'running', ...(pluggedAt === undefined ? {} : { primaryPluggedAt: pluggedAt }) };
   });
+}
+
+/** The source renews its lease on an incoming migration (lease.ts); none here is an error the
+ *  source acts on (it cancels). */
+export function renewIncoming(a: ActionOf<'migrateRenew'>, ctx: DaemonContext): { name: string; leaseMs: number } {
+  const lease = pendingOf(ctx).get(a.name)?.lease;
+  if (!lease) {
+    throw new PassthruError('OPERATION_INVALID', `domain ${a.name} has no incoming migration on the destination`);
+  }
+  lease.renew();
+  return { name: a.name, leaseMs: lease.ms };
+}
+
+/** The incoming QEMU stops, its devices go back, a domain defined for it is forgotten: the guest
+ *  stays the source's. `why` goes with the event (the source's words, or the lease's). */
+async function abandon(
+  ctx: DaemonContext,
+  obj: DomainObj,
+  state: Incoming | undefined,
+  why?: string,
+  reason?: 'lease-lapsed',
+): Promise<void> {
+  const name = obj.def.name;
+  const t0 = performance.now();
+  if (pendingOf(ctx).get(name) === state) pendingOf(ctx).delete(name);
+  state?.stop();
+  state?.lease?.end();
+  const run = obj.run;
+  if (run) await destroyRun(ctx.runs, run);
+  obj.run = undefined;
+  obj.state = 'shutoff';
+  for (const p of run ? failoverPrimaries(run.live) : []) await steer(ctx, p, 'none', 'incoming migration rolled back');
+  if (state?.added) ctx.domains.delete(name);
+  const restoreMs = Math.round(performance.now() - t0);
+  ctx.log.warn({ domain: name, why, restoreMs }, 'incoming migration given up: devices restored');
+  ctx.events.emit({
+    type: 'migration',
+    name,
+    role: 'destination',
+    phase: 'rolled-back',
+    ...(why === undefined ? {} : { detail: why }),
+    ...(reason === undefined ? {} : { reason }),
+  });
+}
+
+/** The source fell silent for the whole lease: the destination gives the migration up, behind
+ *  whatever the domain's lock is doing (a finish that came first wins). */
+function lapse(ctx: DaemonContext, obj: DomainObj, state: Incoming): void {
+  const name = obj.def.name;
+  const secs = Number(((state.lease?.ms ?? 0) / 1000).toFixed(1));
+  ctx.domains.queue(
+    obj,
+    async () => {
+      if (pendingOf(ctx).get(name) !== state) return;
+      await abandon(
+        ctx,
+        obj,
+        state,
+        `no word from the source for ${secs} s: incoming migration given up`,
+        'lease-lapsed',
+      );
+    },
+    (err) => ctx.log.error({ domain: name, err }, 'incoming migration not given up after its lease lapsed'),
+    'migration-lease',
+  );
 }
 
 function withoutIncoming(s: DomainStatus): DomainStatus {

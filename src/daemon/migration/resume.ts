@@ -5,8 +5,10 @@ import { migrationStatus, replugFailoverPrimaries } from '../../qemu/migration.t
 import type { DaemonContext } from '../context.ts';
 import type { DomainObj } from '../domain-table.ts';
 import { destroyRun, type Running } from '../runs.ts';
+import { parseDefinition } from '../definitions.ts';
 import type { DomainStatus } from '../store.ts';
 import { failoverPrimaries } from './checks.ts';
+import { keepLease } from './lease.ts';
 import { steer, waitPlugged } from './datapath.ts';
 
 /**
@@ -23,6 +25,8 @@ import { steer, waitPlugged } from './datapath.ts';
  */
 const SETTLE_WAIT_MS = 120_000;
 const PEER_TIMEOUT_MS = 60_000;
+/** The destination's lease is not known after a restart: renew as for a short one (every 1 s). */
+const SETTLE_RENEW_LEASE_MS = 4_000;
 
 export function settleInterruptedMigration(ctx: DaemonContext, obj: DomainObj, run: Running, dest: string): void {
   const name = run.live.name;
@@ -43,10 +47,22 @@ export function settleInterruptedMigration(ctx: DaemonContext, obj: DomainObj, r
 async function settle(ctx: DaemonContext, obj: DomainObj, run: Running, dest: string): Promise<void> {
   const name = run.live.name;
   const qmp = run.proc.qmp;
-  const status = await finalStatus(run);
-  ctx.log.warn({ domain: name, dest, status }, 'settling a migration the daemon did not finish');
   const endpoint = parseEndpoint(dest);
   const peer = new Client(endpoint, endpoint.kind === 'tls' ? ctx.peers.tls : undefined);
+  // The destination holds the migration on a lease while QEMU goes on: renew it until QEMU is
+  // done; a destination that gave up means the migration cannot complete, so it is cancelled.
+  const lease = keepLease(
+    peer,
+    name,
+    SETTLE_RENEW_LEASE_MS,
+    (why) => {
+      ctx.log.warn({ domain: name, dest, why }, 'the destination gave the migration up: cancelling it');
+      qmp.execute('migrate_cancel').catch(() => undefined);
+    },
+    (why) => ctx.log.warn({ domain: name, dest, err: why }, 'migration lease not renewed'),
+  );
+  const status = await finalStatus(run).finally(() => lease.stop());
+  ctx.log.warn({ domain: name, dest, status }, 'settling a migration the daemon did not finish');
   const finish = (ok: boolean): Promise<FinishReply> =>
     peer.post<FinishReply>(`/migrations/${encodeURIComponent(name)}/finish`, { ok }, { timeoutMs: PEER_TIMEOUT_MS });
   const primaries = failoverPrimaries(run.live);
@@ -103,6 +119,24 @@ async function finalStatus(run: Running): Promise<string> {
       cancelled = true;
     }
     await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * After a restart, the status of an incoming migration whose domain was not defined here before
+ * (its definition is stored only at finish): the domain is added from the status's live XML so
+ * that the restart stops that QEMU and gives its devices back as for any unfinished incoming
+ * migration (libvirt kills an incoming domain still in Prepare when its daemon restarts). Left
+ * alone, its QEMU would wait forever and the device manager's recovery would hand its devices
+ * back to the host under it.
+ */
+export function arrivingWithoutDefinition(ctx: DaemonContext, status: DomainStatus): DomainObj | undefined {
+  if (status.incoming !== true) return undefined;
+  try {
+    return ctx.domains.add(parseDefinition(status.liveXml, `run/${status.name}.json`));
+  } catch (err) {
+    ctx.log.error({ domain: status.name, err }, 'an unfinished incoming migration cannot be read');
+    return undefined;
   }
 }
 

@@ -17,6 +17,7 @@ import type { DomainObj } from '../domain-table.ts';
 import { destroyRun } from '../runs.ts';
 import { checkMigratable, failoverPrimaries } from './checks.ts';
 import { steer, waitPlugged } from './datapath.ts';
+import { keepLease } from './lease.ts';
 import { withoutMigratingTo } from './resume.ts';
 import { addStreamTls } from './stream-tls.ts';
 import { devicesDocument, plugFromPools, poolDevices, unplugPoolDevices } from './unplug.ts';
@@ -31,6 +32,10 @@ import { devicesDocument, plugFromPools, poolDevices, unplugPoolDevices } from '
  * QEMU plugs the source's VF back.
  */
 const PEER_TIMEOUT_MS = 120_000;
+/** No progress for this long cancels the migration, unless the daemon's setting or the request
+ *  says otherwise: libvirt's keepalive gives a silent peer 30 s (5 s interval, count 5). */
+const DEFAULT_STALL_MS = 30_000;
+const MiB = 1024 * 1024;
 /** How long the guest has to let go of a device --unplug-hostdevs unplugs. */
 const UNPLUG_WAIT_MS = 30_000;
 
@@ -106,7 +111,12 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
     emit('prepare');
     incoming = await peer.post<IncomingReply>(
       '/migrations/incoming',
-      { xml, listenHost, tls: useTls },
+      {
+        xml,
+        listenHost,
+        tls: useTls,
+        ...(a.incomingLeaseMs === undefined ? {} : { leaseS: a.incomingLeaseMs / 1000 }),
+      },
       { timeoutMs: PEER_TIMEOUT_MS },
     );
   } catch (err) {
@@ -117,9 +127,23 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
     throw err;
   }
 
-  // From here the destination holds devices: every way out tells it.
-  const finish = (ok: boolean): Promise<FinishReply> =>
-    peer.post<FinishReply>(`/migrations/${encodeURIComponent(a.name)}/finish`, { ok }, { timeoutMs: PEER_TIMEOUT_MS });
+  // From here the destination holds devices: every way out tells it (why, on a rollback), and
+  // until then its lease on them is renewed; a destination that gave up cancels the transfer.
+  const finish = (ok: boolean, why?: string): Promise<FinishReply> =>
+    peer.post<FinishReply>(
+      `/migrations/${encodeURIComponent(a.name)}/finish`,
+      { ok, ...(why === undefined ? {} : { why }) },
+      { timeoutMs: PEER_TIMEOUT_MS },
+    );
+  const giveUp = new AbortController();
+  const lease = keepLease(
+    peer,
+    a.name,
+    incoming.leaseMs,
+    (why) => giveUp.abort(new PassthruError('OPERATION_INVALID', `the destination gave the migration up: ${why}`)),
+    (why) => ctx.log.warn({ domain: a.name, dest: a.dest, err: why }, 'migration lease not renewed'),
+  );
+  let stalled: string | undefined;
   let result: MigrationResult;
   emit('transfer');
   try {
@@ -132,6 +156,12 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
     result = await sendMigration(qmp, incoming.uri, {
       ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }),
       ...(creds === undefined ? {} : { tls: { credsId: creds, hostname: listenHost } }),
+      stallMs: a.stallTimeoutMs ?? ctx.peers.migration?.stallMs ?? DEFAULT_STALL_MS,
+      onStall: (why) => {
+        stalled = why;
+      },
+      ...(a.bandwidth === undefined ? {} : { maxBandwidth: Math.round(a.bandwidth * MiB) }),
+      signal: giveUp.signal,
       onUnplugPrimary: (alias) => {
         unpluggedAt ??= Date.now();
         emit('unplugged', { detail: alias });
@@ -142,10 +172,13 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
       onProgress: (p) => emit('transfer', { status: p.status, ramTransferred: p.ramTransferred, ramTotal: p.ramTotal }),
     });
   } catch (err) {
-    await rollBack(ctx, a, obj, finish, unpluggedAt === undefined ? 'no' : 'yes', replugHere);
-    emit('rolled-back', { detail: asPassthruError(err).message });
+    lease.stop();
+    const why = asPassthruError(err).message;
+    await rollBack(ctx, a, obj, (ok) => finish(ok, why), unpluggedAt === undefined ? 'no' : 'yes', replugHere);
+    emit('rolled-back', { detail: why, ...(stalled === undefined ? {} : { reason: 'stalled' as const }) });
     throw err;
   }
+  lease.stop();
 
   emit('confirm', { status: 'completed' });
   let fin: FinishReply;
@@ -153,7 +186,7 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
     fin = await finish(true);
   } catch (err) {
     // The destination could not run the guest: the source still has it (postmigrate).
-    await finish(false).catch(() => undefined);
+    await finish(false, asPassthruError(err).message).catch(() => undefined);
     await rollBack(
       ctx,
       a,
