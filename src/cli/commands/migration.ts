@@ -15,7 +15,7 @@ export const migrationCommands: readonly CommandSpec[] = [
         flags: '--stall-timeout <s>',
         description: "cancel when no RAM moves for this many seconds (default: the daemon's, 30; 0: never)",
       },
-      { flags: '--bandwidth <MiB/s>', description: 'cap the migration stream (MiB/s)' },
+      { flags: '--bandwidth <mibs>', description: 'cap the migration stream at this many MiB/s' },
       {
         flags: '--incoming-lease <s>',
         description: "the destination gives up this many seconds after the source's last word (default: its own, 60)",
