@@ -11,6 +11,7 @@ import type {
   ShutdownResult,
   FinishReply,
   IncomingReply,
+  MigrationEvent,
   MigrationReport,
   NetworkPortSummary,
   CheckReply,
@@ -97,7 +98,14 @@ export type Action =
       readonly leaseMs?: number;
     }
   | { readonly kind: 'migrateRenew'; readonly name: string }
-  | { readonly kind: 'migrateFinish'; readonly name: string; readonly ok: boolean; readonly why?: string }
+  | {
+      readonly kind: 'migrateFinish';
+      readonly name: string;
+      readonly ok: boolean;
+      /** A rollback's cause, in the source's words, for the destination's event. */
+      readonly why?: string;
+      readonly reason?: MigrationEvent['reason'];
+    }
   | { readonly kind: 'migratePlug'; readonly name: string; readonly xml: string }
   // the daemon itself: its metrics and its audit log (groups/observe.ts)
   | { readonly kind: 'metrics' }

@@ -272,7 +272,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
     { config: { action: 'migrateRenew' }, schema: { params: NAME_PARAM } },
     (req) => run({ kind: 'migrateRenew', name: req.params.name }),
   );
-  app.post<{ Params: { name: string }; Body: { ok: boolean; why?: string } }>(
+  app.post<{ Params: { name: string }; Body: { ok: boolean; why?: string; reason?: 'stalled' | 'lease-lapsed' } }>(
     '/migrations/:name/finish',
     {
       config: { action: 'migrateFinish' },
@@ -282,7 +282,11 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
           type: 'object',
           required: ['ok'],
           additionalProperties: false,
-          properties: { ok: { type: 'boolean' }, why: { type: 'string', maxLength: 1000 } },
+          properties: {
+            ok: { type: 'boolean' },
+            why: { type: 'string', maxLength: 1000 },
+            reason: { enum: ['stalled', 'lease-lapsed'] },
+          },
         },
       },
     },
@@ -292,6 +296,7 @@ export function buildApi(daemon: Daemon, opts: ApiOptions = {}): FastifyInstance
         name: req.params.name,
         ok: req.body.ok,
         ...(req.body.why === undefined ? {} : { why: req.body.why }),
+        ...(req.body.reason === undefined ? {} : { reason: req.body.reason }),
       }),
   );
   app.post<{ Params: { name: string }; Body: { xml: string } }>(

@@ -46,7 +46,7 @@
  *   POST   /migrations/check {xml}  -> CheckReply                         (daemon to daemon)
  *   POST   /migrations/incoming {xml, listenHost, tls, leaseS?}  -> IncomingReply (daemon to daemon)
  *   POST   /migrations/:name/renew  -> IncomingReply's lease             (daemon to daemon)
- *   POST   /migrations/:name/finish {ok, why?}  -> FinishReply             (daemon to daemon)
+ *   POST   /migrations/:name/finish {ok, why?, reason?}  -> FinishReply    (daemon to daemon)
  *   POST   /migrations/:name/plug {xml}  -> {devices}                      (daemon to daemon)
  *   GET    /metrics                       -> Prometheus text exposition (text/plain; version=0.0.4)
  *   GET    /audit?since=&device=&limit=   -> AuditEntry[]         (the host changes, oldest first)

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,7 @@ import {
  * two state directories, two sockets, both also listening with mutual TLS. Real QEMU (TCG) and
  * the test guest with net_failover; the guest's console and the sim switch are the witnesses.
  */
+const execFileAsync = promisify(execFile);
 const g = e2eGuest();
 const skip = typeof g === 'string' ? g : false;
 const PF = 'pci_0000_06_00_0';
@@ -764,6 +766,7 @@ test('a link gone silent (the destination QEMU frozen with SIGSTOP): no progress
       await new Promise((r) => setTimeout(r, 50));
     const rolledB = evB.events.find((e) => rolledBack({ e }));
     assert.match(rolledB?.type === 'migration' ? (rolledB.detail ?? '') : '', /^no progress for 3 s/);
+    assert.equal(rolledB?.type === 'migration' ? rolledB.reason : undefined, 'stalled');
   } finally {
     evA.stop();
     evB.stop();
@@ -850,5 +853,62 @@ test('the source daemon killed mid-transfer and not back: B gives the migration 
   await waitState(a, name, 'running', 120_000);
   assert.equal((await vfRow(a.client, PF, STALL_VF)).mac, STALL_MAC);
   await waitRound(consoleOf(stateDir(a), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on A');
+});
+
+/** `passthru -c SOCKET ARGS...`, under a pseudo-terminal when `tty` (script(1)): its output. */
+async function passthruCli(socket: string, args: string[], tty = false): Promise<string> {
+  const argv = [process.execPath, '--import', 'tsx', 'src/cli/main.ts', '-c', socket, ...args];
+  const { stdout } = tty
+    ? await execFileAsync('script', ['-qefc', argv.map((w) => `'${w}'`).join(' '), '/dev/null'], { encoding: 'utf8' })
+    : await execFileAsync(argv[0] ?? '', argv.slice(1), { encoding: 'utf8' });
+  return stdout;
+}
+
+test('passthru migrate: --json gives each phase with the RAM sent and the VF-less window, then the result; on a terminal one progress line says the same', {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  if (typeof g === 'string') return;
+  const name = STALL_NAME;
+  assert.equal((await summary(a, name))?.state, 'running');
+  const sock = (d: TestDaemon): string => (d.client.endpoint.kind === 'unix' ? d.client.endpoint.path : '');
+  const out = await passthruCli(sock(a), ['migrate', name, `unix:${sock(b)}`, '--live', '--json']);
+  const lines = out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const result = lines.at(-1);
+  assert.equal(result?.['type'], 'result');
+  assert.equal(typeof result?.['vfLessMs'], 'number');
+  const events = lines.slice(0, -1);
+  assert.ok(events.every((e) => e['type'] === 'migration' && e['name'] === name && e['role'] === 'source'));
+  assert.deepEqual(
+    [...new Set(events.map((e) => e['phase']))],
+    ['check', 'prepare', 'transfer', 'unplugged', 'confirm', 'done'],
+  );
+  assert.ok(
+    events.some((e) => e['phase'] === 'transfer' && Number(e['ramTotal']) > 0),
+    'a line with the RAM sent',
+  );
+  assert.ok(
+    events.some((e) => e['phase'] !== 'done' && typeof e['vfLessMs'] === 'number'),
+    'a line with the VF-less window so far',
+  );
+  assert.equal((await summary(b, name))?.state, 'running');
+
+  // Back to A on a terminal: the progress line (redrawn with \r) names the phase, the RAM bar and
+  // the VF-less window; the summary follows.
+  await waitRound(consoleOf(stateDir(b), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on B');
+  const screen = await passthruCli(sock(b), ['migrate', name, `unix:${sock(a)}`, '--live'], true);
+  const drawn = screen.split('\r').map((l) => l.replaceAll('\x1b[K', ''));
+  assert.ok(
+    drawn.some((l) =>
+      /^migrating mig-stall: (transfer|unplugged) \(\w[\w-]*\)\s+\[[#.]{20}\] \d+\/\d+ MiB\s+VF-less \d+\.\d s/.test(l),
+    ),
+    screen,
+  );
+  assert.match(screen, /Migration of 'mig-stall' to unix:\S+: done/);
+  assert.match(screen, /VF-less window \d+ ms/);
+  assert.equal((await summary(a, name))?.state, 'running');
   await a.client.post(`/domains/${name}/destroy`);
 });

@@ -29,11 +29,18 @@ export async function migrate({ ctx, args: [name = '', dest = ''], opts }: Invoc
   const tty = !json && process.stderr.isTTY;
   const client = ctx.client();
   const stop = new AbortController();
+  // The events come on their own connection and may trail the answer: the last one (done,
+  // rolled-back, failed) is waited for, briefly, so that the lines end where the migration did.
+  let ended = (): void => undefined;
+  const last = new Promise<void>((r) => (ended = r));
   const shown = new Promise<void>((opened) => {
     client
       .events(
         (e) => {
-          if (e.type === 'migration' && e.name === name && e.role === 'source') show(e);
+          if (e.type === 'migration' && e.name === name && e.role === 'source') {
+            show(e);
+            if (e.phase === 'done' || e.phase === 'rolled-back' || e.phase === 'failed') ended();
+          }
           return false;
         },
         opened,
@@ -56,15 +63,24 @@ export async function migrate({ ctx, args: [name = '', dest = ''], opts }: Invoc
       ...(bandwidth === undefined ? {} : { bandwidth }),
       ...(incomingLeaseS === undefined ? {} : { incomingLeaseS }),
     });
+    await lastEvent(last);
     if (tty) process.stderr.write('\n');
     if (json) ctx.out(`${JSON.stringify({ type: 'result', ...report })}\n`);
     else ctx.out(summary(report));
   } catch (err) {
+    await lastEvent(last);
     if (tty) process.stderr.write('\n');
     throw err;
   } finally {
     stop.abort();
   }
+}
+
+/** The migration's last event, or 2 s: a daemon that sent none does not hold the command. */
+async function lastEvent(last: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([last, new Promise<void>((r) => (timer = setTimeout(r, 2_000)))]);
+  clearTimeout(timer);
 }
 
 /** A numeric option: above 0 (or 0 too with `zero`) and at most `max`, else INVALID_ARG. */
@@ -88,7 +104,8 @@ function numberOpt(
 const MiB = 1024 * 1024;
 
 export function progressLine(e: MigrationEvent): string {
-  const parts = [`migrating ${e.name}: ${e.phase}${e.status ? ` (${e.status})` : ''}`];
+  const why = e.status ?? e.reason;
+  const parts = [`migrating ${e.name}: ${e.phase}${why ? ` (${why})` : ''}`];
   if (e.ramTotal) {
     const frac = Math.min(1, (e.ramTransferred ?? 0) / e.ramTotal);
     const width = 20;

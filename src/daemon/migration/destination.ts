@@ -1,5 +1,5 @@
 import { PassthruError } from '../../conf/error.ts';
-import type { FinishReply, IncomingReply } from '../../protocol/wire.ts';
+import type { FinishReply, IncomingReply, MigrationEvent } from '../../protocol/wire.ts';
 import { listenIncoming } from '../../qemu/migration.ts';
 import type { QmpClient } from '../../qemu/qmp.ts';
 import type { ActionOf } from '../actions.ts';
@@ -169,7 +169,7 @@ export async function finishIncoming(a: ActionOf<'migrateFinish'>, ctx: DaemonCo
       if (!a.ok) return { name: a.name, state: 'shutoff' };
       throw new PassthruError('OPERATION_INVALID', `domain ${a.name} has no incoming migration on the destination`);
     }
-    const giveBack = (): Promise<void> => abandon(ctx, obj, state, a.why);
+    const giveBack = (): Promise<void> => abandon(ctx, obj, state, a.why, a.reason);
     if (!a.ok || !run) {
       await giveBack();
       if (a.ok) throw new PassthruError('QEMU_FAILED', `the incoming QEMU of domain ${a.name} is gone`);
@@ -242,7 +242,7 @@ async function abandon(
   obj: DomainObj,
   state: Incoming | undefined,
   why?: string,
-  reason?: 'lease-lapsed',
+  reason?: MigrationEvent['reason'],
 ): Promise<void> {
   const name = obj.def.name;
   const t0 = performance.now();

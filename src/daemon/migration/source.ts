@@ -129,10 +129,10 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
 
   // From here the destination holds devices: every way out tells it (why, on a rollback), and
   // until then its lease on them is renewed; a destination that gave up cancels the transfer.
-  const finish = (ok: boolean, why?: string): Promise<FinishReply> =>
+  const finish = (ok: boolean, why?: string, reason?: MigrationEvent['reason']): Promise<FinishReply> =>
     peer.post<FinishReply>(
       `/migrations/${encodeURIComponent(a.name)}/finish`,
-      { ok, ...(why === undefined ? {} : { why }) },
+      { ok, ...(why === undefined ? {} : { why }), ...(reason === undefined ? {} : { reason }) },
       { timeoutMs: PEER_TIMEOUT_MS },
     );
   const giveUp = new AbortController();
@@ -140,10 +140,14 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
     peer,
     a.name,
     incoming.leaseMs,
-    (why) => giveUp.abort(new PassthruError('OPERATION_INVALID', `the destination gave the migration up: ${why}`)),
+    (why) => {
+      gaveUp = true;
+      giveUp.abort(new PassthruError('OPERATION_INVALID', `the destination gave the migration up: ${why}`));
+    },
     (why) => ctx.log.warn({ domain: a.name, dest: a.dest, err: why }, 'migration lease not renewed'),
   );
   let stalled: string | undefined;
+  let gaveUp = false;
   let result: MigrationResult;
   emit('transfer');
   try {
@@ -174,8 +178,9 @@ async function migrateLocked(a: ActionOf<'migrate'>, ctx: DaemonContext, obj: Do
   } catch (err) {
     lease.stop();
     const why = asPassthruError(err).message;
-    await rollBack(ctx, a, obj, (ok) => finish(ok, why), unpluggedAt === undefined ? 'no' : 'yes', replugHere);
-    emit('rolled-back', { detail: why, ...(stalled === undefined ? {} : { reason: 'stalled' as const }) });
+    const reason = stalled !== undefined ? 'stalled' : gaveUp ? 'lease-lapsed' : undefined;
+    await rollBack(ctx, a, obj, (ok) => finish(ok, why, reason), unpluggedAt === undefined ? 'no' : 'yes', replugHere);
+    emit('rolled-back', { detail: why, ...(reason === undefined ? {} : { reason }) });
     throw err;
   }
   lease.stop();
