@@ -137,7 +137,16 @@ export function watchRun(
   void proc.waitExit().then(
     (st) => {
       if (!detached)
-        onExit(st.signal ? `killed by ${st.signal}` : st.code != null ? `exited with ${st.code}` : 'exited', st);
+        onExit(
+          st.signal
+            ? `killed by ${st.signal}`
+            : st.code != null
+              ? `exited with ${st.code}`
+              : st.announced
+                ? 'exited after a shutdown'
+                : 'gone without a shutdown (killed or crashed)',
+          st,
+        );
     },
     () => undefined,
   );

@@ -26,6 +26,10 @@ export interface ExitStatus {
   /** Known only for a process this daemon spawned itself. */
   readonly code?: number | null;
   readonly signal?: NodeJS.Signals | null;
+  /** For a QEMU this daemon attached to (its exit status is its parent's to read): whether it
+   *  announced its end on QMP (SHUTDOWN: the guest powered off, quit, SIGTERM) before it went.
+   *  Gone without it, it was killed or crashed, as libvirt reads a monitor EOF. */
+  readonly announced?: boolean;
 }
 
 /** A running QEMU with its QMP connection. */
@@ -144,12 +148,19 @@ class Process implements QemuProcess {
   private readonly name: string;
   private exitStatus: ExitStatus | undefined;
   private gonePromise: Promise<ExitStatus> | undefined;
+  private announced = false;
 
   constructor(pid: number, qmp: QmpClient, exited: Promise<ExitStatus> | undefined, name: string) {
     this.pid = pid;
     this.qmp = qmp;
     this.name = name;
     this.exited = exited?.then((s) => (this.exitStatus = s));
+    if (!exited) void this.watchShutdown();
+  }
+
+  /** Not our child: QMP's SHUTDOWN is the only word of how it ends (the loop ends with QMP). */
+  private async watchShutdown(): Promise<void> {
+    for await (const ev of this.qmp.events()) if (ev.event === 'SHUTDOWN') this.announced = true;
   }
 
   isAlive(): boolean {
@@ -195,7 +206,7 @@ class Process implements QemuProcess {
       this.exited ??
       this.qmp.closed.then(async () => {
         while (alive(this.pid)) await sleep(100, undefined, { ref: false });
-        this.exitStatus = {};
+        this.exitStatus = { announced: this.announced };
         return this.exitStatus;
       });
     return this.gonePromise;

@@ -164,3 +164,44 @@ test('the daemon killed, then QEMU dying while no daemon runs: the next daemon g
   assert.equal(list.find((d) => d.name === 'qu-a')?.state, 'shutoff');
   for (const p of lent) assert.equal(await ownerOf(p), '0:0', p);
 });
+
+/** The domain's state and reason once a QEMU it ran, killed here, is noticed by the daemon. */
+async function killedAndNoticed(name: string, pid: number): Promise<string> {
+  let opened: () => void = () => undefined;
+  const open = new Promise<void>((r) => (opened = r));
+  const stopped = daemon.client.events((e) => e.type === 'domain' && e.event === 'stopped' && e.name === name, opened);
+  await open;
+  process.kill(pid, 'SIGKILL');
+  await stopped;
+  const d = (await daemon.client.get<DomainSummary[]>('/domains')).find((x) => x.name === name);
+  return `${d?.state} ${d?.reason}`;
+}
+
+test('a QEMU of the QEMU user killed while the daemon runs, also one an earlier daemon started: noticed, shut off (crashed), all given back', {
+  skip,
+}, async () => {
+  const me = `${user.uid}:${user.gid}`;
+  const lent = [join(dir, 'state/run/qu-a'), join(dir, 'qu-a.img'), join(dir, 'qu-a.console'), await groupNode(1)];
+  const ledger = async (): Promise<number> =>
+    (JSON.parse(await readFile(join(dir, 'state/owners.json'), 'utf8')) as { entries: unknown[] }).entries.length;
+
+  // Started by this daemon: QEMU is its child.
+  const first = await daemon.client.post<DomainSummary>('/domains/qu-a/start');
+  for (const p of lent) assert.equal(await ownerOf(p), me, p);
+  assert.equal(await killedAndNoticed('qu-a', first.pid ?? 0), 'shutoff crashed');
+  for (const p of lent) assert.equal(await ownerOf(p), '0:0', p);
+  assert.equal(await ledger(), 0);
+
+  // Started by an earlier daemon: the next one takes it back, lent as it was, and notices its end.
+  const second = await daemon.client.post<DomainSummary>('/domains/qu-a/start');
+  await daemon.kill();
+  daemon = await startDaemon(dir, {}, undefined, ['--qemu-user', QEMU_USER]);
+  const back = (await daemon.client.get<DomainSummary[]>('/domains')).find((d) => d.name === 'qu-a');
+  assert.deepEqual([back?.state, back?.pid], ['running', second.pid], 'the running QEMU is taken back');
+  assert.equal(await procIds(second.pid ?? 0), me);
+  for (const p of lent) assert.equal(await ownerOf(p), me, p);
+  assert.ok((await ledger()) > 0, 'what is lent stays recorded');
+  assert.equal(await killedAndNoticed('qu-a', second.pid ?? 0), 'shutoff crashed');
+  for (const p of lent) assert.equal(await ownerOf(p), '0:0', p);
+  assert.equal(await ledger(), 0);
+});

@@ -177,7 +177,9 @@ export function onExit(ctx: DaemonContext, name: string, reason: string, st: Exi
       await cleanupRun(ctx.runs, run);
       obj.run = undefined;
       obj.state = 'shutoff';
-      const poweredOff = !st.signal && (st.code === 0 || st.code === undefined || st.code === null);
+      // Our own child tells its exit code; one taken back after a restart only whether it
+      // announced a shutdown on QMP first (without, it was killed: libvirt's "crashed" too).
+      const poweredOff = st.code === 0 || (st.code === undefined && !st.signal && st.announced === true);
       obj.reason = poweredOff ? 'shutdown' : 'crashed';
       ctx.events.emit({ type: 'domain', event: 'stopped', name, reason });
       if (poweredOff && obj.def.onPoweroff === 'restart') {
