@@ -10,7 +10,13 @@ import { migrate } from '../../src/qemu/migration.ts';
 import { startDaemon, type TestDaemon } from '../../test/helpers/daemon.ts';
 import { type GuestNic, waitForGuestNic } from '../../test/e2e/helpers/console.ts';
 import { failoverPair, guestDomain, startGuest } from '../../test/e2e/helpers/guest-domain.ts';
-import { consoleOf, enslavedVf, migratingGuestXml, waitRound } from '../../test/e2e/helpers/migration.ts';
+import {
+  consoleOf,
+  enslavedVf,
+  guestDomainXml,
+  migratingGuestXml,
+  waitRound,
+} from '../../test/e2e/helpers/migration.ts';
 import { type Figure, samples, skipped } from '../lib/figure.ts';
 
 /**
@@ -34,8 +40,9 @@ const NETWORK = `<network><name>vfs</name><forward mode='hostdev' managed='yes'>
   <address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x5'/></forward></network>`;
 
 /** `failover`: a VF with a virtio standby (QEMU unplugs it); `unplug`: a network's VF without
- *  one, moved by migrate --unplug-hostdevs (the guest is without it for the gap). */
-async function passthruRuns(rounds: number, mode: 'failover' | 'unplug'): Promise<PassthruRun | string> {
+ *  one, moved by migrate --unplug-hostdevs (the guest is without it for the gap); `hybrid`: an
+ *  `<interface type='hostdev-hybrid'>`, the same failover pair from one element (docs/nics.md). */
+async function passthruRuns(rounds: number, mode: 'failover' | 'unplug' | 'hybrid'): Promise<PassthruRun | string> {
   const guest = findGuest();
   const qemu = findQemu();
   if (typeof guest === 'string') return guest;
@@ -62,9 +69,10 @@ async function passthruRuns(rounds: number, mode: 'failover' | 'unplug'): Promis
       kernelVersion: '',
     };
     const o = mode === 'failover' ? { mac: MAC, vf: 1 } : { mac: MAC, network: 'vfs', failover: false };
-    await a.client.post('/domains', { xml: migratingGuestXml('bench-mig', g, o) });
+    const xml = mode === 'hybrid' ? guestDomainXml('bench-mig', g, HYBRID) : migratingGuestXml('bench-mig', g, o);
+    await a.client.post('/domains', { xml });
     const ready =
-      mode === 'failover' ? enslavedVf(MAC) : (r: GuestNic[]) => r.some((n) => n.mac === MAC && n.driver === 'e1000e');
+      mode === 'unplug' ? (r: GuestNic[]) => r.some((n) => n.mac === MAC && n.driver === 'e1000e') : enslavedVf(MAC);
     await a.client.post('/domains/bench-mig/start');
     let [from, to] = [a, b];
     const state = (d: TestDaemon): string => join(dir, d === a ? 'a' : 'b', 'state');
@@ -90,6 +98,9 @@ async function passthruRuns(rounds: number, mode: 'failover' | 'unplug'): Promis
   }
   return out;
 }
+
+const HYBRID = `<interface type='hostdev-hybrid' managed='yes'><mac address='${MAC}'/>
+  <source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x1'/></source></interface>`;
 
 /** Raw QEMU: two QEMUs with the same failover pair, QMP only (no devices prepared, no daemon). */
 async function rawRuns(rounds: number): Promise<number[] | string> {
@@ -128,6 +139,19 @@ async function rawRuns(rounds: number): Promise<number[] | string> {
 
 let once: ReturnType<typeof passthruRuns> | undefined;
 let onceUnplug: ReturnType<typeof passthruRuns> | undefined;
+let onceHybrid: ReturnType<typeof passthruRuns> | undefined;
+/** One figure of the hostdev-hybrid runs (one set of migrations serves all three). */
+function hybridFigure(key: 'total' | 'downtime' | 'vfLess', title: string): Figure {
+  return {
+    id: `migration.hybrid.${key === 'vfLess' ? 'vf-less' : key}`,
+    title,
+    measure: async (ctx) => {
+      const r = await (onceHybrid ??= passthruRuns(ctx.rounds(4), 'hybrid'));
+      return typeof r === 'string' ? skipped(r) : samples('ms', r[key]);
+    },
+  };
+}
+
 const LIBVIRT = 'libvirt: 630 ms for a 256 MiB guest without VF (peer measurements)';
 
 export default [
@@ -181,4 +205,10 @@ export default [
       return typeof r === 'string' ? skipped(r) : samples('ms', r.total);
     },
   },
+  hybridFigure(
+    'total',
+    'hostdev-hybrid migration of a 256 MiB guest (VF + virtio standby, one MAC): request -> source released',
+  ),
+  hybridFigure('downtime', "hostdev-hybrid migration: QEMU's downtime (guest paused)"),
+  hybridFigure('vfLess', 'hostdev-hybrid migration: VF-less window (the guest on its standby)'),
 ] satisfies Figure[];

@@ -80,3 +80,27 @@ export function refuseHybridHotplug(devices: readonly PluggedDevice[], verb: 'ho
     );
   }
 }
+
+/**
+ * A migration's destination runs the guest with the same devices or not at all: a network
+ * interface that came with a standby (a hybrid network on the source) must find a hybrid network
+ * of the same name here, and one without must not (QEMU's incoming device set would differ from
+ * the stream's). Refused at the check, before anything moves. `incoming` is the definition read
+ * from the source's migratable XML, `live` the same after this host's pools gave their devices.
+ */
+export function checkHybridShape(incoming: DomainDef, live: DomainDef): void {
+  incoming.devices.interfaces.forEach((sent, i) => {
+    if (sent.type !== 'network') return;
+    const here = live.devices.interfaces[i];
+    const hadStandby = sent.standby !== undefined;
+    if (here === undefined || hadStandby === isHybrid(here)) return;
+    const alias = sent.alias ?? sent.mac ?? sent.network;
+    throw new PassthruError(
+      'OPERATION_INVALID',
+      hadStandby
+        ? `interface ${alias} has a virtio standby (network '${sent.network}' is hostdev-hybrid on the source), but network '${sent.network}' of the destination is not a hostdev-hybrid network`
+        : `network '${sent.network}' of the destination is a hostdev-hybrid network, but interface ${alias} has no virtio standby on the source`,
+      { hint: `give network '${sent.network}' the same forward mode on both hosts` },
+    );
+  });
+}

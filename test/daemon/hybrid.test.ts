@@ -4,8 +4,10 @@ import { formatDomainXml } from '../../src/conf/domain/format.ts';
 import { readDomainXml } from '../../src/conf/domain/read.ts';
 import type { InterfaceDef } from '../../src/conf/domain/types.ts';
 import { PassthruError } from '../../src/conf/error.ts';
+import { withStandby } from '../../src/conf/domain/hybrid.ts';
 import { parsePciAddress } from '../../src/conf/pci-address.ts';
-import { hybridNetworks, refuseHybridHotplug, withStandbyParents } from '../../src/daemon/hybrid.ts';
+import { formatStatus, parseDefinition } from '../../src/daemon/definitions.ts';
+import { checkHybridShape, hybridNetworks, refuseHybridHotplug, withStandbyParents } from '../../src/daemon/hybrid.ts';
 import { plugHostNics, unplugHostNics } from '../../src/daemon/host-nics.ts';
 import { failoverPrimaries, checkMigratable } from '../../src/daemon/migration/checks.ts';
 import { poolDevices } from '../../src/daemon/migration/unplug.ts';
@@ -135,4 +137,54 @@ test('hybridNetworks: a network is hybrid by its forward mode; an unknown one is
     }),
   });
   assert.deepEqual(['hy', 'plain', 'nope'].map(is), [true, false, false]);
+});
+
+test('a daemon restarted under a running hybrid finds its macvtap in the status XML and removes it at stop', async () => {
+  const netdevs = fakeNetdevs();
+  const plugged = await plugHostNics(await withStandbyParents(live, views, netdevs), netdevs);
+  const reread = parseDefinition(formatStatus(plugged.live), 'status');
+  await unplugHostNics(reread, netdevs);
+  assert.deepEqual(netdevs.removed, ['macvtap5']);
+  assert.equal(
+    hybridOf(reread.devices.interfaces).standby?.alias,
+    hybridOf(plugged.live.devices.interfaces).standby?.alias,
+  );
+});
+
+test('migration check: a network interface with a standby needs a hybrid network of the same name on the destination, and one without must not find one', () => {
+  const sent =
+    readDomainXml(`<domain type='kvm'><name>hy</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type machine='q35'>hvm</type></os><devices>
+  <interface type='network'><mac address='${MAC}'/><source network='hy'/><standby><alias name='net1'/></standby><alias name='hostdev0'/></interface>
+</devices></domain>`);
+  const given = (type: 'hostdev' | 'hostdev-hybrid', from = sent) => ({
+    ...from,
+    devices: {
+      ...from.devices,
+      interfaces: from.devices.interfaces.map((i) =>
+        i.type === 'network'
+          ? { ...i, actual: { type, source: { managed: true, address: parsePciAddress('0000:06:02.6') } } }
+          : i,
+      ),
+    },
+  });
+  checkHybridShape(sent, given('hostdev-hybrid'));
+  assert.throws(
+    () => checkHybridShape(sent, given('hostdev')),
+    (e: unknown) =>
+      e instanceof PassthruError &&
+      e.code === 'OPERATION_INVALID' &&
+      e.message.includes("network 'hy' of the destination is not a hostdev-hybrid network"),
+  );
+  const plain = {
+    ...sent,
+    devices: {
+      ...sent.devices,
+      interfaces: sent.devices.interfaces.map((i) => withStandby(i, undefined)),
+    },
+  };
+  checkHybridShape(plain, given('hostdev', plain));
+  assert.throws(
+    () => checkHybridShape(plain, given('hostdev-hybrid', plain)),
+    /network 'hy' of the destination is a hostdev-hybrid network, but interface hostdev0 has no virtio standby/,
+  );
 });

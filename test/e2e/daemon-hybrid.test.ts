@@ -131,12 +131,25 @@ test('hostdev-hybrid: one MAC on a VF and a virtio standby enslaved to one failo
   assert.equal(rows[0]?.model, 'virtio');
   assert.equal(rows[1]?.alias, 'hostdev0');
 
-  // Hot-unplugging it is refused, naming it; the guest keeps both.
+  // Hot-unplugging it, or hot-plugging another, is refused naming it; nothing changes.
   await assert.rejects(
     a.client.post(`/domains/${name}/devices/hostdev0/detach`, { live: true }),
     (e: unknown) =>
       e instanceof Error && e.message.includes(`interface ${mac}: a hostdev-hybrid interface cannot be hot-unplugged`),
   );
+  const other = '52:54:00:fa:44:03';
+  const otherBefore = vfState(await vfRow(a.client, PF, 4));
+  await assert.rejects(
+    a.client.post(`/domains/${name}/devices`, {
+      xml: `<interface type='hostdev-hybrid' managed='yes'><mac address='${other}'/>
+        <source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x4'/></source></interface>`,
+      live: true,
+    }),
+    (e: unknown) =>
+      e instanceof Error && e.message.includes(`interface ${other}: a hostdev-hybrid interface cannot be hot-plugged`),
+  );
+  assert.deepEqual(vfState(await vfRow(a.client, PF, 4)), otherBefore);
+  assert.equal((await a.client.get<InterfaceRow[]>(`/domains/${name}/interfaces`)).length, 2);
 
   await a.client.post(`/domains/${name}/destroy`);
   assert.deepEqual(vfState(await vfRow(a.client, PF, vf)), before);
@@ -185,6 +198,25 @@ test('a hostdev-hybrid network: the guest migrates A -> B keeping its network; t
     assert.equal((await vfRow(a.client, PF, vfA)).mac, mac);
     const { xml: liveA } = await a.client.get<{ xml: string }>(`/domains/${name}/xml`);
     const addressesA = pairAddresses(liveA);
+
+    // B's 'hy' a plain hostdev network: the guest's standby would have nowhere to go there, so
+    // the check refuses before anything moves.
+    await b.client.post('/networks/hy/destroy');
+    await b.client.delete('/networks/hy');
+    await b.client.post('/networks', { xml: network(vfB).replace('hostdev-hybrid', 'hostdev') });
+    await b.client.post('/networks/hy/start');
+    await assert.rejects(
+      a.client.post(`/domains/${name}/migrate`, { dest: `unix:${socketOf(b)}`, live: true }),
+      (e: unknown) =>
+        e instanceof Error && e.message.includes("network 'hy' of the destination is not a hostdev-hybrid network"),
+    );
+    assert.equal((await summary(a, name))?.state, 'running');
+    assert.equal(await summary(b, name), undefined);
+    assert.deepEqual(vfState(await vfRow(b.client, PF, vfB)), beforeB);
+    await b.client.post('/networks/hy/destroy');
+    await b.client.delete('/networks/hy');
+    await b.client.post('/networks', { xml: network(vfB) });
+    await b.client.post('/networks/hy/start');
 
     const t0 = Date.now();
     const report = await a.client.post<MigrationReport>(`/domains/${name}/migrate`, {

@@ -10,6 +10,7 @@ import type { ActionOf } from '../actions.ts';
 import type { DaemonContext } from '../context.ts';
 import { parseDefinition } from '../definitions.ts';
 import { spareOption } from '../start.ts';
+import { checkHybridShape } from '../hybrid.ts';
 
 /**
  * The destination's check (libvirt's Begin/Prepare checks, asked before anything moves): the
@@ -30,6 +31,7 @@ export async function checkIncoming(a: ActionOf<'migrateCheck'>, ctx: DaemonCont
     grants.length === 0 ? def : withGrants(def, grants, deps.pools.defs()),
     spareOption(deps),
   );
+  checkHybridShape(def, live);
   const requests = hostdevRequests(live, { incoming: true });
   await deps.hostdevs.plan(def.name, requests);
   const poolOf = new Map(grants.map((g, i) => [g.bdf, wants[i]?.ref.name]));
