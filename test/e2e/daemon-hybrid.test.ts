@@ -82,9 +82,9 @@ async function rowsUntil(d: TestDaemon, name: string, ok: (rows: InterfaceRow[])
   }
 }
 
-test('hostdev-hybrid: one MAC on a VF and a virtio standby enslaved to one failover master; domiflist shows the pair; destroy restores the VF', {
+test('hostdev-hybrid: one MAC on a VF and a virtio standby enslaved to one failover master; domiflist shows the pair; by address it migrates to B; destroy restores the VF', {
   skip,
-  timeout: 240_000,
+  timeout: 300_000,
 }, async () => {
   if (typeof g === 'string') return;
   const name = 'hy-start';
@@ -151,8 +151,23 @@ test('hostdev-hybrid: one MAC on a VF and a virtio standby enslaved to one failo
   assert.deepEqual(vfState(await vfRow(a.client, PF, 4)), otherBefore);
   assert.equal((await a.client.get<InterfaceRow[]>(`/domains/${name}/interfaces`)).length, 2);
 
-  await a.client.post(`/domains/${name}/destroy`);
+  // By address it migrates too: B prepares the same VF of its own PF and its own standby; A's
+  // VF comes back as it was. Then destroy on B restores B's.
+  const beforeB = vfState(await vfRow(b.client, PF, vf));
+  const report = await a.client.post<MigrationReport>(`/domains/${name}/migrate`, {
+    dest: `unix:${socketOf(b)}`,
+    live: true,
+  });
+  assert.deepEqual(report.unplugged, ['hostdev0']);
+  assert.equal((await summary(a, name))?.state, 'shutoff');
   assert.deepEqual(vfState(await vfRow(a.client, PF, vf)), before);
+  const rowB = await vfRow(b.client, PF, vf);
+  assert.deepEqual([rowB.mac, rowB.vlan], [mac, 42]);
+  const { xml: liveB } = await b.client.get<{ xml: string }>(`/domains/${name}/xml`);
+  assert.deepEqual(pairAddresses(liveB), defined);
+  await waitRound(consoleOf(stateDir(b), name), pairEnslaved(mac), 150_000, 'the pair enslaved on B');
+  await b.client.post(`/domains/${name}/destroy`);
+  assert.deepEqual(vfState(await vfRow(b.client, PF, vf)), beforeB);
 });
 
 test('a hostdev-hybrid network: the guest migrates A -> B keeping its network; the VF leaves, B gives its own, enslaved again; the switch moves the MAC in order; A restored', {
