@@ -170,7 +170,7 @@ test('hostdev-hybrid: one MAC on a VF and a virtio standby enslaved to one failo
   assert.deepEqual(vfState(await vfRow(b.client, PF, vf)), beforeB);
 });
 
-test('a hostdev-hybrid network: the guest migrates A -> B keeping its network; the VF leaves, B gives its own, enslaved again; the switch moves the MAC in order; A restored', {
+test('a hostdev-hybrid network: the guest migrates A -> B keeping its network; the VF leaves, B gives its own, enslaved again; the switch moves the MAC in order; A restored; a rollback back to A keeps the guest on B with its pair', {
   skip,
   timeout: 360_000,
 }, async (t) => {
@@ -282,6 +282,38 @@ test('a hostdev-hybrid network: the guest migrates A -> B keeping its network; t
         ['primary', mac, `0000:06:02.${vfB}`, true],
       ],
     );
+
+    // Back to A, with A's incoming QEMU killed once B's guest let go of its VF: a rollback. The
+    // guest runs on at B with its standby as it was and its VF plugged back and enslaved; A gave
+    // back everything.
+    const killer = new Promise<void>((resolve) => {
+      void b.client.events((e) => {
+        if (e.type !== 'migration' || e.role !== 'source' || e.phase !== 'unplugged') return false;
+        void summary(a, name).then((x) => {
+          if (x?.pid) process.kill(x.pid, 'SIGKILL');
+          resolve();
+        });
+        return true;
+      });
+    });
+    const roundsBefore = (await waitRound(consoleB, () => true, 1_000, 'rounds on B')).length;
+    await assert.rejects(b.client.post(`/domains/${name}/migrate`, { dest: `unix:${socketOf(a)}`, live: true }));
+    await killer;
+    assert.equal((await summary(b, name))?.state, 'running');
+    await waitRound(
+      consoleB,
+      (r, i) => i >= roundsBefore && pairEnslaved(mac)(r),
+      120_000,
+      'the pair enslaved again on B after the rollback',
+    );
+    const { xml: afterRollback } = await b.client.get<{ xml: string }>(`/domains/${name}/xml`);
+    assert.match(afterRollback, new RegExp(`<standby>\\s*<source dev='${PF_NETDEV}' mode='bridge'/>`));
+    assert.deepEqual(pairAddresses(afterRollback), addressesA);
+    for (let i = 0; i < 100 && (await summary(a, name))?.state === 'migrating'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.notEqual((await summary(a, name))?.state, 'running');
+    assert.deepEqual(vfState(await vfRow(a.client, PF, vfA)), beforeA);
+
     await b.client.post(`/domains/${name}/destroy`);
     assert.deepEqual(vfState(await vfRow(b.client, PF, vfB)), beforeB);
   } finally {
