@@ -12,6 +12,8 @@
 #   passthru-guest: nic eth0 mac 52:54:00:12:34:56 driver e1000e pci 0000:01:00.0 master -
 # so hot-plugged NICs show up too, and one line per disk (bytes, read-only flag, serial):
 #   passthru-guest: disk vda size 2097152 ro 0 serial -
+# and each NIC's arrival and departure the moment the kernel reports it (its uevent):
+#   passthru-guest: uevent remove net eth1
 # It also runs a shell on ttyS0 (prompt 'passthru-guest# ') and powers off on the ACPI power
 # button (busybox acpid on the button module's input device). Boot it with: -kernel vmlinux -initrd initrd.cpio.gz
 #   -append 'console=ttyS0 quiet loglevel=3 panic=-1'
@@ -25,7 +27,7 @@ REPO="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
 OUT="$(readlink -m "${PASSTHRU_GUEST_DIR:-$REPO/.cache/guest}")"
 # NICs, then disks (virtio-blk, virtio-scsi + sd/sr, AHCI), then the ACPI power button + evdev.
 MODULES=(e1000e virtio_pci virtio_net failover net_failover virtio_blk virtio_scsi sd_mod sr_mod ahci button evdev)
-FORMAT=2 # bump when the layout of the output changes
+FORMAT=3 # bump when the layout of the output changes
 export DEBIAN_FRONTEND=noninteractive
 t0=$(date +%s.%N)
 say() { echo "guest-build: $*" >&2; }
@@ -59,6 +61,9 @@ fi
 # A shell on the serial console, started again whenever it exits.
 export PS1='passthru-guest# ' HOME=/
 (while true; do setsid cttyhack sh; sleep 1; done) </dev/ttyS0 >/dev/ttyS0 2>&1 &
+# Each NIC's arrival and departure as it happens (the kernel's uevents): the once-a-second list
+# below can miss a NIC that is away for less than a second (a VF during a migration).
+uevent sh -c '[ "$SUBSYSTEM" = net ] && echo "passthru-guest: uevent $ACTION net $INTERFACE"' &
 echo "passthru-guest: ready kernel $(cat /KVER) uptime $(cut -d' ' -f1 /proc/uptime)"
 n=0
 while true; do

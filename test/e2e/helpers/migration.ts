@@ -106,16 +106,63 @@ export async function waitRound(
   timeoutMs: number,
   what: string,
 ): Promise<GuestNic[][]> {
+  const text = await waitConsole(
+    file,
+    (t) => {
+      const rounds = nicRounds(t);
+      return rounds.some((r, i) => ok(r, i, rounds));
+    },
+    timeoutMs,
+    what,
+  );
+  return nicRounds(text);
+}
+
+/** Waits (bounded) until the console's text satisfies `ok`; answers that text. */
+export async function waitConsole(
+  file: string,
+  ok: (text: string) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<string> {
   const end = performance.now() + timeoutMs;
   for (;;) {
-    const rounds = nicRounds(await readFile(file, 'utf8').catch(() => ''));
-    if (rounds.some((r, i) => ok(r, i, rounds))) return rounds;
+    const text = await readFile(file, 'utf8').catch(() => '');
+    if (ok(text)) return text;
     if (performance.now() > end) {
-      const text = await readFile(file, 'utf8').catch(() => '');
       throw new Error(`${what}: not seen on ${file} within ${timeoutMs} ms; console so far:\n${text.slice(-2500)}`);
     }
     await sleep(200);
   }
+}
+
+/** Where `text` (a console) shows the guest's kernel reporting `nic` added or removed (the
+ *  test guest prints each NIC uevent as it comes); -1 when it does not. Unlike the once-a-second
+ *  rounds, this cannot miss a NIC that was away for less than a round. */
+export function nicUevent(text: string, action: 'add' | 'remove', nic: string): number {
+  const m = new RegExp(`^passthru-guest: uevent ${action} net ${nic}\\r?$`, 'm').exec(text);
+  return m ? m.index : -1;
+}
+
+/** Waits (bounded) until one of the consoles shows `nic` removed. A guest that migrates may print
+ *  it on either host's console: the line can be written after the switch-over. */
+export async function waitNicRemoved(files: readonly string[], nic: string, timeoutMs: number): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    const texts = await Promise.all(files.map((f) => readFile(f, 'utf8').catch(() => '')));
+    if (texts.some((t) => nicUevent(t, 'remove', nic) >= 0)) return;
+    if (performance.now() > end) {
+      throw new Error(`no uevent of ${nic} removed on ${files.join(' or ')} within ${timeoutMs} ms`);
+    }
+    await sleep(200);
+  }
+}
+
+/** The guest's name of the NIC with this driver and MAC in the rounds, if any round has it. */
+export function nicName(rounds: readonly GuestNic[][], driver: string, mac: string): string {
+  const nic = rounds.flat().find((n) => n.driver === driver && n.mac === mac)?.nic;
+  if (nic === undefined) throw new Error(`no ${driver} NIC with MAC ${mac} in the guest's rounds`);
+  return nic;
 }
 
 export const enslavedVf = (mac: string) => (r: GuestNic[]) =>
