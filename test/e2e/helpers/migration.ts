@@ -167,7 +167,6 @@ export function nicName(rounds: readonly GuestNic[][], driver: string, mac: stri
 
 export const enslavedVf = (mac: string) => (r: GuestNic[]) =>
   r.some((n) => n.driver === 'e1000e' && n.mac === mac && n.master !== '-');
-export const noVf = (r: GuestNic[]) => r.length > 0 && !r.some((n) => n.driver === 'e1000e');
 
 /** Every change of a VF's port-profile request on a sim host (read from its VF table file), from
  *  now until stopped: what the switch behind the PF was asked, in order. */
