@@ -1,3 +1,4 @@
+import { hostdevInterfaceSource, isHostdevInterface } from '../conf/domain/hostdevs.ts';
 import { isHybrid, standbyOf, withStandby } from '../conf/domain/hybrid.ts';
 import type { DomainDef, InterfaceDef } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
@@ -41,8 +42,7 @@ export async function withStandbyParents(
   const interfaces: InterfaceDef[] = [];
   for (const iface of live.devices.interfaces) {
     const standby = standbyOf(iface);
-    const source =
-      iface.type === 'network' ? iface.actual?.source : iface.type === 'hostdev-hybrid' ? iface.source : undefined;
+    const source = isHostdevInterface(iface) ? hostdevInterfaceSource(iface) : undefined;
     if (!isHybrid(iface) || !standby || !source) {
       interfaces.push(iface);
       continue;
