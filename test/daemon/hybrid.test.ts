@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { openDaemon } from '../../src/daemon/open.ts';
+import { createSimHost } from '../../src/host/sim/create.ts';
+import { silentLogger } from '../../src/lib/logger.ts';
 import { formatDomainXml } from '../../src/conf/domain/format.ts';
 import { readDomainXml } from '../../src/conf/domain/read.ts';
 import type { InterfaceDef } from '../../src/conf/domain/types.ts';
@@ -187,4 +193,62 @@ test('migration check: a network interface with a standby needs a hybrid network
     () => checkHybridShape(plain, given('hostdev-hybrid', plain)),
     /network 'hy' of the destination is a hostdev-hybrid network, but interface hostdev0 has no virtio standby/,
   );
+});
+
+test('the daemon: define and attach --config give a hybrid network interface its standby address; a hybrid on a PF is refused at start, host unchanged', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'passthru-hybrid-'));
+  await createSimHost(join(dir, 'host'), 'intel-x710-2port');
+  const daemon = await openDaemon({
+    host: `sim:${join(dir, 'host')}`,
+    stateDir: join(dir, 'state'),
+    log: silentLogger(),
+  });
+  try {
+    await daemon.handle({
+      kind: 'poolDefine',
+      pool: 'network',
+      xml: `<network><name>hy</name><forward mode='hostdev-hybrid' managed='yes'><pf dev='enp6s0f0'/></forward></network>`,
+    });
+    const dom = (devices: string): string =>
+      `<domain type='kvm'><name>hyd</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type machine='q35'>hvm</type><kernel>/k</kernel></os><devices>${devices}</devices></domain>`;
+    await daemon.handle({
+      kind: 'define',
+      xml: dom(`<interface type='network'><mac address='${MAC}'/><source network='hy'/></interface>`),
+    });
+    const standbys = async (): Promise<string[]> => {
+      const xml = (await daemon.handle({ kind: 'dumpxml', name: 'hyd', inactive: true })).xml;
+      return [...xml.matchAll(/<standby>\s*<address type='pci' domain='0x0000' bus='(0x[0-9a-f]+)'/g)].map(
+        (m) => m[1] ?? '',
+      );
+    };
+    assert.equal((await standbys()).length, 1);
+    await daemon.handle({
+      kind: 'attachDevice',
+      name: 'hyd',
+      xml: `<interface type='network'><mac address='52:54:00:7a:01:02'/><source network='hy'/></interface>`,
+      config: true,
+    });
+    const two = await standbys();
+    assert.equal(two.length, 2);
+    assert.notEqual(two[0], two[1]);
+
+    // A hostdev-hybrid on a PF (no VF): refused before the host is touched.
+    const pf1 = async () => (await daemon.handle({ kind: 'nodedevDumpxml', name: 'pci_0000_06_00_1' })).xml;
+    const pfBefore = await pf1();
+    assert.match(pfBefore, /<driver>\s*<name>i40e<\/name>/);
+    await daemon.handle({
+      kind: 'define',
+      xml: dom(
+        `<interface type='hostdev-hybrid' managed='yes'><mac address='52:54:00:7a:01:03'/><source><address type='pci' domain='0x0000' bus='0x06' slot='0x00' function='0x1'/></source></interface>`,
+      ).replace('<name>hyd</name>', '<name>hypf</name>'),
+    });
+    await assert.rejects(
+      daemon.handle({ kind: 'start', name: 'hypf' }),
+      (e: unknown) => e instanceof PassthruError && e.message.includes('host device 0000:06:00.1 is not an SR-IOV VF'),
+    );
+    assert.equal(await pf1(), pfBefore);
+  } finally {
+    await daemon.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
