@@ -1,5 +1,5 @@
 import { isHostdevInterface } from '../conf/domain/hostdevs.ts';
-import { expandHybrid, isHybrid, standbyOf, withStandby } from '../conf/domain/hybrid.ts';
+import { expandHybrid, expandHybrids, isHybrid, standbyOf, withStandby } from '../conf/domain/hybrid.ts';
 import type { DomainDef, InterfaceDef } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
 import type { MacAddress } from '../conf/mac.ts';
@@ -127,7 +127,8 @@ export async function unplugHostNics(live: DomainDef, netdevs: HostNetdevs): Pro
 /** `<link state='down'/>`: QEMU starts every NIC up; libvirt sets the others down before the
  *  guest runs (qemuProcessSetLinkStates). */
 export async function applyLinkStates(live: DomainDef, qmp: QmpClient): Promise<void> {
-  for (const iface of live.devices.interfaces) {
+  // A hybrid's standby too (its VF's link state is programmed on the VF).
+  for (const iface of expandHybrids(live).devices.interfaces) {
     if (iface.linkState === 'down' && iface.alias !== undefined && !isHostdevInterface(iface))
       await qmp.execute('set_link', { name: iface.alias, up: false });
   }

@@ -14,7 +14,8 @@ import { withStandby } from '../../src/conf/domain/hybrid.ts';
 import { parsePciAddress } from '../../src/conf/pci-address.ts';
 import { formatStatus, parseDefinition } from '../../src/daemon/definitions.ts';
 import { checkHybridShape, hybridNetworks, refuseHybridHotplug, withStandbyParents } from '../../src/daemon/hybrid.ts';
-import { plugHostNics, unplugHostNics } from '../../src/daemon/host-nics.ts';
+import { applyLinkStates, plugHostNics, unplugHostNics } from '../../src/daemon/host-nics.ts';
+import type { QmpClient } from '../../src/qemu/qmp.ts';
 import { failoverPrimaries, checkMigratable } from '../../src/daemon/migration/checks.ts';
 import { poolDevices } from '../../src/daemon/migration/unplug.ts';
 import type { HostNetdevs, HostNicRequest } from '../../src/host/netdev.ts';
@@ -251,4 +252,20 @@ test('the daemon: define and attach --config give a hybrid network interface its
     await daemon.close();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("<link state='down'/> on a hybrid: the standby is set down over QMP before the guest runs (the VF's link is programmed on the VF)", async () => {
+  const down = prepareLiveDef(
+    completeDefinition(
+      readDomainXml(`<domain type='kvm'><name>hy</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type machine='q35'>hvm</type></os><devices>
+  <interface type='hostdev-hybrid' managed='yes'><mac address='${MAC}'/><source><address type='pci' domain='0x0000' bus='0x06' slot='0x02' function='0x3'/></source><link state='down'/></interface>
+</devices></domain>`),
+    ),
+  );
+  const calls: unknown[] = [];
+  const qmp = {
+    execute: (cmd: string, args?: object) => Promise.resolve(calls.push([cmd, args])),
+  } as unknown as QmpClient;
+  await applyLinkStates(down, qmp);
+  assert.deepEqual(calls, [['set_link', { name: hybridOf(down.devices.interfaces).standby?.alias, up: false }]]);
 });

@@ -52,7 +52,7 @@ export interface FailoverPair {
 
 /**
  * A hybrid interface as its failover pair; undefined for any other interface. The standby has
- * the interface's MAC, model and MTU, `<source dev>` = the PF netdev found at start (empty
+ * the interface's MAC, model, MTU and link state (the VF's is programmed on the VF), `<source dev>` = the PF netdev found at start (empty
  * before), bridge mode (the VF and the guest's other neighbours on the PF reach it through the
  * PF's embedded switch). The primary keeps everything else (VLAN, port profile, VF attributes).
  */
@@ -75,6 +75,7 @@ export function expandHybrid(i: InterfaceDef): FailoverPair | undefined {
     teaming: { type: 'persistent' },
     ...(i.mac === undefined ? {} : { mac: i.mac }),
     ...(mtu === undefined ? {} : { mtu }),
+    ...(i.linkState === undefined ? {} : { linkState: i.linkState }),
     ...(s.alias === undefined ? {} : { alias: s.alias }),
     ...(s.guestAddress === undefined ? {} : { guestAddress: s.guestAddress }),
     ...(s.targetDev === undefined ? {} : { targetDev: s.targetDev }),
