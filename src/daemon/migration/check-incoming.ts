@@ -10,7 +10,7 @@ import type { ActionOf } from '../actions.ts';
 import type { DaemonContext } from '../context.ts';
 import { parseDefinition } from '../definitions.ts';
 import { spareOption } from '../start.ts';
-import { checkHybridShape } from '../hybrid.ts';
+import { checkHybridShape, withStandbyParents } from '../hybrid.ts';
 
 /**
  * The destination's check (libvirt's Begin/Prepare checks, asked before anything moves): the
@@ -32,6 +32,8 @@ export async function checkIncoming(a: ActionOf<'migrateCheck'>, ctx: DaemonCont
     spareOption(deps),
   );
   checkHybridShape(def, live);
+  // A hybrid's standby needs its VF's PF netdev here (read-only: found and checked, nothing made).
+  await withStandbyParents(live, deps.hostViews, deps.netdevs);
   const requests = hostdevRequests(live, { incoming: true });
   await deps.hostdevs.plan(def.name, requests);
   const poolOf = new Map(grants.map((g, i) => [g.bdf, wants[i]?.ref.name]));
