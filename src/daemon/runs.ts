@@ -72,9 +72,11 @@ export async function reattachRun(deps: RunDeps, status: DomainStatus, onExit: O
     qmpSocket: status.qmpSocket,
     name: `QEMU of domain ${status.name}`,
   }).catch(() => undefined);
-  // The daemon died during start, or before an incoming migration was confirmed: this QEMU
-  // never got to run its guest. Finish the rollback rather than adopt a half-made domain.
-  const unfinished = status.pid === 0 || status.incoming === true;
+  // The daemon died during start, or before an incoming migration without a lease was
+  // confirmed: this QEMU never got to run its guest. Finish the rollback rather than adopt a
+  // half-made domain. An incoming migration held on a lease is taken back under it
+  // (migration/destination.ts): its source may still be sending and come to finish it.
+  const unfinished = status.pid === 0 || (status.incoming === true && status.incomingLeaseMs === undefined);
   if (proc && unfinished) {
     await stopQemu(deps, status.name, proc);
     deps.log.warn(

@@ -24,8 +24,13 @@ export interface DomainStatus {
   /** Failover standbys (virtio aliases) whose guest negotiated: their primaries are visible. */
   readonly failoverNegotiated?: readonly string[];
   /** A migration's destination whose migration is not confirmed yet: after a daemon restart
-   *  its QEMU is stopped and its devices given back (the source still has the guest). */
+   *  its QEMU is taken back under a fresh lease (`incomingLeaseMs`), or, without one, stopped
+   *  and its devices given back (the source still has the guest). */
   readonly incoming?: true;
+  /** The incoming migration's lease (migration/lease.ts): restarted in full after a restart. */
+  readonly incomingLeaseMs?: number;
+  /** The domain was not defined here before the incoming migration: giving up forgets it. */
+  readonly incomingAdded?: true;
   /** A migration's source between the transfer's start and its confirm or rollback: the
    *  destination daemon (DEST). After a daemon restart the migration is settled with it, so
    *  that the guest runs on exactly one side (migration/resume.ts). */

@@ -683,6 +683,8 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 const STALL_NAME = 'mig-stall';
 const STALL_VF = 5;
+/** A's VF of the stall tests before any guest had it. */
+let pristineA: ReturnType<typeof vfState>;
 const STALL_MAC = '52:54:00:fa:33:2a';
 const alive = (pid: number): boolean => {
   try {
@@ -700,6 +702,7 @@ test('a link gone silent (the destination QEMU frozen with SIGSTOP): no progress
   if (typeof g === 'string') return;
   const name = STALL_NAME;
   const pristineB = vfState(await vfRow(b.client, PF, STALL_VF));
+  pristineA = vfState(await vfRow(a.client, PF, STALL_VF));
   await a.client.post('/domains', { xml: migratingGuestXml(name, g, { mac: STALL_MAC, vf: STALL_VF }) });
   await a.client.post(`/domains/${name}/start`);
   const consoleA = consoleOf(stateDir(a), name);
@@ -775,40 +778,6 @@ test('a link gone silent (the destination QEMU frozen with SIGSTOP): no progress
   }
 });
 
-test('the destination daemon killed mid-transfer and restarted: it stops the incoming QEMU of a guest it never had and restores its VF; the guest stays on A with its VF', {
-  skip,
-  timeout: 300_000,
-}, async (t) => {
-  if (typeof g === 'string') return;
-  const name = STALL_NAME;
-  assert.equal((await summary(a, name))?.state, 'running');
-  const pristineB = vfState(await vfRow(b.client, PF, STALL_VF));
-  const consoleA = consoleOf(stateDir(a), name);
-  const roundsBefore = (await waitRound(consoleA, () => true, 1_000, 'rounds on A')).length;
-  let incomingPid = 0;
-  const restarted = onTransfer(a, async () => {
-    incomingPid = (await summary(b, name))?.pid ?? 0;
-    await b.kill();
-    b = await restartHost('b');
-  });
-  await assert.rejects(
-    a.client.post(`/domains/${name}/migrate`, { dest: tlsB, live: true, bandwidth: 1 }),
-    (e: unknown) => {
-      t.diagnostic(`refusal: ${(e as Error).message}`);
-      return e instanceof PassthruError;
-    },
-  );
-  await within(restarted, 60_000, 'the transfer started and B was restarted');
-  assert.ok(incomingPid > 0, 'the incoming QEMU on B');
-  assert.ok(!alive(incomingPid), "B's restart stopped the incoming QEMU");
-  assert.equal(await summary(b, name), undefined);
-  assert.deepEqual(vfState(await vfRow(b.client, PF, STALL_VF)), pristineB);
-  await assert.rejects(readFile(join(stateDir(b), 'run', `${name}.json`)), 'no status of it left on B');
-  assert.equal((await summary(a, name))?.state, 'running');
-  await waitRound(consoleA, (r, i) => i >= roundsBefore && enslavedVf(STALL_MAC)(r), 120_000, 'VF enslaved on A');
-  assert.equal(readSwitchAny(hostDir(a), STALL_MAC), `vf${STALL_VF}`);
-});
-
 test('the source daemon killed mid-transfer and not back: B gives the migration up when its lease lapses (no domain, VF restored); A, restarted, keeps the guest', {
   skip,
   timeout: 300_000,
@@ -856,6 +825,77 @@ test('the source daemon killed mid-transfer and not back: B gives the migration 
   await waitRound(consoleOf(stateDir(a), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on A');
 });
 
+test('the source daemon killed and the destination daemon restarted mid-transfer: the restarted destination holds the migration on the lease it persisted, and gives it up when the lease lapses', {
+  skip,
+  timeout: 300_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = STALL_NAME;
+  assert.equal((await summary(a, name))?.state, 'running');
+  const pristineB = vfState(await vfRow(b.client, PF, STALL_VF));
+  let incomingPid = 0;
+  let restartedAt = 0;
+  const both = onTransfer(a, async () => {
+    incomingPid = (await summary(b, name))?.pid ?? 0;
+    await a.kill();
+    await b.kill();
+    b = await restartHost('b');
+    restartedAt = Date.now();
+  });
+  await assert.rejects(
+    a.client.post(`/domains/${name}/migrate`, { dest: tlsB, live: true, bandwidth: 1, incomingLeaseS: 3 }),
+  );
+  await within(both, 60_000, 'the transfer started, A was killed and B restarted');
+  assert.ok(incomingPid > 0, 'the incoming QEMU on B');
+  for (let i = 0; i < 300 && (await summary(b, name)) !== undefined; i++) await new Promise((r) => setTimeout(r, 100));
+  t.diagnostic(`B restarted -> B restored: ${Date.now() - restartedAt} ms (lease 3 s, from the restart)`);
+  assert.equal(await summary(b, name), undefined);
+  assert.ok(!alive(incomingPid), "B's incoming QEMU is gone");
+  assert.deepEqual(vfState(await vfRow(b.client, PF, STALL_VF)), pristineB);
+  // The restarted daemon took it back (the lease from its status), then gave it up for silence.
+  const logB = (await readFile(join(dir, 'b', 'passthrud.log'), 'utf8')).split('\n');
+  const took = logB.findLastIndex((l) => l.includes('took back an incoming migration') && l.includes('"leaseMs":3000'));
+  const gave = logB.findLastIndex((l) => l.includes('no word from the source for 3 s'));
+  assert.ok(took >= 0 && gave > took, 'B took the migration back with its 3 s lease, then gave it up');
+
+  a = await restartHost('a');
+  await waitState(a, name, 'running', 120_000);
+  await waitRound(consoleOf(stateDir(a), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on A');
+});
+
+test('the destination daemon killed mid-transfer and restarted: it takes the incoming QEMU back under its lease, the source finishes, and the guest arrives on B with its VF; A restored', {
+  skip,
+  timeout: 300_000,
+}, async (t) => {
+  if (typeof g === 'string') return;
+  const name = STALL_NAME;
+  assert.equal((await summary(a, name))?.state, 'running');
+  let incomingPid = 0;
+  const restarted = onTransfer(a, async () => {
+    incomingPid = (await summary(b, name))?.pid ?? 0;
+    await b.kill();
+    b = await restartHost('b');
+  });
+  const report = await a.client.post<MigrationReport>(`/domains/${name}/migrate`, {
+    dest: tlsB,
+    live: true,
+    bandwidth: 4,
+  });
+  await within(restarted, 60_000, 'the transfer started and B was restarted');
+  t.diagnostic(`migration through a restart of B: total ${report.totalMs} ms, QEMU ${report.qemuTotalMs} ms`);
+  // The same QEMU: B's restart took it back rather than stopping it, and ran the guest at finish.
+  assert.ok(incomingPid > 0, 'the incoming QEMU on B');
+  assert.equal((await summary(b, name))?.pid, incomingPid);
+  assert.equal((await summary(b, name))?.state, 'running');
+  assert.equal((await vfRow(b.client, PF, STALL_VF)).mac, STALL_MAC);
+  assert.equal((await summary(a, name))?.state, 'shutoff');
+  assert.deepEqual(vfState(await vfRow(a.client, PF, STALL_VF)), pristineA);
+  const logB = await readFile(join(dir, 'b', 'passthrud.log'), 'utf8');
+  assert.match(logB, /took back an incoming migration/);
+  await waitRound(consoleOf(stateDir(b), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on B');
+  assert.equal(readSwitchAny(hostDir(b), STALL_MAC), `vf${STALL_VF}`);
+});
+
 /** `passthru -c SOCKET ARGS...`, under a pseudo-terminal when `tty` (script(1)): its output. */
 async function passthruCli(socket: string, args: string[], tty = false): Promise<string> {
   const argv = [process.execPath, '--import', 'tsx', 'src/cli/main.ts', '-c', socket, ...args];
@@ -871,9 +911,12 @@ test('passthru migrate: --json gives each phase with the RAM sent and the VF-les
 }, async () => {
   if (typeof g === 'string') return;
   const name = STALL_NAME;
-  assert.equal((await summary(a, name))?.state, 'running');
+  assert.equal((await summary(b, name))?.state, 'running');
   const sock = (d: TestDaemon): string => (d.client.endpoint.kind === 'unix' ? d.client.endpoint.path : '');
-  const out = await passthruCli(sock(a), ['migrate', name, `unix:${sock(b)}`, '--live', '--json']);
+  const consoleB = consoleOf(stateDir(b), name);
+  const settled = (await waitRound(consoleB, enslavedVf(STALL_MAC), 150_000, 'VF enslaved on B')).length;
+  await waitRound(consoleB, (r, i) => i >= settled + 3 && enslavedVf(STALL_MAC)(r), 60_000, 'the guest settled on B');
+  const out = await passthruCli(sock(b), ['migrate', name, `unix:${sock(a)}`, '--live', '--json']);
   const lines = out
     .trim()
     .split('\n')
@@ -895,12 +938,12 @@ test('passthru migrate: --json gives each phase with the RAM sent and the VF-les
     events.some((e) => e['phase'] !== 'done' && typeof e['vfLessMs'] === 'number'),
     'a line with the VF-less window so far',
   );
-  assert.equal((await summary(b, name))?.state, 'running');
+  assert.equal((await summary(a, name))?.state, 'running');
 
-  // Back to A on a terminal: the progress line (redrawn with \r) names the phase, the RAM bar and
+  // Back to B on a terminal: the progress line (redrawn with \r) names the phase, the RAM bar and
   // the VF-less window; the summary follows.
-  await waitRound(consoleOf(stateDir(b), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on B');
-  const screen = await passthruCli(sock(b), ['migrate', name, `unix:${sock(a)}`, '--live'], true);
+  await waitRound(consoleOf(stateDir(a), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on A');
+  const screen = await passthruCli(sock(a), ['migrate', name, `unix:${sock(b)}`, '--live'], true);
   const drawn = screen.split('\r').map((l) => l.replaceAll('\x1b[K', ''));
   assert.ok(
     drawn.some((l) =>
@@ -910,6 +953,6 @@ test('passthru migrate: --json gives each phase with the RAM sent and the VF-les
   );
   assert.match(screen, /Migration of 'mig-stall' to unix:\S+: done/);
   assert.match(screen, /VF-less window \d+ ms/);
-  assert.equal((await summary(a, name))?.state, 'running');
-  await a.client.post(`/domains/${name}/destroy`);
+  assert.equal((await summary(b, name))?.state, 'running');
+  await b.client.post(`/domains/${name}/destroy`);
 });

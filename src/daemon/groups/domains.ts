@@ -1,13 +1,14 @@
+import { onExit } from '../guest-exit.ts';
+import { takeBackIncoming } from '../migration/destination.ts';
 import { arrivingWithoutDefinition, settleInterruptedMigration } from '../migration/resume.ts';
 import { asPassthruError, PassthruError } from '../../conf/error.ts';
 import type { ActionOf } from '../actions.ts';
 import type { DaemonContext, HandlerGroup } from '../context.ts';
 import { formatDefinition, parseDefinition, withUuid } from '../definitions.ts';
-import type { ExitStatus } from '../../qemu/process.ts';
 import { checkAllowed } from '../lifecycle.ts';
 import { withAuditScope } from '../../host/audit.ts';
 import { followGuest } from '../hotplug.ts';
-import { cleanupRun, destroyRun, reattachRun } from '../runs.ts';
+import { destroyRun, reattachRun } from '../runs.ts';
 import { spareOption, startDomain } from '../start.ts';
 import { completeDefinition } from '../../qemu/define-def.ts';
 import { markHybridNetworks } from '../../conf/domain/hybrid.ts';
@@ -128,6 +129,10 @@ export async function loadDomains(ctx: DaemonContext): Promise<void> {
     if (!obj) continue;
     obj.run = await reattachRun(ctx.runs, status, (reason, st) => onExit(ctx, status.name, reason, st));
     if (arriving && !obj.run) ctx.domains.delete(status.name);
+    if (obj.run && status.incoming === true) {
+      takeBackIncoming(ctx, obj, obj.run);
+      continue;
+    }
     obj.state = obj.run ? 'running' : 'shutoff';
     if (obj.run) followGuest(ctx, status.name, obj.run);
     // A guest paused before the daemon restarted is still paused.
@@ -159,44 +164,4 @@ export async function loadDomains(ctx: DaemonContext): Promise<void> {
       (err: unknown) => ctx.log.error({ domain: name, err: asPassthruError(err).message }, 'autostart failed'),
     );
   }
-}
-
-/**
- * QEMU went away without destroy: the guest powered off (QEMU exits 0: reason 'shutdown') or
- * QEMU died (a signal, an error: 'crashed'). `<on_poweroff>restart` starts it again, as libvirt
- * does; `destroy` (the default) leaves it shut off.
- */
-export function onExit(ctx: DaemonContext, name: string, reason: string, st: ExitStatus): void {
-  const obj = ctx.domains.find(name);
-  if (!obj?.run) return;
-  const run = obj.run;
-  ctx.domains.queue(
-    obj,
-    async () => {
-      if (obj.run !== run) return;
-      await cleanupRun(ctx.runs, run);
-      obj.run = undefined;
-      obj.state = 'shutoff';
-      // Our own child tells its exit code; one taken back after a restart only whether it
-      // announced a shutdown on QMP first (without, it was killed: libvirt's "crashed" too).
-      const poweredOff = st.code === 0 || (st.code === undefined && !st.signal && st.announced === true);
-      obj.reason = poweredOff ? 'shutdown' : 'crashed';
-      ctx.events.emit({ type: 'domain', event: 'stopped', name, reason });
-      if (poweredOff && obj.def.onPoweroff === 'restart') {
-        obj.state = 'starting';
-        try {
-          obj.run = await startDomain(ctx.runs, obj.def, (r, s) => onExit(ctx, name, r, s));
-          obj.state = 'running';
-          followGuest(ctx, name, obj.run);
-          obj.reason = 'booted';
-          ctx.events.emit({ type: 'domain', event: 'started', name });
-        } catch (err) {
-          obj.state = 'shutoff';
-          throw err;
-        }
-      }
-    },
-    (err) => ctx.log.error({ domain: name, err }, 'cleanup after QEMU exit failed'),
-    'guest-exit',
-  );
 }

@@ -6,9 +6,9 @@ import type { ActionOf } from '../actions.ts';
 import type { DaemonContext } from '../context.ts';
 import { formatDefinition, parseDefinition } from '../definitions.ts';
 import type { DomainObj } from '../domain-table.ts';
-import { onExit } from '../groups/domains.ts';
+import { onExit } from '../guest-exit.ts';
 import { followGuest } from '../hotplug.ts';
-import { destroyRun } from '../runs.ts';
+import { destroyRun, type Running } from '../runs.ts';
 import { startDomain } from '../start.ts';
 import type { DomainStatus } from '../store.ts';
 import { refuseInTheWay } from './check-incoming.ts';
@@ -111,8 +111,11 @@ async function prepareLocked(
       `tcp:${a.listenHost.includes(':') ? `[${a.listenHost}]` : a.listenHost}:0`,
       tls === undefined ? undefined : { credsId: tls },
     );
-    pendingOf(ctx).set(def.name, state);
+    // The lease goes into the status: a daemon restarted meanwhile takes the migration back under it.
     const leaseMs = a.leaseMs ?? ctx.peers.migration?.incomingLeaseMs ?? DEFAULT_INCOMING_LEASE_MS;
+    run.status = { ...run.status, incomingLeaseMs: leaseMs, ...(added ? { incomingAdded: true as const } : {}) };
+    await ctx.store.saveStatus(run.status);
+    pendingOf(ctx).set(def.name, state);
     state.lease = holdLease(leaseMs, () => lapse(ctx, obj, state));
     return { uri, leaseMs };
   } catch (err) {
@@ -224,6 +227,28 @@ export async function finishIncoming(a: ActionOf<'migrateFinish'>, ctx: DaemonCo
   });
 }
 
+/**
+ * After a daemon restart, an incoming migration held on a lease (its status says so): its QEMU
+ * may still be receiving, and its source may come to finish it. It is held again under a full
+ * lease from now (the source's last word is not known; its renewals failed while this daemon
+ * was away), followed as at prepare, and given up when the lease lapses.
+ */
+export function takeBackIncoming(ctx: DaemonContext, obj: DomainObj, run: Running): void {
+  const name = run.live.name;
+  const leaseMs = run.status.incomingLeaseMs ?? DEFAULT_INCOMING_LEASE_MS;
+  obj.state = 'migrating';
+  const state: Incoming = {
+    added: run.status.incomingAdded === true,
+    negotiated: new Set(),
+    steered: false,
+    stop: () => undefined,
+  };
+  state.stop = followNegotiation(ctx, run.proc.qmp, failoverPrimaries(run.live), state);
+  pendingOf(ctx).set(name, state);
+  state.lease = holdLease(leaseMs, () => lapse(ctx, obj, state));
+  ctx.log.warn({ domain: name, leaseMs }, 'took back an incoming migration: held while its source renews the lease');
+}
+
 /** The source renews its lease on an incoming migration (lease.ts); none here is an error the
  *  source acts on (it cancels). */
 export function renewIncoming(a: ActionOf<'migrateRenew'>, ctx: DaemonContext): { name: string; leaseMs: number } {
@@ -289,6 +314,8 @@ function lapse(ctx: DaemonContext, obj: DomainObj, state: Incoming): void {
   );
 }
 
+const INCOMING_KEYS = new Set(['incoming', 'incomingLeaseMs', 'incomingAdded']);
+
 function withoutIncoming(s: DomainStatus): DomainStatus {
-  return Object.fromEntries(Object.entries(s).filter(([k]) => k !== 'incoming')) as unknown as DomainStatus;
+  return Object.fromEntries(Object.entries(s).filter(([k]) => !INCOMING_KEYS.has(k))) as unknown as DomainStatus;
 }
