@@ -1,4 +1,4 @@
-import type { Datapath } from '../host/sim/switch.ts';
+import type { Datapath } from '../host/datapath.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Pools } from '../network/pools.ts';
 import type { TlsIdentity } from '../protocol/client.ts';

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { auditedKernel } from '../host/audit-kernel.ts';
 import { openSimHost } from '../host/sim/kernel.ts';
+import { adminMacDatapath } from '../host/datapath.ts';
 import { simDatapath } from '../host/sim/switch.ts';
 import { openLinuxHost } from '../host/linux/kernel.ts';
 import { LinuxNetdevs } from '../host/linux/netdev.ts';
@@ -96,7 +97,14 @@ export async function openDaemon(o: DaemonOptions): Promise<Daemon> {
   });
   const peers = {
     ...(o.tls ? { tls: o.tls } : {}),
-    ...(spec.backend === 'sim' ? { datapath: simDatapath(spec.dir, kernel.sysfs) } : {}),
+    // The sim steers in its switch model; a real host by the VF's admin MAC on the PF.
+    datapath:
+      spec.backend === 'sim'
+        ? simDatapath(spec.dir, kernel.sysfs)
+        : adminMacDatapath(kernel, (n) => {
+            if (n.wrote !== n.asked)
+              o.log.info(n, `PF ${n.pfNetdev} refuses admin MAC ${n.asked} on VF ${n.index}: wrote ${n.wrote}`);
+          }),
     ...(o.migration ? { migration: o.migration } : {}),
   };
   const daemon = new Daemon({

@@ -1,3 +1,5 @@
+import { ZERO_MAC } from '../conf/mac.ts';
+import type { AdminMac } from '../host/admin-macs.ts';
 import type { DeviceRecord, JournalState } from './steps.ts';
 
 /**
@@ -28,4 +30,23 @@ export function holderOf(state: JournalState): Holder {
 
 export function recordsOf(state: JournalState, domain: string): DeviceRecord[] {
   return state.devices.filter((d) => d.domain === domain);
+}
+
+/**
+ * The guest MACs this host's devices hold by lease: the admin MAC each held VF was programmed
+ * with, whether or not its VF table shows it now. The datapath takes a guest's MAC off its VF
+ * while the guest runs on its standby (a failover unplug, host/datapath.ts) and puts it back
+ * after; the MAC stays that VF's all along, so the "one MAC, one VF" guard counts it here too.
+ */
+export function leasedMacs(state: JournalState): AdminMac[] {
+  return state.devices.flatMap((d) =>
+    d.steps.flatMap(({ status, step }) =>
+      step.kind === 'set-vf-config' &&
+      (status === 'running' || status === 'done') &&
+      step.settings.mac !== undefined &&
+      step.settings.mac !== ZERO_MAC
+        ? [{ mac: step.settings.mac, pfNetdev: step.pfNetdev, pf: step.pfNetdev, vf: step.vf, address: d.address }]
+        : [],
+    ),
+  );
 }

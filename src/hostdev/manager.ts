@@ -6,7 +6,7 @@ import type { DevicePresentation } from '../host/types.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { AssignabilityReport, DeviceFacts, HostOps } from './facts.ts';
 import { Journal } from './journal.ts';
-import { holderOf, recordsOf } from './leases.ts';
+import { holderOf, leasedMacs, recordsOf } from './leases.ts';
 import { detach, reattach, reset } from './node-ops.ts';
 import { planPrepare } from './plan.ts';
 import type { HostdevRequest } from './request.ts';
@@ -244,7 +244,8 @@ export class HostdevManager {
     const setsMac = requests.some((r) => r.net?.mac !== undefined || r.ports?.some((p) => p.net.mac !== undefined));
     const view = {
       hostUse: await this.#host.hostUse(),
-      adminMacs: setsMac ? await this.#host.adminMacs() : [],
+      // What the VF tables show, and what our leases hold where the datapath moved it off.
+      adminMacs: setsMac ? [...(await this.#host.adminMacs()), ...leasedMacs(state)] : [],
     };
     return planPrepare(domain, requests, facts, holderOf(state), view);
   }

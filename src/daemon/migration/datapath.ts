@@ -6,8 +6,9 @@ import type { FailoverPrimary } from './checks.ts';
 /**
  * The datapath follows QEMU's failover events: the guest MAC's filter is on the VF while the
  * guest has its primary, and on the standby path while it has not (seed 003: "the QMP event
- * is served as a checkpoint to switch MAC filter"). A host without a switch model (linux,
- * for now) only logs the move it would make.
+ * is served as a checkpoint to switch MAC filter"). The sim moves its switch model; a linux
+ * host moves the VF's admin MAC on the PF (host/datapath.ts). A host without a datapath only
+ * logs the move it would make.
  */
 export async function steer(
   ctx: DaemonContext,

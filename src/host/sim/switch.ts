@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassthruError } from '../../conf/error.ts';
-import type { PciAddress } from '../../conf/pci-address.ts';
 import { atomicWriteFile } from '../../lib/atomic.ts';
 import { readPciDevice } from '../inventory.ts';
+import type { Datapath, SteerTarget } from '../datapath.ts';
 import type { Sysfs } from '../types.ts';
 import { simDir } from './state.ts';
 
@@ -18,8 +18,6 @@ import { simDir } from './state.ts';
  * move with a sequence number and a time, in <root>/sim/steering.json (beside the port-profile answers of switch.json), so a test (another
  * process) can read where each MAC was steered at every moment and in what order.
  */
-export type SteerTarget = `vf${number}` | 'standby' | 'none';
-
 export interface SwitchMove {
   readonly seq: number;
   /** ms since the epoch */
@@ -73,13 +71,7 @@ export function steerMac(root: string, pf: string, mac: string, to: SteerTarget,
   return next;
 }
 
-/** Where the datapath is moved to, by the host's own means (the sim: this switch model). */
-export interface Datapath {
-  /** Steers `mac` on the switch of the PF of `vf`: to the VF itself, to the standby path, or
-   *  nowhere (the guest left this host). */
-  steer(vf: PciAddress, mac: string, to: 'vf' | 'standby' | 'none', reason: string): Promise<SteerTarget>;
-}
-
+/** The sim's Datapath: this switch model, where a test reads every move in order. */
 export function simDatapath(root: string, sysfs: Sysfs): Datapath {
   return {
     steer: async (vf, mac, to, reason) => {
