@@ -863,13 +863,74 @@ test('the source daemon killed and the destination daemon restarted mid-transfer
   await waitRound(consoleOf(stateDir(a), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on A');
 });
 
+/** `passthru -c SOCKET ARGS...`, under a pseudo-terminal when `tty` (script(1)): its output. */
+async function passthruCli(socket: string, args: string[], tty = false): Promise<string> {
+  const argv = [process.execPath, '--import', 'tsx', 'src/cli/main.ts', '-c', socket, ...args];
+  const { stdout } = tty
+    ? await execFileAsync('script', ['-qefc', argv.map((w) => `'${w}'`).join(' '), '/dev/null'], { encoding: 'utf8' })
+    : await execFileAsync(argv[0] ?? '', argv.slice(1), { encoding: 'utf8' });
+  return stdout;
+}
+
+test('passthru migrate: --json gives each phase with the RAM sent and the VF-less window, then the result; on a terminal one progress line says the same', {
+  skip,
+  timeout: 300_000,
+}, async () => {
+  if (typeof g === 'string') return;
+  const name = STALL_NAME;
+  assert.equal((await summary(a, name))?.state, 'running');
+  const sock = (d: TestDaemon): string => (d.client.endpoint.kind === 'unix' ? d.client.endpoint.path : '');
+  const out = await passthruCli(sock(a), ['migrate', name, `unix:${sock(b)}`, '--live', '--json']);
+  const lines = out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const result = lines.at(-1);
+  assert.equal(result?.['type'], 'result');
+  assert.equal(typeof result?.['vfLessMs'], 'number');
+  const events = lines.slice(0, -1);
+  assert.ok(events.every((e) => e['type'] === 'migration' && e['name'] === name && e['role'] === 'source'));
+  assert.deepEqual(
+    [...new Set(events.map((e) => e['phase']))],
+    ['check', 'prepare', 'transfer', 'unplugged', 'confirm', 'done'],
+  );
+  assert.ok(
+    events.some((e) => e['phase'] === 'transfer' && Number(e['ramTotal']) > 0),
+    'a line with the RAM sent',
+  );
+  assert.ok(
+    events.some((e) => e['phase'] !== 'done' && typeof e['vfLessMs'] === 'number'),
+    'a line with the VF-less window so far',
+  );
+  assert.equal((await summary(b, name))?.state, 'running');
+
+  // Back to A on a terminal: the progress line (redrawn with \r) names the phase, the RAM bar and
+  // the VF-less window; the summary follows.
+  await waitRound(consoleOf(stateDir(b), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on B');
+  const screen = await passthruCli(sock(b), ['migrate', name, `unix:${sock(a)}`, '--live'], true);
+  const drawn = screen.split('\r').map((l) => l.replaceAll('\x1b[K', ''));
+  assert.ok(
+    drawn.some((l) =>
+      /^migrating mig-stall: (transfer|unplugged) \(\w[\w-]*\)\s+\[[#.]{20}\] \d+\/\d+ MiB\s+VF-less \d+\.\d s/.test(l),
+    ),
+    screen,
+  );
+  assert.match(screen, /Migration of 'mig-stall' to unix:\S+: done/);
+  assert.match(screen, /VF-less window \d+ ms/);
+  assert.equal((await summary(a, name))?.state, 'running');
+  await a.client.post(`/domains/${name}/destroy`);
+});
+
 test('the destination daemon killed mid-transfer and restarted: it takes the incoming QEMU back under its lease, the source finishes, and the guest arrives on B with its VF; A restored', {
   skip,
   timeout: 300_000,
 }, async (t) => {
   if (typeof g === 'string') return;
-  const name = STALL_NAME;
-  assert.equal((await summary(a, name))?.state, 'running');
+  // A fresh guest: the stall tests' one has let go of its VF and had it back many times.
+  const name = 'mig-adopt';
+  await a.client.post('/domains', { xml: migratingGuestXml(name, g, { mac: STALL_MAC, vf: STALL_VF }) });
+  await a.client.post(`/domains/${name}/start`);
+  await waitRound(consoleOf(stateDir(a), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on A');
   let incomingPid = 0;
   const restarted = onTransfer(a, async () => {
     incomingPid = (await summary(b, name))?.pid ?? 0;
@@ -894,65 +955,5 @@ test('the destination daemon killed mid-transfer and restarted: it takes the inc
   assert.match(logB, /took back an incoming migration/);
   await waitRound(consoleOf(stateDir(b), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on B');
   assert.equal(readSwitchAny(hostDir(b), STALL_MAC), `vf${STALL_VF}`);
-});
-
-/** `passthru -c SOCKET ARGS...`, under a pseudo-terminal when `tty` (script(1)): its output. */
-async function passthruCli(socket: string, args: string[], tty = false): Promise<string> {
-  const argv = [process.execPath, '--import', 'tsx', 'src/cli/main.ts', '-c', socket, ...args];
-  const { stdout } = tty
-    ? await execFileAsync('script', ['-qefc', argv.map((w) => `'${w}'`).join(' '), '/dev/null'], { encoding: 'utf8' })
-    : await execFileAsync(argv[0] ?? '', argv.slice(1), { encoding: 'utf8' });
-  return stdout;
-}
-
-test('passthru migrate: --json gives each phase with the RAM sent and the VF-less window, then the result; on a terminal one progress line says the same', {
-  skip,
-  timeout: 300_000,
-}, async () => {
-  if (typeof g === 'string') return;
-  const name = STALL_NAME;
-  assert.equal((await summary(b, name))?.state, 'running');
-  const sock = (d: TestDaemon): string => (d.client.endpoint.kind === 'unix' ? d.client.endpoint.path : '');
-  const consoleB = consoleOf(stateDir(b), name);
-  const settled = (await waitRound(consoleB, enslavedVf(STALL_MAC), 150_000, 'VF enslaved on B')).length;
-  await waitRound(consoleB, (r, i) => i >= settled + 3 && enslavedVf(STALL_MAC)(r), 60_000, 'the guest settled on B');
-  const out = await passthruCli(sock(b), ['migrate', name, `unix:${sock(a)}`, '--live', '--json']);
-  const lines = out
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const result = lines.at(-1);
-  assert.equal(result?.['type'], 'result');
-  assert.equal(typeof result?.['vfLessMs'], 'number');
-  const events = lines.slice(0, -1);
-  assert.ok(events.every((e) => e['type'] === 'migration' && e['name'] === name && e['role'] === 'source'));
-  assert.deepEqual(
-    [...new Set(events.map((e) => e['phase']))],
-    ['check', 'prepare', 'transfer', 'unplugged', 'confirm', 'done'],
-  );
-  assert.ok(
-    events.some((e) => e['phase'] === 'transfer' && Number(e['ramTotal']) > 0),
-    'a line with the RAM sent',
-  );
-  assert.ok(
-    events.some((e) => e['phase'] !== 'done' && typeof e['vfLessMs'] === 'number'),
-    'a line with the VF-less window so far',
-  );
-  assert.equal((await summary(a, name))?.state, 'running');
-
-  // Back to B on a terminal: the progress line (redrawn with \r) names the phase, the RAM bar and
-  // the VF-less window; the summary follows.
-  await waitRound(consoleOf(stateDir(a), name), enslavedVf(STALL_MAC), 150_000, 'VF enslaved on A');
-  const screen = await passthruCli(sock(a), ['migrate', name, `unix:${sock(b)}`, '--live'], true);
-  const drawn = screen.split('\r').map((l) => l.replaceAll('\x1b[K', ''));
-  assert.ok(
-    drawn.some((l) =>
-      /^migrating mig-stall: (transfer|unplugged) \(\w[\w-]*\)\s+\[[#.]{20}\] \d+\/\d+ MiB\s+VF-less \d+\.\d s/.test(l),
-    ),
-    screen,
-  );
-  assert.match(screen, /Migration of 'mig-stall' to unix:\S+: done/);
-  assert.match(screen, /VF-less window \d+ ms/);
-  assert.equal((await summary(b, name))?.state, 'running');
   await b.client.post(`/domains/${name}/destroy`);
 });
