@@ -227,22 +227,32 @@ function pollProgress(src: QmpClient, report: (p: MigrationProgress) => void, ev
   };
 }
 
+/** How long a guest may take to let go of its failover primary (wait-unplug) before the migration
+ *  counts as stalled, unless the stall deadline is longer: as long as --unplug-hostdevs waits. */
+export const UNPLUG_STALL_MS = 30_000;
+
 /**
  * A migration stalls when neither its status nor the RAM sent moves for `stallMs`: the stream's
  * socket is full because the link went silent without a reset or the destination stopped
- * reading, and QEMU would wait for TCP's own timeouts (minutes). Not while the guest unplugs its
- * failover primary (wait-unplug): no RAM moves then by design.
+ * reading, and QEMU would wait for TCP's own timeouts (minutes). While the guest unplugs its
+ * failover primary (wait-unplug) no RAM moves by design, and a guest may be slow to let go: that
+ * phase has its own, longer deadline (QEMU would wait for the guest forever).
  */
 export function stallWatch(stallMs: number): { see(p: MigrationProgress, nowMs: number): string | undefined } {
   let last: { status: string; sent: number; at: number } | undefined;
   return {
     see(p, nowMs) {
-      if (last?.status !== p.status || last.sent !== p.ramTransferred || p.status === 'wait-unplug') {
+      if (last?.status !== p.status || last.sent !== p.ramTransferred) {
         last = { status: p.status, sent: p.ramTransferred, at: nowMs };
         return undefined;
       }
-      if (nowMs - last.at < stallMs) return undefined;
-      const secs = Number((stallMs / 1000).toFixed(1));
+      const unplugging = p.status === 'wait-unplug';
+      const deadline = unplugging ? Math.max(stallMs, UNPLUG_STALL_MS) : stallMs;
+      if (nowMs - last.at < deadline) return undefined;
+      const secs = Number((deadline / 1000).toFixed(1));
+      if (unplugging) {
+        return `the guest did not let go of its VF for ${secs} s (status wait-unplug): migration cancelled`;
+      }
       const mib = (p.ramTransferred / (1024 * 1024)).toFixed(1);
       return `no progress for ${secs} s (status ${p.status}, ${mib} MiB sent): migration cancelled`;
     },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PassthruError } from '../../src/conf/error.ts';
-import { migrate, QEMU_MAX_BANDWIDTH, sendMigration, stallWatch } from '../../src/qemu/migration.ts';
+import { migrate, QEMU_MAX_BANDWIDTH, sendMigration, stallWatch, UNPLUG_STALL_MS } from '../../src/qemu/migration.ts';
 import { QmpClient } from '../../src/qemu/qmp.ts';
 import { fakeQmp, type Peer } from './helpers/fake-qmp.ts';
 
@@ -166,11 +166,16 @@ test('a slow migration whose RAM sent keeps moving is not a stall; without a cap
   }
 });
 
-test('the stall clock restarts on every status change and never runs during wait-unplug', () => {
+test('the stall clock restarts on every status change; wait-unplug has its own, longer deadline', () => {
   const w = stallWatch(1000);
   const p = (status: string, sent: number) => ({ status, ramTransferred: sent, ramTotal: 0, ramRemaining: 0 });
   assert.equal(w.see(p('wait-unplug', 0), 0), undefined);
   assert.equal(w.see(p('wait-unplug', 0), 5000), undefined);
+  assert.equal(w.see(p('wait-unplug', 0), UNPLUG_STALL_MS - 1), undefined);
+  assert.equal(
+    w.see(p('wait-unplug', 0), UNPLUG_STALL_MS),
+    `the guest did not let go of its VF for ${UNPLUG_STALL_MS / 1000} s (status wait-unplug): migration cancelled`,
+  );
   assert.equal(w.see(p('active', 0), 5001), undefined);
   assert.equal(w.see(p('active', 0), 5900), undefined);
   assert.equal(w.see(p('active', 10), 6500), undefined);
