@@ -55,10 +55,17 @@ function labChecks(label: string, script: string): (name: string) => string {
   };
 }
 
+/** daemon-checks.sh runs once (one lab boot) for the two tests that read it. */
+let daemonRun: ((name: string) => string) | undefined;
+const daemonChecks = (): ((name: string) => string) => {
+  daemonRun ??= labChecks('daemon', 'daemon-checks.sh');
+  return daemonRun;
+};
+
 test('VM lab: the daemon on the real kernel starts and destroys a domain holding an igb VF', {
   timeout: 1_200_000,
 }, () => {
-  const get = labChecks('daemon', 'daemon-checks.sh');
+  const get = daemonChecks();
   assert.equal(get('daemon'), '1', 'passthrud answered on its socket');
   const [macBefore, vlanBefore, driverBefore] = get('before').split(' ');
   assert.deepEqual([vlanBefore, driverBefore], ['0', 'igbvf']);
@@ -71,6 +78,42 @@ test('VM lab: the daemon on the real kernel starts and destroys a domain holding
   assert.equal(get('stillrunning'), '52:54:00:00:00:01 42 vfio-pci');
   assert.equal(get('destroy'), '0');
   assert.equal(get('after'), `${macBefore} 0 igbvf`);
+  assert.equal(get('log'), '0', 'the daemon logged no errors');
+});
+
+test('VM lab: hostdev-hybrid on an igb VF: a real macvtap on the PF, the failover pair in QEMU, the admin MAC moved off the VF and back', {
+  timeout: 1_200_000,
+}, () => {
+  const get = daemonChecks();
+  const mac = '52:54:00:00:0b:01';
+  const macBefore = '02:00:00:0b:00:01'; // set by the script before the daemon takes VF 0
+  assert.equal(get('hybrid-before'), `${macBefore} igbvf`);
+  assert.equal(get('hybrid-define'), '0');
+  assert.equal(get('hybrid-start'), '0');
+  // One macvtap, in bridge mode, on the igb PF's netdev, with the guest's MAC; QEMU holds its
+  // /dev/tapN (the daemon opened it and handed the descriptor over).
+  const pf = get('hybrid-netdev');
+  const taps = get('hybrid-macvtap').split(';');
+  assert.equal(taps.length, 1, get('hybrid-macvtap'));
+  const [, mode, parent, address, ifindex] = (taps[0] ?? '').split(' ');
+  assert.deepEqual([mode, parent, address], ['bridge', pf, mac]);
+  assert.match(ifindex ?? '', /^\d+$/);
+  assert.equal(get('hybrid-tapfd'), '1', `QEMU holds /dev/tap${ifindex ?? ''} open`);
+  // QEMU runs the pair: a virtio standby with failover, the VF as its primary.
+  assert.match(get('hybrid-failover'), /^1 "failover_pair_id":"\S+"$/);
+  // The VF is on vfio-pci with the guest's MAC as its admin MAC (the real igb VF table).
+  assert.equal(get('hybrid-running'), `${mac} vfio-pci`);
+  assert.equal(get('hybrid-domiflist'), '2', 'domiflist: the standby and the VF, one MAC');
+  // The linux Datapath: off the VF (igb takes the all-zero MAC), then back on it.
+  assert.equal(get('steer-note-standby'), '00:00:00:00:00:00 00:00:00:00:00:00');
+  assert.equal(get('steer-standby'), 'standby 00:00:00:00:00:00');
+  assert.equal(get('steer-note-vf'), `${mac} ${mac}`);
+  assert.equal(get('steer-vf'), `vf0 ${mac}`);
+  assert.equal(get('hybrid-steered'), `${mac} vfio-pci`);
+  // Destroy: the macvtap is gone, VF 0 is back on igbvf with the admin MAC it had.
+  assert.equal(get('hybrid-destroy'), '0');
+  assert.equal(get('hybrid-after'), `${macBefore} igbvf`);
+  assert.equal(get('hybrid-macvtap-after'), 'none');
   assert.equal(get('log'), '0', 'the daemon logged no errors');
 });
 
