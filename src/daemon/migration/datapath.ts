@@ -11,7 +11,7 @@ import type { FailoverPrimary } from './checks.ts';
  * logs the move it would make.
  */
 export async function steer(
-  ctx: DaemonContext,
+  ctx: Pick<DaemonContext, 'peers' | 'log'>,
   p: FailoverPrimary,
   to: 'vf' | 'standby' | 'none',
   reason: string,
