@@ -89,6 +89,8 @@ async function settle(ctx: DaemonContext, obj: DomainObj, run: Running, dest: st
   });
   const vm = ((await qmp.execute('query-status')) as { status?: string }).status;
   if (vm === 'paused' || vm === 'postmigrate' || vm === 'finish-migrate') await qmp.execute('cont');
+  // The MAC goes back on the VF before QEMU plugs it (the guest's VF driver reads it at probe).
+  for (const p of primaries) await steer(ctx, p, 'vf', 'rollback after a restart: primary plugged again');
   if (status === 'completed' && primaries.length > 0) await replugFailoverPrimaries(qmp);
   const back =
     primaries.length > 0 &&
@@ -97,8 +99,7 @@ async function settle(ctx: DaemonContext, obj: DomainObj, run: Running, dest: st
       primaries.map((p) => p.alias),
       30_000,
     ));
-  for (const p of primaries)
-    await steer(ctx, p, back ? 'vf' : 'standby', 'rollback after a restart: primary plugged again');
+  if (!back) for (const p of primaries) await steer(ctx, p, 'standby', 'rollback after a restart: primary not back');
   run.status = withoutMigratingTo(run.status);
   await ctx.store.saveStatus(run.status);
   obj.state = 'running';

@@ -267,6 +267,9 @@ async function rollBack(
   await replug().catch((e: unknown) => replugFailed(ctx, a, e));
   const primaries = failoverPrimaries(run.live);
   if (unplugged === 'no' || primaries.length === 0) return;
+  // The MAC goes back on the VF before QEMU plugs it: a legacy VF's driver in the guest reads
+  // its MAC from the PF when it probes, and net_failover enslaves it only with the standby's MAC.
+  for (const p of primaries) await steer(ctx, p, 'vf', 'rollback: primary plugged again');
   if (unplugged === 'after-completed') {
     await replugFailoverPrimaries(run.proc.qmp).catch((err: unknown) => {
       ctx.log.error({ domain: a.name, err: asPassthruError(err).message }, 'failover primaries not plugged back');
@@ -277,14 +280,7 @@ async function rollBack(
     primaries.map((p) => p.alias),
     30_000,
   );
-  for (const p of primaries) {
-    await steer(
-      ctx,
-      p,
-      back ? 'vf' : 'standby',
-      back ? 'rollback: primary plugged again' : 'rollback: primary not back',
-    );
-  }
+  if (!back) for (const p of primaries) await steer(ctx, p, 'standby', 'rollback: primary not back');
 }
 
 /** "hostdev0 0000:06:02.3 (network vfs)": what the destination will give, for the check event. */
