@@ -150,7 +150,7 @@ export async function sendMigration(src: QmpClient, uri: string, o: SendOptions 
   try {
     await src.execute('migrate', { uri });
     const final = await done;
-    const info = (await src.execute('query-migrate')) as Record<string, unknown>;
+    const info = await finalInfo(src, final);
     // The last figures, whatever the poller caught: a short transfer can fall between two polls.
     const progress = progressOf(info);
     if (progress) o.onProgress?.(progress);
@@ -173,6 +173,21 @@ export async function sendMigration(src: QmpClient, uri: string, o: SendOptions 
     await events.return?.();
     done.catch(() => undefined);
   }
+}
+
+/**
+ * query-migrate once the migration ended. QEMU announces `completed` (migrate_set_state in
+ * migration_completion) a moment before it computes total-time and downtime
+ * (migration_calculate_complete): a query in between reads 0 for both, so it is asked again,
+ * briefly, until they are there.
+ */
+async function finalInfo(src: QmpClient, final: string): Promise<Record<string, unknown>> {
+  let info = (await src.execute('query-migrate')) as Record<string, unknown>;
+  for (let i = 0; i < 20 && final === 'completed' && !(Number(info['total-time']) > 0); i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    info = (await src.execute('query-migrate')) as Record<string, unknown>;
+  }
+  return info;
 }
 
 /** QEMU's migration status now ('none' when it never migrated). */

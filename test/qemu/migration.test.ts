@@ -181,3 +181,30 @@ test('the stall clock restarts on every status change; wait-unplug has its own, 
   assert.equal(w.see(p('active', 10), 6500), undefined);
   assert.match(w.see(p('active', 10), 7600) ?? '', /^no progress for 1 s/);
 });
+
+test("QEMU's figures read after 'completed' are asked again while QEMU has not computed them yet (0)", async () => {
+  let asked = 0;
+  const src = await fakeQmp(dir, (msg, peer) => {
+    if (msg.execute === 'query-migrate') {
+      asked++;
+      // QEMU 7.2 sets `completed` before migration_calculate_complete fills total-time and downtime.
+      const ready = asked >= 3;
+      peer.send({
+        return: { status: 'completed', 'total-time': ready ? 712 : 0, downtime: ready ? 9 : 0 },
+        id: msg.id,
+      });
+      return;
+    }
+    peer.send({ return: {}, id: msg.id });
+    if (msg.execute === 'migrate') ev(peer, 'MIGRATION', { status: 'completed' });
+  });
+  const qmp = await QmpClient.connect(src.path);
+  try {
+    const r = await sendMigration(qmp, 'tcp:127.0.0.1:41234');
+    assert.equal(r.totalTimeMs, 712);
+    assert.equal(r.downtimeMs, 9);
+  } finally {
+    await qmp.close();
+    src.server.close();
+  }
+});
