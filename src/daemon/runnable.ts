@@ -1,6 +1,9 @@
 import { carriedDisks } from '../conf/domain/disk.ts';
+import { hostDevices } from '../conf/domain/hostdevs.ts';
 import type { DomainDef, OtherDeviceDef } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
+import { machineFamily } from '../qemu/addresses.ts';
+import { iommuProps } from '../qemu/iommu.ts';
 
 /**
  * The configuration layer reads all of libvirt's vocabulary in our scope; passthrud runs a part
@@ -51,9 +54,16 @@ export function checkRunnable(def: DomainDef): void {
     );
   }
   for (const d of def.devices.others ?? []) {
-    if (isImplicit(d)) continue;
+    if (isImplicit(d) || d.kind === 'iommu') continue;
     refuse(`<${d.kind}>`, d.xml.line);
   }
+  // The vIOMMU runs (qemu/iommu.ts); what QEMU would refuse about it is refused here, before the
+  // host is touched. Every assigned host device counts as VFIO: on the sim host it stands for one.
+  iommuProps(
+    def,
+    machineFamily(def) === 'q35',
+    hostDevices(def).some((h) => h.assigned),
+  );
 }
 
 /** What every x86 machine has and define writes in as libvirt does (qemu/define-def.ts): the

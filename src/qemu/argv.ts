@@ -1,15 +1,13 @@
+import { typedDisks } from '../conf/domain/disk.ts';
+import { hostDevices, isHostdevInterface } from '../conf/domain/hostdevs.ts';
+import { expandHybrids } from '../conf/domain/hybrid.ts';
+import { readTuning, type Tuning } from '../conf/domain/tuning.ts';
 import type { CharDevDef, DomainDef } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
 import { formatPciAddress } from '../conf/pci-address.ts';
 import type { DevicePresentation } from '../host/types.ts';
 import type { Accel } from './accel.ts';
-import { typedDisks } from '../conf/domain/disk.ts';
-import { hostDevices, isHostdevInterface } from '../conf/domain/hostdevs.ts';
-import { expandHybrids } from '../conf/domain/hybrid.ts';
 import { isVirtioScsi, machineFamily } from './addresses.ts';
-import { readTuning, type Tuning } from '../conf/domain/tuning.ts';
-import { type MemoryBackendPlan, memoryBackendProps, RAM_BACKEND_ID } from './memory-props.ts';
-import { blockdevArgs, diskBootIndexes, diskDeviceProps, scsiControllerProps } from './disk-props.ts';
 import {
   type BusAliases,
   busAliases,
@@ -22,6 +20,9 @@ import {
   rootPortProps,
   serialProps,
 } from './device-props.ts';
+import { blockdevArgs, diskBootIndexes, diskDeviceProps, scsiControllerProps } from './disk-props.ts';
+import { iommuProps, splitIrqchip } from './iommu.ts';
+import { type MemoryBackendPlan, memoryBackendProps, RAM_BACKEND_ID } from './memory-props.ts';
 
 export interface ArgvContext {
   readonly accel: Accel;
@@ -57,7 +58,8 @@ export function buildArgv(live: DomainDef, ctx: ArgvContext): string[] {
   if (ctx.startPaused ?? true) a.push('-S');
   const machine = def.os.machine ?? (machineFamily(def) === 'q35' ? 'q35' : 'pc');
   const backend = ctx.memory ? `,memory-backend=${RAM_BACKEND_ID}` : '';
-  a.push('-machine', `${machine},usb=off,dump-guest-core=off${backend}`);
+  const irqchip = splitIrqchip(def) ? ',kernel_irqchip=split' : '';
+  a.push('-machine', `${machine},usb=off${irqchip},dump-guest-core=off${backend}`);
   a.push('-accel', ctx.accel);
   const tuning = readTuning(def);
   a.push('-cpu', cpuArg(tuning, ctx.accel));
@@ -73,6 +75,9 @@ export function buildArgv(live: DomainDef, ctx: ArgvContext): string[] {
   if (def.os.initrd !== undefined) a.push('-initrd', def.os.initrd);
   if (def.os.cmdline !== undefined) a.push('-append', def.os.cmdline);
 
+  const vfio = [...ctx.hostDevices.values()].some((p) => p.kind === 'vfio');
+  const iommu = iommuProps(def, machineFamily(def) === 'q35', vfio);
+  if (iommu) device(a, iommu);
   for (const c of def.devices.controllers) {
     if (c.type !== 'pci' || c.index === 0) continue;
     if (c.model !== 'pcie-root-port') {

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { DomainDef } from '../conf/domain/types.ts';
 import { PassthruError } from '../conf/error.ts';
+import { iommuOf } from './iommu.ts';
 
 const GiB = 1024 ** 3;
 
@@ -14,8 +15,7 @@ const GiB = 1024 ** 3;
 export function memlockBytes(def: DomainDef, vfioDevices: number): number | undefined {
   if (vfioDevices === 0) return undefined;
   const each = def.memoryKiB * 1024 + GiB;
-  const viommu = (def.devices.others ?? []).some((o) => o.kind === 'iommu');
-  return viommu ? each * vfioDevices : each;
+  return iommuOf(def) ? each * vfioDevices : each;
 }
 
 /** Raises a running QEMU's limit (before a hot-plug adds a VFIO device). */

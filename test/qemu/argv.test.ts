@@ -31,6 +31,7 @@ const CASES: readonly { name: string; backend: Backend; accel?: Accel }[] = [
   { name: 'teaming', backend: 'vfio' },
   { name: 'user-net-pc', backend: 'vfio' },
   { name: 'explicit-addresses', backend: 'vfio' },
+  { name: 'viommu-vfio', backend: 'vfio' },
 ];
 
 /** What the host backend would present for each hostdev of the live definition: the linux one's
