@@ -165,6 +165,18 @@ test('VM lab: --qemu-user: QEMU owns /dev/vfio/N while it runs, under the locked
   assert.equal(get('after1'), '0:0 600 vfio-pci', 'root owns the node again, mode 0600');
   assert.equal(get('ledger'), '0');
 
+  // Two VFs behind the guest's intel vIOMMU: each has its own DMA address space, so the limit is
+  // counted per device (2 x (128 MiB + 1 GiB)), and vfio pinned the guest's RAM once per device.
+  assert.equal(get('define3'), '0');
+  assert.equal(get('start3'), '0');
+  assert.equal(get('viommu3'), '"driver":"intel-iommu","id":"iommu0","caching-mode":true');
+  assert.equal(get('fds3'), '2', 'QEMU realized both VFs');
+  assert.equal(get('limits3'), `${2 * (128 + 1024) * MiB} ${2 * (128 + 1024) * MiB}`);
+  assert.ok(Number(get('vmlck3')) >= 2 * 128 * 1024, `VmLck ${get('vmlck3')} kB: the RAM pinned for each VF`);
+  assert.equal(get('destroy3'), '0');
+  assert.equal(get('after3'), '0:0 600 vfio-pci igbvf', 'VF0 detached and root’s again, VF1 back on igbvf');
+  assert.equal(get('ledger3'), '0');
+
   // The kernel enforces the limit for this user: the same VF and RAM under 16 MiB fails.
   const [lowRc, ...why] = get('toolow').split(' ');
   assert.notEqual(lowRc, '0', 'a limit below the guest RAM must not start');

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { existsSync } from 'node:fs';
 import { profileJson } from '../../src/host/sim/profile.ts';
 import { rngProblem } from '../conf/conformance/libvirt.ts';
 import { simHost } from '../host/helpers.ts';

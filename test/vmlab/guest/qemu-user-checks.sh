@@ -7,7 +7,8 @@
 #       domain and shows who owns it after): the limit is set before QEMU runs;
 #   qu2 starts with no host device (the default limit, 8 MiB here), then VF1 is hot-plugged as an
 #       <interface type='hostdev' managed='yes'>: the limit must be raised before device_add, or
-#       vfio cannot pin the guest's RAM.
+#       vfio cannot pin the guest's RAM;
+#   qu3 holds VF0 and VF1 behind an intel vIOMMU: the limit and the pinned RAM count each device.
 # Then the same QEMU, user and VF with a limit below the guest's RAM, started by hand, must fail:
 # the kernel enforces the limit, so the figures above mean something.
 # Prints lines "CHECK <name> <value>" that test/vmlab/daemon-linux.test.ts reads.
@@ -35,7 +36,7 @@ hostdev() { echo "<hostdev mode='subsystem' type='pci' managed='no'><source><add
 domain() { echo "<domain type='kvm'><name>$1</name><memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>$2</devices></domain>"; }
 echo "CHECK vf1-before $(vfmac) $(drv "$VF1")"
 
-DOMAINS="qu1 qu2"
+DOMAINS="qu1 qu2 qu3"
 start_daemon --qemu-user "$QU"
 # step NAME CMD...: runs a CLI command, prints its exit code and the start of its error.
 step() { local n=$1 t=$SECONDS; shift; "$@" >/dev/null 2>/tmp/step.err; echo "CHECK $n $? $(head -c 300 /tmp/step.err | tr '\n' ' ')"; echo "TIME $n $((SECONDS - t))s"; }
@@ -75,9 +76,27 @@ echo "CHECK vmlck2 $(vmlck "$PID2")"
 step destroy2 P destroy qu2
 for i in $(seq 100); do [ -e "/sys/bus/pci/devices/$VF1/net" ] && break; sleep 0.1; done
 echo "CHECK after2 $(own "$G1") $(vfmac) $(drv "$VF1")"
+
 step destroy1 P destroy qu1
 echo "CHECK after1 $(own "$G0") $(drv "$VF0")"
 echo "CHECK ledger $(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).entries.length' "$ST/owners.json")"
+
+# qu3: VF0 (still detached) and VF1 (managed) behind the guest's intel vIOMMU. Each VFIO device
+# then has a DMA address space of its own and pins the guest's RAM in it: the limit is counted
+# per device, and vfio's pinned pages (VmLck) show both copies.
+managed() { hostdev "$1" | sed "s/managed='no'/managed='yes'/"; }
+domain qu3 "$(hostdev "$VF0")$(managed "$VF1")<iommu model='intel'><driver caching_mode='on'/></iommu>" >/tmp/qu3.xml
+step define3 P define /tmp/qu3.xml
+step start3 P start qu3
+PID3=$(cat "$ST/run/qu3/qemu.pid" 2>/dev/null || echo 0)
+echo "CHECK viommu3 $(tr '\0' ' ' <"/proc/$PID3/cmdline" | grep -o '"driver":"intel-iommu","id":"iommu0","caching-mode":true' || echo none)"
+echo "CHECK fds3 $(ls -l "/proc/$PID3/fd" | grep -c 'vfio-device')"
+echo "CHECK limits3 $(limits "$PID3")"
+echo "CHECK vmlck3 $(vmlck "$PID3")"
+step destroy3 P destroy qu3
+for i in $(seq 100); do [ -e "/sys/bus/pci/devices/$VF1/net" ] && break; sleep 0.1; done
+echo "CHECK after3 $(own "$G0") $(drv "$VF0") $(drv "$VF1")"
+echo "CHECK ledger3 $(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).entries.length' "$ST/owners.json")"
 
 # The same user, VF and 128 MiB with a 16 MiB limit: vfio cannot pin the RAM, QEMU fails.
 chown "$QU:" "/dev/vfio/$G0"
