@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { PassthruError } from '../../src/conf/error.ts';
 import { parseMac } from '../../src/conf/mac.ts';
-import { parsePciAddress, type PciAddress } from '../../src/conf/pci-address.ts';
+import { type PciAddress, parsePciAddress } from '../../src/conf/pci-address.ts';
 import { adminMacDatapath, type SteerNote } from '../../src/host/datapath.ts';
 import { createSimHost } from '../../src/host/sim/create.ts';
 import { openSimHost, type SimKernel } from '../../src/host/sim/kernel.ts';
@@ -39,6 +39,12 @@ const macOf = async (kernel: SimKernel, pfNetdev: string, vf: number): Promise<s
 
 const GUEST = '52:54:00:aa:00:02';
 
+/** The device manager takes the VF for domain 'hyb' as a managed hostdev with the guest's MAC. */
+const prepareVf = (m: HostdevManager, address: PciAddress) =>
+  m.prepare('hyb', [
+    { alias: 'hostdev0', address, managed: true, stub: 'vfio-pci', assigned: true, net: { mac: parseMac(GUEST) } },
+  ]);
+
 test('igb: the guest MAC leaves the VF for the standby and comes back; release restores the VF exactly, after a restart too', async () => {
   const { kernel, state, m, done } = await setup('intel-82576');
   try {
@@ -46,16 +52,7 @@ test('igb: the guest MAC leaves the VF for the standby and comes back; release r
     const vf2 = await vfAddress(kernel, pf, 2);
     const original = await macOf(kernel, pf, 2);
     assert.equal(original, '02:5e:00:00:00:03', 'igb gave VF 2 a random admin MAC at creation');
-    await m.prepare('hyb', [
-      {
-        alias: 'hostdev0',
-        address: vf2,
-        managed: true,
-        stub: 'vfio-pci',
-        assigned: true,
-        net: { mac: parseMac(GUEST) },
-      },
-    ]);
+    await prepareVf(m, vf2);
     assert.equal(await macOf(kernel, pf, 2), GUEST);
 
     const notes: SteerNote[] = [];
@@ -152,16 +149,7 @@ test('mlx4 refuses the all-zero MAC: 02:00:00:00:00:00 is written instead and sa
   try {
     const pf = 'ens2';
     const vf0 = await vfAddress(kernel, pf, 0);
-    await m.prepare('hyb', [
-      {
-        alias: 'hostdev0',
-        address: vf0,
-        managed: true,
-        stub: 'vfio-pci',
-        assigned: true,
-        net: { mac: parseMac(GUEST) },
-      },
-    ]);
+    await prepareVf(m, vf0);
     assert.equal(await macOf(kernel, pf, 0), GUEST);
     const notes: SteerNote[] = [];
     const dp = adminMacDatapath(kernel, (n) => notes.push(n));
