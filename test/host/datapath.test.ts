@@ -39,9 +39,9 @@ const macOf = async (kernel: SimKernel, pfNetdev: string, vf: number): Promise<s
 
 const GUEST = '52:54:00:aa:00:02';
 
-/** The device manager takes the VF for domain 'hyb' as a managed hostdev with the guest's MAC. */
-const prepareVf = (m: HostdevManager, address: PciAddress) =>
-  m.prepare('hyb', [
+/** The device manager takes the VF for `domain` as a managed hostdev with the guest's MAC. */
+const prepareVf = (m: HostdevManager, address: PciAddress, domain = 'hyb') =>
+  m.prepare(domain, [
     { alias: 'hostdev0', address, managed: true, stub: 'vfio-pci', assigned: true, net: { mac: parseMac(GUEST) } },
   ]);
 
@@ -71,16 +71,7 @@ test('igb: the guest MAC leaves the VF for the standby and comes back; release r
     const vf3 = await vfAddress(kernel, pf, 3);
     const vf3Before = await macOf(kernel, pf, 3);
     await assert.rejects(
-      m.prepare('other', [
-        {
-          alias: 'hostdev0',
-          address: vf3,
-          managed: true,
-          stub: 'vfio-pci',
-          assigned: true,
-          net: { mac: parseMac(GUEST) },
-        },
-      ]),
+      prepareVf(m, vf3, 'other'),
       (e: unknown) =>
         e instanceof PassthruError &&
         e.code === 'DEVICE_IN_USE' &&
@@ -99,16 +90,7 @@ test('igb: the guest MAC leaves the VF for the standby and comes back; release r
     await again.release('hyb');
     assert.equal(await macOf(kernel, pf, 2), original, 'the saved row is written back whatever the datapath did');
     // With the lease gone, the MAC is free for another VF.
-    await again.prepare('other', [
-      {
-        alias: 'hostdev0',
-        address: vf3,
-        managed: true,
-        stub: 'vfio-pci',
-        assigned: true,
-        net: { mac: parseMac(GUEST) },
-      },
-    ]);
+    await prepareVf(again, vf3, 'other');
     assert.equal(await macOf(kernel, pf, 3), GUEST);
     await again.release('other');
   } finally {

@@ -1,4 +1,4 @@
-import { PassthruError } from '../../conf/error.ts';
+import { asPassthruError } from '../../conf/error.ts';
 import type { Client } from '../../protocol/client.ts';
 
 /**
@@ -69,14 +69,14 @@ export function keepLease(
       try {
         await peer.post(`/migrations/${encodeURIComponent(name)}/renew`, undefined, { timeoutMs: every * 2 });
       } catch (err) {
-        const e = err instanceof PassthruError ? err : undefined;
+        const e = asPassthruError(err);
         if (stopped) return;
-        if (e && (e.code === 'OPERATION_INVALID' || e.code === 'NO_DOMAIN')) {
+        if (e.code === 'OPERATION_INVALID' || e.code === 'NO_DOMAIN') {
           stopped = true;
           gone(e.message);
           return;
         }
-        failed(e?.message ?? String(err));
+        failed(e.message);
       }
     }
   };
